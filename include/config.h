@@ -1,0 +1,96 @@
+/* config.h: the daemon's configuration (/etc/nimbus-sync/config.yaml), parsed with libyaml and
+ * validated completely before anything uses it. A Config is immutable once loaded: a reload builds
+ * a new one and swaps it in, so nothing ever sees a half-applied configuration. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diag.h"
+#include "guid.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/nimbus-sync/config.yaml"
+#define CONFIG_MAX_SIZE (1024 * 1024)   /* a config larger than this is refused */
+#define SECRET_MAX_SIZE (64 * 1024)
+#define API_PATH "/api/public-api-next/"
+
+typedef enum LogTarget {
+        LOG_TARGET_AUTO,
+        LOG_TARGET_JOURNAL,
+        LOG_TARGET_STDERR,
+} LogTarget;
+
+typedef struct OuAlias {
+        char *name;
+        Guid id;
+} OuAlias;
+
+typedef struct Config {
+        char *path;                     /* file it was read from */
+
+        Guid tenant_id;
+        char *tenant_id_str;            /* canonical form, for URLs */
+        char *client_id;                /* canonical GUID form */
+        char *client_secret_file;       /* exactly one of these two is set */
+        char *client_secret_credential; /* file name inside $CREDENTIALS_DIRECTORY */
+        char *cluster;                  /* may be NULL when api_url, token_url and scope are all given */
+
+        char *api_base;                 /* scheme://host[:port] + API_PATH, always ends in '/' */
+        char *token_url;
+        char *scope;
+        char *ca_file;                  /* extra trust anchor, or NULL */
+
+        char *roster_dir;
+        char *state_dir;
+        uint64_t scan_interval_usec;    /* default 60 s */
+        uint64_t settle_time_usec;      /* default 2 s */
+
+        OuAlias *ous;                   /* organization_units: name → GUID */
+        size_t n_ous;
+
+        unsigned rate_operations;       /* default 60 */
+        uint64_t rate_window_usec;      /* default 60 s */
+
+        struct {
+                bool enabled;           /* default true */
+                unsigned max_per_run;   /* default 25 */
+                unsigned max_percent;   /* default 10 */
+                bool include_adopted;   /* default false */
+                bool allow_empty;       /* default false */
+                Guid *protected_ids;
+                size_t n_protected;
+        } deletes;
+
+        /* retry: tuning of PRODUCT §6.2; defaults are the contract's numbers. */
+        struct {
+                uint64_t base_usec;         /* default 2 s */
+                uint64_t cap_usec;          /* default 15 min */
+                unsigned attempts;          /* default 8, then quarantine */
+                uint64_t quarantine_usec;   /* default 1 h */
+                uint64_t failed_retry_usec; /* default 6 h */
+                uint64_t timeout_usec;      /* default 30 s: one request's limit */
+        } retry;
+
+        uint64_t verify_interval_usec;  /* default 24 h; 0 = off */
+
+        LogTarget log_target;           /* default auto */
+        int log_level;                  /* syslog priority, default LOG_INFO */
+} Config;
+
+/* Parse and validate. On error returns -EINVAL (or another negative errno) and has added at least
+ * one DIAG_ERROR entry with file:line:col. *ret is only set on success. */
+int config_load(const char *path, Config **ret, Diag *diag);
+/* The same from a buffer, for tests and fuzzing; path is only used in diagnostics. */
+int config_parse(const char *path, const char *buf, size_t len, Config **ret, Diag *diag);
+Config *config_free(Config *c);
+
+/* Read the client secret: from client_secret_file, or from $CREDENTIALS_DIRECTORY/credential.
+ * A file readable by group or others is refused with -EPERM; a missing or empty file is -ENOENT /
+ * -EINVAL. Trailing newlines are stripped. On error a one-line diagnostic is added. The secret is
+ * never put into a diagnostic. */
+int config_read_secret(const Config *c, char **ret, Diag *diag);
+
+/* Resolve a roster's `ou:` value: a GUID, or a name from organization_units. -ENOENT if neither. */
+int config_resolve_ou(const Config *c, const char *s, size_t len, Guid *ret);
+bool config_is_protected(const Config *c, const Guid *id);

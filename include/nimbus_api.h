@@ -1,0 +1,75 @@
+/* nimbus_api.h: the Nimbus Public API and the Entra token endpoint as data: request URLs and
+ * bodies, and tolerant parsing and classification of answers (PRODUCT §2, §6.2). No I/O here;
+ * nimbus_client.c moves the bytes. Unknown fields are ignored, a missing field means "unknown",
+ * and nothing an answer contains can crash us or make us allocate without bound. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "guid.h"
+
+#define NIMBUS_MAX_BODY (1024 * 1024) /* larger answers are refused by the transport */
+#define NIMBUS_MAX_MESSAGE 300        /* server messages are cut to this for logs and the store */
+
+typedef enum NimbusCall {
+        CALL_CREATE,      /* POST user */
+        CALL_COPY,        /* POST user/copy */
+        CALL_DELETE,      /* DELETE user/{id} */
+        CALL_GET_USER,    /* GET user/{id} */
+        CALL_LICENSES,    /* GET user/license-usage */
+} NimbusCall;
+
+typedef enum Outcome {
+        OUTCOME_OK,          /* 2xx */
+        OUTCOME_EXISTS,      /* 409 on create/copy: adopt */
+        OUTCOME_GONE,        /* 404 on delete or get: not a Nimbus user */
+        OUTCOME_TRANSIENT,   /* network error, timeout, 408, 429, 500, 502, 503, 504, other 5xx, 3xx */
+        OUTCOME_AUTH,        /* 401, or 403 "No authenticated user": token or permission */
+        OUTCOME_NO_LICENSES, /* 403 whose message mentions licenses */
+        OUTCOME_PERMANENT,   /* 400, 403 OU not allowed, 404 template missing, delete rejected, other 4xx */
+} Outcome;
+
+const char *nimbus_call_name(NimbusCall call);   /* "create", "copy", "delete", "verify", "licenses" */
+const char *outcome_name(Outcome o);
+
+/* URL (api_base ends in '/'), method and JSON body (NULL for none) of a call. id is the user
+ * (create, copy: the new user; delete, get), target the OU (create) or template (copy). */
+int nimbus_request_build(NimbusCall call, const char *api_base, const Guid *id, const Guid *target,
+                         char **ret_url, const char **ret_method, char **ret_body);
+
+/* http_status 0 means the transport failed (transport_error < 0); that is transient. */
+Outcome nimbus_classify(NimbusCall call, long http_status, int transport_error,
+                        const char *body, size_t len);
+
+/* The message an admin needs to see: "message" (or "error_description", "error", "title",
+ * "detail") of a JSON body, else the plain text; control characters replaced, one line, at most
+ * NIMBUS_MAX_MESSAGE bytes. Never fails for content reasons: an empty body gives "HTTP <status>". */
+int nimbus_error_message(long http_status, const char *body, size_t len, char **ret);
+
+typedef struct NimbusUser {
+        Guid o365_id;             /* null when missing */
+        Guid ou;                  /* null when missing */
+        char assignment_type[32]; /* "SkillBased", "MsTeams", or "" when unknown */
+        char *licenses;           /* comma-separated license names, or NULL (owned) */
+} NimbusUser;
+int nimbus_parse_user(const char *body, size_t len, NimbusUser *ret); /* -EBADMSG if not a JSON object */
+void nimbus_user_clear(NimbusUser *u);
+
+typedef struct NimbusLicense {
+        char *name;
+        int64_t total, used, available; /* -1 when missing */
+} NimbusLicense;
+/* {"licenses": [...]} or a bare array; at most 1000 entries are kept. */
+int nimbus_parse_licenses(const char *body, size_t len, NimbusLicense **ret, size_t *ret_n);
+void nimbus_licenses_free(NimbusLicense *l, size_t n);
+
+/* Entra token answer: access_token and expires_in (seconds, number or string). -EBADMSG if not. */
+int oauth_parse_token(const char *body, size_t len, char **ret_token, uint64_t *ret_expires_usec);
+/* Form body for the client-credentials grant, with the scope URL-encoded. */
+int oauth_request_body(const char *scope, char **ret);
+
+/* Retry-After: delta-seconds or an HTTP-date, relative to now. -EINVAL if unparsable. Values are
+ * capped at 1 hour. */
+int parse_retry_after(const char *value, uint64_t now_usec, uint64_t *ret_delay_usec);

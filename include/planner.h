@@ -1,0 +1,59 @@
+/* planner.h: the diff between the desired state (Roster) and what the store knows of Nimbus.
+ * Pure: it reads its inputs and returns a Plan; it never calls the API or writes the store. Both
+ * inputs are sorted by id, so one merge pass covers a million users with no per-user query.
+ * The deletion safety rules of PRODUCT §6.3 live here and nowhere else. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "roster.h"
+#include "store.h"
+
+#define PLAN_NO_DEP SIZE_MAX
+
+typedef enum ActionKind {
+        ACTION_CREATE = 1,
+        ACTION_COPY = 2,
+        ACTION_DELETE = 3,
+        ACTION_HELD = 4,  /* a delete held by the safety rules */
+        ACTION_DRIFT = 5, /* present in another OU than the roster says: reported, never "fixed" */
+} ActionKind;
+
+typedef struct Action {
+        Guid id;
+        Guid target;             /* OU (create, drift: the roster's OU), template (copy); null for deletes */
+        Guid actual;             /* drift: the OU Nimbus holds the user in */
+        const RosterEntry *entry;/* roster entry (create, copy, drift), NULL for deletes */
+        size_t depends_on;       /* copy: index of the action creating its template, or PLAN_NO_DEP */
+        uint64_t not_before_usec;/* a retry whose backoff has not run out yet; 0 = now */
+        uint8_t kind;            /* ActionKind */
+        uint8_t origin;          /* delete/held: the user's Origin */
+        bool approved;           /* delete: released by approve-deletes */
+} Action;
+
+typedef enum DeleteGuard {
+        GUARD_NONE = 0,
+        GUARD_EMPTY_ROSTER,      /* roster empty, managed users exist, allow_empty false: no deletes */
+        GUARD_MAX_PER_RUN,       /* more than max_per_run: all held */
+        GUARD_MAX_PERCENT,       /* more than 5 and more than max_percent of managed: all held */
+        GUARD_DISABLED,          /* deletes.enabled false */
+} DeleteGuard;
+
+typedef struct Plan {
+        Action *actions;         /* deletes first, then creates, then copies, then held, then drift */
+        size_t n;
+        size_t n_create, n_copy, n_delete, n_held, n_drift;
+        size_t n_failed;         /* roster users skipped: failed permanently, not due for retry */
+        size_t n_quarantined;    /* roster users skipped: quarantined, not due */
+        size_t n_delete_skipped; /* delete candidates not acted on because of GUARD_EMPTY_ROSTER or GUARD_DISABLED */
+        size_t n_managed;        /* present users with origin created, copied or adopted */
+        DeleteGuard guard;
+} Plan;
+
+int plan_build(const Roster *r, const StoreUser *users, size_t n_users, const Config *c,
+               uint64_t now_usec, Plan **ret);
+Plan *plan_free(Plan *p);
+bool plan_has_changes(const Plan *p); /* create, copy, delete or held */

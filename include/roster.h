@@ -1,0 +1,62 @@
+/* roster.h: the desired state, read from the YAML and CSV roster files in roster_dir.
+ * The desired state is the union of all files. It is built whole or not at all: any error in any
+ * file rejects the new state, so a half-written or broken export can never be acted on. Entries are
+ * kept sorted by O365 ID, which lets the planner diff a million users in one merge pass. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "diag.h"
+#include "guid.h"
+
+#define ROSTER_MAX_FILE_SIZE (512u * 1024 * 1024) /* one roster file */
+#define ROSTER_MAX_FILES 1000
+#define ROSTER_MAX_ENTRIES (10u * 1000 * 1000)    /* all files together */
+#define ROSTER_MAX_NAME 256                       /* longer `name` values are cut */
+
+typedef enum TargetKind {
+        TARGET_OU = 1,       /* create with this organization unit */
+        TARGET_TEMPLATE = 2, /* copy this template user */
+} TargetKind;
+
+typedef struct RosterEntry {
+        Guid id;
+        Guid target;         /* OU or template, per kind */
+        uint8_t kind;        /* TargetKind */
+        uint32_t file;       /* index into Roster.files */
+        uint32_t line;
+        uint32_t name;       /* offset into Roster.names, 0 = none (offset 0 holds "") */
+} RosterEntry;
+
+typedef struct Roster {
+        RosterEntry *entries; /* sorted by id, unique */
+        size_t n;
+        char **files;         /* paths of the files read, in name order */
+        size_t n_files;
+        char *names;          /* pool of NUL-terminated informational names */
+        size_t names_len;
+        uint64_t hash;        /* hash of the content of all files, to skip unchanged re-reads */
+} Roster;
+
+/* Is this directory entry a roster file? (*.yaml, *.yml, *.csv, not starting with '.') */
+bool roster_is_candidate_name(const char *name);
+
+/* Read every candidate file directly in dir. An empty folder is a valid, empty roster. */
+int roster_load_dir(const char *dir, const Config *c, Roster **ret, Diag *diag);
+/* Read the given files (as `validate FILE...` does). */
+int roster_load_files(char *const *paths, size_t n, const Config *c, Roster **ret, Diag *diag);
+/* Parse one buffer as if it were a file of that name (format from the extension): for fuzzing. */
+int roster_parse_buffer(const char *path, const char *buf, size_t len, const Config *c,
+                        Roster **ret, Diag *diag);
+
+const RosterEntry *roster_find(const Roster *r, const Guid *id);
+static inline const char *roster_entry_name(const Roster *r, const RosterEntry *e) {
+        return r->names + e->name;
+}
+static inline const char *roster_entry_file(const Roster *r, const RosterEntry *e) {
+        return r->files[e->file];
+}
+Roster *roster_free(Roster *r);

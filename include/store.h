@@ -1,0 +1,115 @@
+/* store.h: the local state store, one SQLite database in state_dir (WAL mode, synchronous=FULL).
+ * It is what nimbus-sync knows of Nimbus: which users it created, copied or adopted, whether they
+ * are present, the call in flight for each (recorded before the call is sent, so a crash can be
+ * settled), failures and retry times, held and approved deletes, recent send times for the rate
+ * window, and the history of runs. Every write is its own durable transaction unless the caller
+ * wraps several in store_begin()/store_commit(). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "guid.h"
+
+#define STORE_FILE_NAME "state.db"
+
+typedef struct Store Store;
+
+typedef enum Origin {
+        ORIGIN_NONE = 0,      /* never created, copied or adopted by us: never touched */
+        ORIGIN_CREATED = 1,
+        ORIGIN_COPIED = 2,
+        ORIGIN_ADOPTED = 3,   /* existed before we listed it (409 on create/copy, or seen by GET) */
+} Origin;
+
+typedef enum Presence {
+        PRESENCE_UNKNOWN = 0, /* never confirmed either way */
+        PRESENCE_PRESENT = 1,
+        PRESENCE_ABSENT = 2,  /* deleted by us, or GET/DELETE answered 404 */
+} Presence;
+
+typedef enum Intent {
+        INTENT_NONE = 0,
+        INTENT_CREATE = 1,    /* a create was sent and its answer not yet recorded */
+        INTENT_COPY = 2,
+        INTENT_DELETE = 3,
+} Intent;
+
+typedef enum UserStatus {
+        STATUS_OK = 0,
+        STATUS_RETRY = 1,       /* transient failure, next_attempt_usec says when */
+        STATUS_FAILED = 2,      /* permanent failure for this target; retried when the entry changes or after 6 h */
+        STATUS_QUARANTINED = 3, /* too many transient failures; retried hourly */
+} UserStatus;
+
+typedef enum Hold {
+        HOLD_NONE = 0,
+        HOLD_HELD = 1,        /* delete held by the safety rules, waiting for approve-deletes */
+        HOLD_APPROVED = 2,    /* approved by approve-deletes; carried out on the next run */
+} Hold;
+
+typedef struct StoreUser {
+        Guid id;
+        Guid target;            /* the roster target of the last action (OU or template) */
+        Guid ou;                /* the OU Nimbus holds the user in, when known; null otherwise */
+        uint64_t next_attempt_usec;
+        uint64_t updated_usec;
+        char *error;            /* last server message, or NULL (owned) */
+        uint16_t http_status;   /* of the last answer, 0 = none */
+        uint16_t attempts;      /* consecutive failed attempts */
+        uint8_t target_kind;    /* TargetKind of `target`, 0 = none */
+        uint8_t origin;         /* Origin */
+        uint8_t presence;       /* Presence */
+        uint8_t intent;         /* Intent */
+        uint8_t status;         /* UserStatus */
+        uint8_t hold;           /* Hold */
+} StoreUser;
+
+typedef struct StoreRun {
+        int64_t id;
+        char run_id[33];        /* 128-bit random, hex */
+        uint64_t started_usec, finished_usec; /* finished 0 = still running or died */
+        unsigned created, copied, deleted, adopted, failed, held;
+        int result;             /* exit status of the run */
+} StoreRun;
+
+/* Opens (creating if needed) state_dir/state.db. read_only opens without creating or migrating;
+ * it fails with -ENOENT when there is no store yet. */
+int store_open(const char *state_dir, bool read_only, Store **ret);
+Store *store_close(Store *s);
+
+int store_begin(Store *s);
+int store_commit(Store *s);
+int store_rollback(Store *s);
+
+/* All users, sorted by id. Free with store_users_free(). */
+int store_load_users(Store *s, StoreUser **ret, size_t *ret_n);
+void store_users_free(StoreUser *u, size_t n);
+void store_user_clear(StoreUser *u); /* frees u->error */
+/* -ENOENT when unknown; on success the caller owns ret->error. */
+int store_get_user(Store *s, const Guid *id, StoreUser *ret);
+/* Insert or replace the whole record. */
+int store_put_user(Store *s, const StoreUser *u);
+
+/* Held deletes, mark-and-sweep: every user in held[] that has hold NONE becomes HELD; every user
+ * with a hold (HELD or APPROVED) that is in neither held[] nor keep[] is reset to NONE. */
+int store_sync_holds(Store *s, const Guid *held, size_t n_held, const Guid *keep, size_t n_keep);
+/* approve-deletes: HELD → APPROVED for exactly the held set. *ret_n = how many. */
+int store_approve_holds(Store *s, size_t *ret_n);
+
+/* Rate window across processes: send times in microseconds of wall-clock time. */
+int store_record_send(Store *s, uint64_t t_usec);
+int store_load_sends(Store *s, uint64_t since_usec, uint64_t **ret, size_t *ret_n); /* ascending */
+int store_prune_sends(Store *s, uint64_t before_usec);
+
+/* Small key/value facts: auth state, last roster error, license pause. */
+int store_meta_set(Store *s, const char *key, const char *value); /* value NULL deletes */
+int store_meta_get(Store *s, const char *key, char **ret);        /* -ENOENT when absent */
+
+int store_run_begin(Store *s, StoreRun *run); /* fills run->id; run_id and started set by caller */
+int store_run_finish(Store *s, const StoreRun *run);
+int store_last_run(Store *s, StoreRun *ret); /* -ENOENT when none */
+
+/* PRAGMA integrity_check: 0 if "ok", -EIO otherwise. */
+int store_check_integrity(Store *s);

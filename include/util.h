@@ -1,0 +1,40 @@
+/* util.h: small helpers shared by every module: cleanup attributes, time, string checks.
+ * Nothing here allocates global state; everything is a pure function or a macro. */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define USEC_PER_SEC  UINT64_C(1000000)
+#define USEC_PER_MSEC UINT64_C(1000)
+#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+
+static inline void freep(void *p) { free(*(void **)p); }
+#define _cleanup_free_ __attribute__((cleanup(freep)))
+
+/* Hand an owned pointer over: `*ret = TAKE_PTR(x);` leaves x NULL so cleanup does nothing. */
+#define TAKE_PTR(p) ({ __typeof__(p) _p = (p); (p) = NULL; _p; })
+
+static inline bool streq(const char *a, const char *b) { return strcmp(a, b) == 0; }
+static inline bool streq_ptr(const char *a, const char *b) {
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Wall-clock microseconds (CLOCK_REALTIME): used for everything persisted in the store. */
+uint64_t now_usec(void);
+/* Monotonic microseconds: for measuring durations within one process. */
+uint64_t mono_usec(void);
+
+/* Parse "500ms", "2s", "5m", "24h", "1d" or a bare number of seconds. -EINVAL on bad input,
+ * -ERANGE on overflow. */
+int parse_duration(const char *s, uint64_t *ret_usec);
+
+/* Read a whole file into a NUL-terminated buffer, refusing files larger than max_size (-EFBIG). */
+int read_file_bounded(const char *path, size_t max_size, char **ret_buf, size_t *ret_len);
+
+/* strdup() that reports failure as -ENOMEM through the return value. */
+int strdup_checked(const char *s, char **ret);

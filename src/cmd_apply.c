@@ -1,0 +1,1 @@
+/* cmd_apply.c: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* cmd_misc.c: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* guid.c: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* job.c: placeholder, being written. */

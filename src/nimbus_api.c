@@ -1,0 +1,1 @@
+/* nimbus_api.c: placeholder, being written. */

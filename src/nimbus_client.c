@@ -1,0 +1,1 @@
+/* nimbus_client.c: placeholder, being written. */

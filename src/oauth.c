@@ -1,0 +1,1 @@
+/* oauth.c: placeholder, being written. */

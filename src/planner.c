@@ -1,0 +1,1 @@
+/* planner.c: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* roster.c: placeholder, being written. */

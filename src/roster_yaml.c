@@ -1,0 +1,1 @@
+/* roster_yaml.c: placeholder, being written. */

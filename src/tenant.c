@@ -1,0 +1,1 @@
+/* tenant.c: placeholder, being written. */
