@@ -1,1 +1,152 @@
-/* cli.c: placeholder, being written. */
+/* cli.c: argument parsing and dispatch to the commands. -c/--config may stand before or after the
+ * subcommand; $NIMBUS_SYNC_CONFIG is the default's override. */
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+typedef struct Command {
+        const char *name;
+        int (*run)(Cli *cli);
+        const char *usage;
+        const char *help;
+} Command;
+
+static const Command commands[] = {
+        { "daemon", NULL, "daemon", "run as a service (foreground)" },
+        { "apply", cmd_apply, "apply", "reconcile once until nothing actionable is left" },
+        { "plan", cmd_plan, "plan [--json] [--refresh]", "show what apply would do; change nothing" },
+        { "validate", cmd_validate, "validate [FILE...]", "check the config and the roster" },
+        { "status", cmd_status, "status [--json]", "what the state store knows" },
+        { "approve-deletes", cmd_approve_deletes, "approve-deletes", "release the deletes held now" },
+        { "licenses", cmd_licenses, "licenses [--json]", "license usage of the tenant" },
+        { "user", cmd_user, "user show ID [--json]", "one user's Nimbus details" },
+};
+
+static void usage(FILE *f) {
+        fprintf(f, "Usage: nimbus-sync [-c CONFIG] COMMAND [OPTIONS]\n\n"
+                   "Keeps the users of a Luware Nimbus tenant equal to roster files.\n\nCommands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                fprintf(f, "  %-28s %s\n", commands[i].usage, commands[i].help);
+        fprintf(f, "\nOptions:\n"
+                   "  -c, --config PATH            config file (default $NIMBUS_SYNC_CONFIG or %s)\n"
+                   "  -h, --help                   this help; `help COMMAND` for one command\n"
+                   "      --version                print the version\n\n"
+                   "Exit status: 0 done/no changes, 1 error, 2 changes or work remaining,\n"
+                   "3 not a Nimbus user (user show). See nimbus-sync(8).\n", CONFIG_DEFAULT_PATH);
+}
+
+static const Command *command_find(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(commands[i].name, name))
+                        return &commands[i];
+        return NULL;
+}
+
+static int help_command(const char *name) {
+        const Command *c = command_find(name);
+
+        if (!c) {
+                fprintf(stderr, "nimbus-sync: unknown command \"%s\"; see nimbus-sync --help\n", name);
+                return EXIT_ERROR;
+        }
+        printf("Usage: nimbus-sync [-c CONFIG] %s\n\n%s.\n", c->usage, c->help);
+        return EXIT_OK;
+}
+
+enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH };
+
+/* getopt_long permutes, so options may follow the subcommand; what is left are operands. */
+static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret_version) {
+        static const struct option opts[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, OPT_VERSION },
+                { "json", no_argument, NULL, OPT_JSON },
+                { "refresh", no_argument, NULL, OPT_REFRESH },
+                {}
+        };
+        int o;
+
+        while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) >= 0)
+                switch (o) {
+                case 'c': cli->config_path = optarg; break;
+                case 'h': *ret_help = true; break;
+                case OPT_VERSION: *ret_version = true; break;
+                case OPT_JSON: cli->json = true; break;
+                case OPT_REFRESH: cli->refresh = true; break;
+                default: return -EINVAL;   /* getopt printed why */
+                }
+        if (optind < argc)
+                cli->command = argv[optind++];
+        cli->args = argv + optind;
+        cli->n_args = argc - optind;
+        return 0;
+}
+
+int cli_main(int argc, char **argv) {
+        Cli cli = { .config_path = getenv("NIMBUS_SYNC_CONFIG") };
+        bool help = false, version = false;
+        const Command *c;
+
+        if (!cli.config_path || !*cli.config_path)
+                cli.config_path = CONFIG_DEFAULT_PATH;
+        log_init(&cli.log, LOG_TARGET_STDERR, LOG_INFO);
+        if (parse_args(&cli, argc, argv, &help, &version) < 0) {
+                fprintf(stderr, "See nimbus-sync --help.\n");
+                return EXIT_ERROR;
+        }
+        if (version) {
+                printf("nimbus-sync %s\n", NIMBUS_SYNC_VERSION);
+                return EXIT_OK;
+        }
+        if (cli.command && streq(cli.command, "help"))
+                return cli.n_args > 0 ? help_command(cli.args[0]) : (usage(stdout), EXIT_OK);
+        if (help && cli.command)
+                return help_command(cli.command);
+        if (help || !cli.command) {
+                usage(help ? stdout : stderr);
+                return help ? EXIT_OK : EXIT_ERROR;
+        }
+        c = command_find(cli.command);
+        if (!c || !c->run) {
+                fprintf(stderr, "nimbus-sync: %s command \"%s\"; see nimbus-sync --help\n",
+                        c ? "not yet available:" : "unknown", cli.command);
+                return EXIT_ERROR;
+        }
+        return c->run(&cli);
+}
+
+int cli_load_config(Cli *cli, Config **ret) {
+        Diag d = DIAG_INIT;
+        int r;
+
+        r = config_load(cli->config_path, ret, &d);
+        log_diag(&cli->log, &d, NULL);
+        if (r < 0 && d.n_errors == 0)
+                fprintf(stderr, "%s: error: cannot read the config: %s\n", cli->config_path, strerror(-r));
+        diag_clear(&d);
+        if (r >= 0)
+                log_init(&cli->log, (*ret)->log_target, (*ret)->log_level);
+        return r;
+}
+
+int cli_load_roster(Cli *cli, const Config *c, Roster **ret) {
+        Diag d = DIAG_INIT;
+        int r;
+
+        if (cli->n_args > 0 && streq(cli->command, "validate"))
+                r = roster_load_files(cli->args, (size_t) cli->n_args, c, ret, &d);
+        else
+                r = roster_load_dir(c->roster_dir, c, ret, &d);
+        log_diag(&cli->log, &d, r < 0 ? MID_ROSTER_ERROR : NULL);
+        if (r < 0 && d.n_errors == 0)
+                fprintf(stderr, "%s: error: cannot read the roster: %s\n", c->roster_dir, strerror(-r));
+        if (r < 0)
+                fprintf(stderr, "roster rejected: nothing was changed\n");
+        diag_clear(&d);
+        return r;
+}

@@ -1,1 +1,300 @@
-/* cmd_plan.c: placeholder, being written. */
+/* cmd_plan.c: `validate` and `plan`: read-only commands that show what the roster means.
+ * `plan` never sends a mutating call; with --refresh it first checks the users it would act on
+ * with GET, which only updates what the store knows. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "planner.h"
+#include "tenant.h"
+#include "store.h"
+#include "util.h"
+
+int cmd_validate(Cli *cli) {
+        Config *c = NULL;
+        Roster *r = NULL;
+        int k;
+
+        if (cli_load_config(cli, &c) < 0)
+                return EXIT_ERROR;
+        k = cli_load_roster(cli, c, &r);
+        if (k >= 0)
+                printf("%s: config ok; roster ok: %zu users in %zu files\n", cli->config_path, r->n,
+                       r->n_files);
+        roster_free(r);
+        config_free(c);
+        return k < 0 ? EXIT_ERROR : EXIT_OK;
+}
+
+/* What the store knows; a store that does not exist yet knows nothing. */
+static int load_known_users(const Config *c, StoreUser **ret, size_t *ret_n) {
+        Store *s = NULL;
+        int k;
+
+        k = store_open(c->state_dir, true, &s);
+        if (k == -ENOENT) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        if (k < 0)
+                return k;
+        k = store_load_users(s, ret, ret_n);
+        store_close(s);
+        return k;
+}
+
+static const char *guard_reason(const Plan *p, const Config *c, char *buf, size_t size) {
+        switch (p->guard) {
+        case GUARD_MAX_PER_RUN:
+                snprintf(buf, size, "more than deletes.max_per_run (%u) in one run", c->deletes.max_per_run);
+                break;
+        case GUARD_MAX_PERCENT:
+                snprintf(buf, size, "more than deletes.max_percent (%u%%) of %zu managed users",
+                         c->deletes.max_percent, p->n_managed);
+                break;
+        case GUARD_EMPTY_ROSTER:
+                snprintf(buf, size, "the roster is empty and deletes.allow_empty is false");
+                break;
+        case GUARD_DISABLED:
+                snprintf(buf, size, "deletes.enabled is false");
+                break;
+        default:
+                buf[0] = 0;
+        }
+        return buf;
+}
+
+static void print_action(const Roster *r, const Action *a) {
+        char id[GUID_STRING_MAX], t[GUID_STRING_MAX], actual[GUID_STRING_MAX];
+        const char *name = a->entry && a->entry->name ? r->names + a->entry->name : NULL;
+        const char *file = a->entry ? r->files[a->entry->file] : NULL;
+
+        guid_format(&a->id, id);
+        guid_format(&a->target, t);
+        switch (a->kind) {
+        case ACTION_CREATE: printf("+ create %s in OU %s", id, t); break;
+        case ACTION_COPY:   printf("+ copy   %s from template %s", id, t); break;
+        case ACTION_DELETE: printf("- delete %s%s", id, a->approved ? " (approved)" : ""); break;
+        case ACTION_HELD:   printf("! held   %s (delete held until approve-deletes)", id); break;
+        case ACTION_DRIFT:
+                printf("~ drift  %s is in OU %s, the roster says %s", id, guid_format(&a->actual, actual), t);
+                break;
+        }
+        if (name && *name)
+                printf("  %s", name);
+        if (a->entry)
+                printf("  [%s:%u]", file, a->entry->line);
+        if (a->kind == ACTION_COPY && a->depends_on != PLAN_NO_DEP)
+                printf("  (after its template is created)");
+        putchar('\n');
+}
+
+static void print_plan_human(const Roster *r, const Plan *p, const Config *c) {
+        char why[256];
+
+        for (size_t i = 0; i < p->n; i++)
+                print_action(r, &p->actions[i]);
+        if (p->n_held > 0 || p->n_delete_skipped > 0)
+                printf("Deletes %s: %s.\n", p->n_held > 0 ? "held" : "skipped",
+                       guard_reason(p, c, why, sizeof(why)));
+        if (!plan_has_changes(p))
+                printf("No changes. Nimbus matches the roster (%zu users).\n", r->n);
+        else
+                printf("Plan: %zu to create, %zu to copy, %zu to delete, %zu held.\n", p->n_create,
+                       p->n_copy, p->n_delete, p->n_held);
+        if (p->n_drift > 0)
+                printf("%zu users are in another OU than the roster says (no API call can move them).\n",
+                       p->n_drift);
+        if (p->n_failed + p->n_quarantined > 0)
+                printf("%zu failed and %zu quarantined users wait for their retry time (see status).\n",
+                       p->n_failed, p->n_quarantined);
+}
+
+static const char *action_name(const Action *a) {
+        return a->kind == ACTION_CREATE ? "create" : a->kind == ACTION_COPY ? "copy" : "delete";
+}
+
+/* Streamed, not built as a tree: a million actions must fit in the memory budget. Every value is
+ * a GUID, a number or a fixed word, so nothing needs escaping. */
+static void print_plan_json(const Plan *p) {
+        char id[GUID_STRING_MAX], t[GUID_STRING_MAX], actual[GUID_STRING_MAX];
+        bool first = true;
+
+        printf("{\"changes\": {\"create\": %zu, \"copy\": %zu, \"delete\": %zu, \"held\": %zu}, "
+               "\"drift\": %zu, \"actions\": [", p->n_create, p->n_copy, p->n_delete, p->n_held, p->n_drift);
+        for (size_t i = 0; i < p->n; i++) {
+                const Action *a = &p->actions[i];
+
+                if (a->kind == ACTION_DRIFT)
+                        continue;
+                printf("%s{\"action\": \"%s\", \"o365_id\": \"%s\"", first ? "" : ", ", action_name(a),
+                       guid_format(&a->id, id));
+                first = false;
+                if (a->kind == ACTION_CREATE)
+                        printf(", \"ou\": \"%s\"}", guid_format(&a->target, t));
+                else if (a->kind == ACTION_COPY)
+                        printf(", \"template\": \"%s\"}", guid_format(&a->target, t));
+                else
+                        printf(", \"held\": %s}", a->kind == ACTION_HELD ? "true" : "false");
+        }
+        printf("], \"drift_users\": [");
+        first = true;
+        for (size_t i = 0; i < p->n; i++) {
+                const Action *a = &p->actions[i];
+
+                if (a->kind != ACTION_DRIFT)
+                        continue;
+                printf("%s{\"o365_id\": \"%s\", \"ou\": \"%s\", \"actual_ou\": \"%s\"}", first ? "" : ", ",
+                       guid_format(&a->id, id), guid_format(&a->target, t), guid_format(&a->actual, actual));
+                first = false;
+        }
+        printf("]}\n");
+}
+
+/* ---- plan --refresh: GET each user the plan would act on, and remember the answers ---------- */
+
+typedef struct Refresh {
+        Tenant *tenant;
+        size_t pending, errors;
+        int result;
+} Refresh;
+
+typedef struct RefreshItem {
+        Refresh *refresh;
+        Guid id;
+        bool in_roster;
+} RefreshItem;
+
+static void refresh_record(RefreshItem *it, const NimbusResult *res) {
+        Store *s = it->refresh->tenant->store;
+        NimbusUser nu = { 0 };
+        StoreUser u;
+
+        if (store_get_user(s, &it->id, &u) == -ENOENT)
+                u = (StoreUser) { .id = it->id };
+        if (res->outcome == OUTCOME_GONE) {
+                u.presence = PRESENCE_ABSENT;
+        } else {
+                u.presence = PRESENCE_PRESENT;
+                /* In the roster and already in Nimbus: it existed before we listed it. */
+                if (u.origin == ORIGIN_NONE && it->in_roster)
+                        u.origin = ORIGIN_ADOPTED;
+                if (nimbus_parse_user(res->body, res->body_len, &nu) >= 0 && !guid_is_null(&nu.ou))
+                        u.ou = nu.ou;
+                nimbus_user_clear(&nu);
+        }
+        u.updated_usec = now_usec();
+        if (store_put_user(s, &u) < 0)
+                it->refresh->errors++;
+        store_user_clear(&u);
+}
+
+static void refresh_done(void *userdata, const NimbusResult *res) {
+        RefreshItem *it = userdata;
+        Refresh *rf = it->refresh;
+        char id[GUID_STRING_MAX];
+
+        if (res->outcome == OUTCOME_OK || res->outcome == OUTCOME_GONE)
+                refresh_record(it, res);
+        else if (res->error != -ECANCELED) {
+                rf->errors++;
+                fprintf(stderr, "warning: could not check %s: %s\n", guid_format(&it->id, id), res->message);
+        }
+        if (res->outcome == OUTCOME_AUTH)
+                rf->result = -EACCES;
+        free(it);
+        if (--rf->pending == 0)
+                tenant_close(rf->tenant);
+}
+
+static int refresh_queue(Refresh *rf, const Plan *p) {
+        for (size_t i = 0; i < p->n; i++) {
+                const Action *a = &p->actions[i];
+                RefreshItem *it;
+
+                if (a->kind == ACTION_DRIFT)
+                        continue;
+                it = malloc(sizeof(*it));
+                if (!it)
+                        return -ENOMEM;
+                *it = (RefreshItem) { .refresh = rf, .id = a->id, .in_roster = a->entry != NULL };
+                if (tenant_call(rf->tenant, PRIO_VERIFY, CALL_GET_USER, &a->id, NULL, NULL,
+                                refresh_done, it) < 0) {
+                        free(it);
+                        return -ENOMEM;
+                }
+                rf->pending++;
+        }
+        return 0;
+}
+
+/* Runs the GETs on a loop of its own; the config is handed to (and freed with) the tenant. */
+static int plan_refresh(Cli *cli, const Plan *p) {
+        Refresh rf = { 0 };
+        Config *c = NULL;
+        Diag d = DIAG_INIT;
+        uv_loop_t loop;
+        int k;
+
+        if (cli_load_config(cli, &c) < 0 || uv_loop_init(&loop) < 0)
+                return -EINVAL;
+        k = tenant_new(&loop, c, &cli->log, &rf.tenant, &d);
+        log_diag(&cli->log, &d, NULL);
+        diag_clear(&d);
+        if (k >= 0) {
+                rf.tenant->give_up_on_auth = true;
+                k = refresh_queue(&rf, p);
+                if (rf.pending == 0)
+                        tenant_close(rf.tenant);
+                (void) uv_run(&loop, UV_RUN_DEFAULT);
+                k = k < 0 ? k : rf.result;
+        }
+        (void) uv_loop_close(&loop);
+        return k < 0 ? k : rf.errors > 0 ? -EIO : 0;
+}
+
+static int build_plan(const Config *c, const Roster *r, Plan **ret) {
+        StoreUser *users = NULL;
+        size_t n = 0;
+        int k;
+
+        k = load_known_users(c, &users, &n);
+        if (k < 0) {
+                fprintf(stderr, "%s: error: cannot read the state store: %s\n", c->state_dir, strerror(-k));
+                return k;
+        }
+        k = plan_build(r, users, n, c, now_usec(), ret);
+        store_users_free(users, n);
+        return k;
+}
+
+int cmd_plan(Cli *cli) {
+        Config *c = NULL;
+        Roster *r = NULL;
+        Plan *p = NULL;
+        int k, ret = EXIT_ERROR;
+
+        if (cli_load_config(cli, &c) < 0 || cli_load_roster(cli, c, &r) < 0)
+                goto out;
+        k = build_plan(c, r, &p);
+        if (k >= 0 && cli->refresh && plan_has_changes(p)) {
+                k = plan_refresh(cli, p);
+                if (k < 0)
+                        fprintf(stderr, "error: plan --refresh: some users could not be checked\n");
+                p = plan_free(p);
+                k = k < 0 ? k : build_plan(c, r, &p);
+        }
+        if (k < 0)
+                goto out;
+        if (cli->json)
+                print_plan_json(p);
+        else
+                print_plan_human(r, p, c);
+        ret = plan_has_changes(p) ? EXIT_PENDING : EXIT_OK;
+out:
+        plan_free(p);
+        roster_free(r);
+        config_free(c);
+        return ret;
+}

@@ -1,1 +1,229 @@
-/* cmd_status.c: placeholder, being written. */
+/* cmd_status.c: `status` and `approve-deletes`, which work on the state store alone and never
+ * talk to Nimbus. */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "store.h"
+#include "util.h"
+
+#define STATUS_MAX_LISTED 1000  /* failed users listed in --json; the human view shows fewer */
+#define STATUS_HUMAN_LISTED 20
+
+typedef struct Summary {
+        size_t users, present, created, copied, adopted, absent;
+        size_t retry, failed, quarantined, held, approved, unknown_intent;
+        unsigned rate_used;
+        StoreRun last;
+        bool has_last;
+        char *auth_state, *auth_error;
+} Summary;
+
+static void summarize_user(Summary *s, const StoreUser *u) {
+        s->users++;
+        s->present += u->presence == PRESENCE_PRESENT;
+        s->absent += u->presence == PRESENCE_ABSENT;
+        if (u->presence == PRESENCE_PRESENT) {
+                s->created += u->origin == ORIGIN_CREATED;
+                s->copied += u->origin == ORIGIN_COPIED;
+                s->adopted += u->origin == ORIGIN_ADOPTED;
+        }
+        s->retry += u->status == STATUS_RETRY;
+        s->failed += u->status == STATUS_FAILED;
+        s->quarantined += u->status == STATUS_QUARANTINED;
+        s->held += u->hold == HOLD_HELD;
+        s->approved += u->hold == HOLD_APPROVED;
+        s->unknown_intent += u->intent != INTENT_NONE;
+}
+
+static int summarize(Store *st, const Config *c, const StoreUser *u, size_t n, Summary *s) {
+        _cleanup_free_ uint64_t *sends = NULL;
+        uint64_t now = now_usec();
+        size_t ns = 0;
+
+        for (size_t i = 0; i < n; i++)
+                summarize_user(s, &u[i]);
+        if (store_load_sends(st, now > c->rate_window_usec ? now - c->rate_window_usec : 0, &sends, &ns) >= 0)
+                s->rate_used = (unsigned) ns;
+        s->has_last = store_last_run(st, &s->last) >= 0;
+        if (store_meta_get(st, "auth_state", &s->auth_state) < 0)
+                s->auth_state = NULL;
+        if (store_meta_get(st, "auth_error", &s->auth_error) < 0)
+                s->auth_error = NULL;
+        return 0;
+}
+
+static const char *status_word(const StoreUser *u) {
+        return u->status == STATUS_FAILED ? "failed" : u->status == STATUS_QUARANTINED ? "quarantined" :
+               u->status == STATUS_RETRY ? "retry" : u->hold == HOLD_HELD ? "held" :
+               u->hold == HOLD_APPROVED ? "approved" : "ok";
+}
+
+static bool user_is_notable(const StoreUser *u) {
+        return u->status != STATUS_OK || u->hold != HOLD_NONE;
+}
+
+static void format_time(uint64_t usec, char *buf, size_t size) {
+        time_t t = (time_t) (usec / USEC_PER_SEC);
+        struct tm tm;
+
+        if (usec == 0 || !localtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+                snprintf(buf, size, "-");
+}
+
+static void print_status_human(const Config *c, const Summary *s, const StoreUser *u, size_t n) {
+        char when[64], id[GUID_STRING_MAX];
+        size_t listed = 0;
+
+        printf("Users known:   %zu (%zu present: %zu created, %zu copied, %zu adopted; %zu deleted)\n",
+               s->users, s->present, s->created, s->copied, s->adopted, s->absent);
+        printf("Pending:       %zu retrying, %zu with an unsettled call\n", s->retry, s->unknown_intent);
+        printf("Failed:        %zu failed, %zu quarantined\n", s->failed, s->quarantined);
+        printf("Held deletes:  %zu held, %zu approved%s\n", s->held, s->approved,
+               s->held ? " (review with `nimbus-sync plan`, release with `nimbus-sync approve-deletes`)" : "");
+        printf("Auth:          %s%s%s\n", s->auth_state ? s->auth_state : "unknown",
+               s->auth_error ? ": " : "", s->auth_error ? s->auth_error : "");
+        printf("Rate:          %u of %u requests in the last %.0f s\n", s->rate_used, c->rate_operations,
+               (double) c->rate_window_usec / USEC_PER_SEC);
+        if (s->has_last) {
+                format_time(s->last.started_usec, when, sizeof(when));
+                printf("Last run:      %s, %s: %u created, %u copied, %u adopted, %u deleted, %u failed, "
+                       "%u held (exit %d)\n", when, s->last.finished_usec ? "finished" : "did not finish",
+                       s->last.created, s->last.copied, s->last.adopted, s->last.deleted, s->last.failed,
+                       s->last.held, s->last.result);
+        } else
+                printf("Last run:      never\n");
+        for (size_t i = 0; i < n && listed < STATUS_HUMAN_LISTED; i++)
+                if (user_is_notable(&u[i])) {
+                        printf("  %-11s %s%s%s\n", status_word(&u[i]), guid_format(&u[i].id, id),
+                               u[i].error ? "  " : "", u[i].error ? u[i].error : "");
+                        listed++;
+                }
+}
+
+static json_object *user_json(const StoreUser *u) {
+        char id[GUID_STRING_MAX];
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "o365_id", json_object_new_string(guid_format(&u->id, id)));
+        json_object_object_add(o, "state", json_object_new_string(status_word(u)));
+        json_object_object_add(o, "http_status", json_object_new_int(u->http_status));
+        json_object_object_add(o, "attempts", json_object_new_int(u->attempts));
+        json_object_object_add(o, "error", u->error ? json_object_new_string(u->error) : NULL);
+        json_object_object_add(o, "next_attempt", json_object_new_int64((int64_t) (u->next_attempt_usec / USEC_PER_SEC)));
+        return o;
+}
+
+static void add_size(json_object *o, const char *key, size_t v) {
+        json_object_object_add(o, key, json_object_new_int64((int64_t) v));
+}
+
+static void print_status_json(const Config *c, const Summary *s, const StoreUser *u, size_t n) {
+        json_object *root = json_object_new_object(), *users = json_object_new_object();
+        json_object *list = json_object_new_array(), *rate = json_object_new_object();
+        json_object *auth = json_object_new_object(), *last = NULL;
+        size_t listed = 0;
+
+        add_size(users, "known", s->users);
+        add_size(users, "present", s->present);
+        add_size(users, "created", s->created);
+        add_size(users, "copied", s->copied);
+        add_size(users, "adopted", s->adopted);
+        add_size(users, "deleted", s->absent);
+        add_size(users, "retrying", s->retry);
+        add_size(users, "unsettled", s->unknown_intent);
+        add_size(users, "failed", s->failed);
+        add_size(users, "quarantined", s->quarantined);
+        add_size(users, "held", s->held);
+        add_size(users, "approved", s->approved);
+        json_object_object_add(root, "users", users);
+        for (size_t i = 0; i < n && listed < STATUS_MAX_LISTED; i++)
+                if (user_is_notable(&u[i])) {
+                        json_object_array_add(list, user_json(&u[i]));
+                        listed++;
+                }
+        json_object_object_add(root, "problems", list);
+        json_object_object_add(auth, "state", json_object_new_string(s->auth_state ? s->auth_state : "unknown"));
+        json_object_object_add(auth, "error", s->auth_error ? json_object_new_string(s->auth_error) : NULL);
+        json_object_object_add(root, "auth", auth);
+        add_size(rate, "used", s->rate_used);
+        add_size(rate, "limit", c->rate_operations);
+        add_size(rate, "window_seconds", c->rate_window_usec / USEC_PER_SEC);
+        json_object_object_add(root, "rate", rate);
+        if (s->has_last) {
+                last = json_object_new_object();
+                json_object_object_add(last, "run_id", json_object_new_string(s->last.run_id));
+                json_object_object_add(last, "started", json_object_new_int64((int64_t) (s->last.started_usec / USEC_PER_SEC)));
+                json_object_object_add(last, "finished", json_object_new_int64((int64_t) (s->last.finished_usec / USEC_PER_SEC)));
+                add_size(last, "created", s->last.created);
+                add_size(last, "copied", s->last.copied);
+                add_size(last, "adopted", s->last.adopted);
+                add_size(last, "deleted", s->last.deleted);
+                add_size(last, "failed", s->last.failed);
+                add_size(last, "held", s->last.held);
+                json_object_object_add(last, "result", json_object_new_int(s->last.result));
+        }
+        json_object_object_add(root, "last_run", last);
+        printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(root);
+}
+
+int cmd_status(Cli *cli) {
+        Config *c = NULL;
+        Store *st = NULL;
+        StoreUser *u = NULL;
+        Summary s = { 0 };
+        size_t n = 0;
+        int k;
+
+        if (cli_load_config(cli, &c) < 0)
+                return EXIT_ERROR;
+        k = store_open(c->state_dir, true, &st);
+        if (k == -ENOENT) {
+                printf(cli->json ? "{\"users\": {\"known\": 0}, \"last_run\": null}\n"
+                                 : "No state yet: nimbus-sync has not run (state_dir %s).\n", c->state_dir);
+                config_free(c);
+                return EXIT_OK;
+        }
+        if (k >= 0)
+                k = store_load_users(st, &u, &n);
+        if (k >= 0)
+                k = summarize(st, c, u, n, &s);
+        if (k < 0)
+                fprintf(stderr, "%s: error: cannot read the state store: %s\n", c->state_dir, strerror(-k));
+        else if (cli->json)
+                print_status_json(c, &s, u, n);
+        else
+                print_status_human(c, &s, u, n);
+        free(s.auth_state);
+        free(s.auth_error);
+        store_users_free(u, n);
+        store_close(st);
+        config_free(c);
+        return k < 0 ? EXIT_ERROR : EXIT_OK;
+}
+
+int cmd_approve_deletes(Cli *cli) {
+        Config *c = NULL;
+        Store *st = NULL;
+        size_t n = 0;
+        int k;
+
+        if (cli_load_config(cli, &c) < 0)
+                return EXIT_ERROR;
+        k = store_open(c->state_dir, false, &st);
+        if (k >= 0)
+                k = store_approve_holds(st, &n);
+        if (k < 0)
+                fprintf(stderr, "%s: error: cannot update the state store: %s\n", c->state_dir, strerror(-k));
+        else if (n == 0)
+                fprintf(stderr, "No deletes are held; nothing to approve.\n");
+        else
+                printf("Approved %zu held deletes; the next run carries them out "
+                       "(users back in the roster by then are kept).\n", n);
+        store_close(st);
+        config_free(c);
+        return k < 0 || n == 0 ? EXIT_ERROR : EXIT_OK;
+}

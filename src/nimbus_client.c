@@ -1,1 +1,198 @@
-/* nimbus_client.c: placeholder, being written. */
+/* nimbus_client.c: the Entra token and the Nimbus calls over the HTTP engine. See the header for
+ * what this module leaves to others. */
+#include "nimbus_client.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "http.h"
+#include "util.h"
+
+#define TOKEN_MARGIN_MAX (60 * USEC_PER_SEC)
+
+struct NimbusClient {
+        HttpEngine *http;
+        char *api_base;
+        char *token_url;
+        char *scope;
+        char *client_id;
+        char *secret;
+        uint64_t timeout_usec;
+
+        char *token;                 /* never logged, never stored */
+        uint64_t token_expires;      /* wall clock, usec */
+        uint64_t token_margin;       /* refresh this long before expiry */
+        bool fetching;
+        unsigned token_count;
+        TokenDoneFn token_done;
+        void *token_userdata;
+};
+
+/* One API call in flight. */
+typedef struct CallCtx {
+        NimbusCall call;
+        NimbusDoneFn done;
+        void *userdata;
+} CallCtx;
+
+static void wipe_free(char *s) {
+        if (!s)
+                return;
+        explicit_bzero(s, strlen(s));
+        free(s);
+}
+
+int nimbus_client_new(uv_loop_t *loop, const Config *c, const char *secret, NimbusClient **ret) {
+        NimbusClient *nc = calloc(1, sizeof(*nc));
+        int r;
+
+        if (!nc)
+                return -ENOMEM;
+        nc->timeout_usec = c->retry.timeout_usec;
+        if (!(nc->api_base = strdup(c->api_base)) || !(nc->token_url = strdup(c->token_url)) ||
+            !(nc->scope = strdup(c->scope)) || !(nc->client_id = strdup(c->client_id)) ||
+            !(nc->secret = strdup(secret))) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = http_engine_new(loop, c->ca_file, &nc->http);
+        if (r < 0)
+                goto fail;
+        *ret = nc;
+        return 0;
+fail:
+        nimbus_client_close(nc);
+        return r;
+}
+
+void nimbus_client_close(NimbusClient *nc) {
+        if (!nc)
+                return;
+        http_engine_close(nc->http);   /* runs our callbacks with -ECANCELED first */
+        free(nc->api_base);
+        free(nc->token_url);
+        free(nc->scope);
+        free(nc->client_id);
+        wipe_free(nc->secret);
+        wipe_free(nc->token);
+        free(nc);
+}
+
+bool nimbus_client_token_valid(const NimbusClient *nc, uint64_t now) {
+        return nc->token && now + nc->token_margin < nc->token_expires;
+}
+
+void nimbus_client_token_invalidate(NimbusClient *nc) {
+        wipe_free(nc->token);
+        nc->token = NULL;
+}
+
+unsigned nimbus_client_token_count(const NimbusClient *nc) {
+        return nc->token_count;
+}
+
+/* Entra answers 400 and 401 for every credential problem: those need an admin, not a retry. */
+static TokenStatus token_status(const HttpResponse *resp) {
+        if (resp->status >= 200 && resp->status < 300)
+                return TOKEN_OK;
+        if (resp->status == 400 || resp->status == 401 || resp->status == 403)
+                return TOKEN_REFUSED;
+        return TOKEN_TRANSIENT;
+}
+
+static void token_answer(void *userdata, const HttpResponse *resp) {
+        NimbusClient *nc = userdata;
+        TokenStatus st = resp->status ? token_status(resp) : TOKEN_TRANSIENT;
+        _cleanup_free_ char *msg = NULL;
+        char *token = NULL;
+        uint64_t lifetime = 0;
+
+        nc->fetching = false;
+        if (st == TOKEN_OK && oauth_parse_token(resp->body, resp->body_len, &token, &lifetime) < 0)
+                st = TOKEN_TRANSIENT;   /* a 200 without a token is a strange answer: retry later */
+        if (st == TOKEN_OK) {
+                wipe_free(nc->token);
+                nc->token = token;
+                nc->token_expires = now_usec() + lifetime;
+                nc->token_margin = lifetime / 4 < TOKEN_MARGIN_MAX ? lifetime / 4 : TOKEN_MARGIN_MAX;
+        } else if (resp->status == 0)
+                msg = strdup(resp->error_text);
+        else if (resp->status == 200)
+                msg = strdup("token endpoint answered 200 without a usable access_token");
+        else
+                (void) nimbus_error_message(resp->status, resp->body, resp->body_len, &msg);
+        nc->token_done(nc->token_userdata, st, resp->status, st == TOKEN_OK ? "" : msg ? msg : "out of memory");
+}
+
+int nimbus_client_token_fetch(NimbusClient *nc, TokenDoneFn done, void *userdata) {
+        _cleanup_free_ char *body = NULL;
+        HttpRequest req = {
+                .method = "POST", .url = nc->token_url,
+                .content_type = "application/x-www-form-urlencoded",
+                .basic_user = nc->client_id, .basic_pass = nc->secret,
+                .timeout_usec = nc->timeout_usec, .max_body = NIMBUS_MAX_BODY,
+        };
+        int r;
+
+        if (nc->fetching)
+                return -EBUSY;
+        r = oauth_request_body(nc->scope, &body);
+        if (r < 0)
+                return r;
+        req.body = body;
+        nc->token_done = done;
+        nc->token_userdata = userdata;
+        r = http_submit(nc->http, &req, token_answer, nc);
+        if (r < 0)
+                return r;
+        nc->fetching = true;
+        nc->token_count++;
+        return 0;
+}
+
+static void call_answer(void *userdata, const HttpResponse *resp) {
+        CallCtx *ctx = userdata;
+        _cleanup_free_ char *msg = NULL;
+        NimbusResult res = {
+                .call = ctx->call, .http_status = resp->status, .error = resp->error,
+                .body = resp->body, .body_len = resp->body_len, .message = "",
+        };
+        uint64_t ra;
+
+        res.outcome = nimbus_classify(ctx->call, resp->status, resp->error, resp->body, resp->body_len);
+        if (resp->status == 0)
+                res.message = resp->error_text;
+        else if (res.outcome != OUTCOME_OK &&
+                 nimbus_error_message(resp->status, resp->body, resp->body_len, &msg) >= 0)
+                res.message = msg;
+        if (resp->retry_after && parse_retry_after(resp->retry_after, now_usec(), &ra) >= 0)
+                res.retry_after_usec = ra;
+        ctx->done(ctx->userdata, &res);
+        free(ctx);
+}
+
+int nimbus_client_call(NimbusClient *nc, NimbusCall call, const Guid *id, const Guid *target,
+                       NimbusDoneFn done, void *userdata) {
+        _cleanup_free_ char *url = NULL, *body = NULL;
+        HttpRequest req = { .content_type = "application/json", .timeout_usec = nc->timeout_usec,
+                            .max_body = NIMBUS_MAX_BODY };
+        CallCtx *ctx;
+        int r;
+
+        if (!nc->token)
+                return -ENOKEY;
+        r = nimbus_request_build(call, nc->api_base, id, target, &url, &req.method, &body);
+        if (r < 0)
+                return r;
+        ctx = malloc(sizeof(*ctx));
+        if (!ctx)
+                return -ENOMEM;
+        *ctx = (CallCtx) { .call = call, .done = done, .userdata = userdata };
+        req.url = url;
+        req.body = body;
+        req.bearer = nc->token;
+        r = http_submit(nc->http, &req, call_answer, ctx);
+        if (r < 0)
+                free(ctx);
+        return r;
+}

@@ -1,1 +1,360 @@
-/* tenant.c: placeholder, being written. */
+/* tenant.c: one tenant's call queue in front of the rate limiter, the token and the API.
+ * The dispatcher is the only place a Nimbus request starts; it runs whenever something changed
+ * (a call queued, an answer came, a token arrived, the timer fired) and never waits in a loop. */
+#include "tenant.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "backoff.h"
+#include "util.h"
+
+struct TenantCall {
+        TenantCall *next;
+        Tenant *tenant;
+        Guid id, target;
+        NimbusCall call;
+        uint8_t prio;
+        bool auth_retried;      /* a 401 was already answered by fetching a new token */
+        TenantSendFn on_send;
+        NimbusDoneFn done;
+        void *userdata;
+};
+
+static void dispatch(Tenant *t);
+
+static void queue_push(Tenant *t, TenantCall *c, bool front) {
+        unsigned p = c->prio;
+
+        if (front) {
+                c->next = t->queue[p];
+                t->queue[p] = c;
+                if (!t->queue_tail[p])
+                        t->queue_tail[p] = c;
+                return;
+        }
+        c->next = NULL;
+        if (t->queue_tail[p])
+                t->queue_tail[p]->next = c;
+        else
+                t->queue[p] = c;
+        t->queue_tail[p] = c;
+}
+
+static TenantCall *queue_peek(Tenant *t) {
+        return t->queue[PRIO_MUTATION] ? t->queue[PRIO_MUTATION] : t->queue[PRIO_VERIFY];
+}
+
+static TenantCall *queue_pop(Tenant *t) {
+        unsigned p = t->queue[PRIO_MUTATION] ? PRIO_MUTATION : PRIO_VERIFY;
+        TenantCall *c = t->queue[p];
+
+        if (!c)
+                return NULL;
+        t->queue[p] = c->next;
+        if (!t->queue[p])
+                t->queue_tail[p] = NULL;
+        c->next = NULL;
+        return c;
+}
+
+/* Answer a call that never reached Nimbus (or was refused before it could). */
+static void call_fail(TenantCall *c, Outcome outcome, long status, int error, const char *message) {
+        NimbusResult res = { .call = c->call, .outcome = outcome, .http_status = status,
+                             .error = error, .message = message, .body = "" };
+
+        c->done(c->userdata, &res);
+        free(c);
+}
+
+static void fail_queued(Tenant *t, Outcome outcome, long status, int error, const char *message) {
+        TenantCall *c;
+
+        while ((c = queue_pop(t)))
+                call_fail(c, outcome, status, error, message);
+}
+
+static void on_timer(uv_timer_t *timer) {
+        dispatch(timer->data);
+}
+
+static void arm_timer(Tenant *t, uint64_t at, uint64_t now) {
+        uint64_t ms = at > now ? (at - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC : 0;
+
+        (void) uv_timer_start(&t->timer, on_timer, ms, 0);
+}
+
+static void auth_set(Tenant *t, AuthState state, const char *reason) {
+        if (state == AUTH_FAILED) {
+                free(t->auth_error);
+                t->auth_error = strdup(reason ? reason : "authentication failed");
+        } else
+                t->auth_error = (free(t->auth_error), NULL);
+        if (t->auth != state) {
+                (void) store_meta_set(t->store, "auth_state", state == AUTH_FAILED ? "failed" : "ok");
+                (void) store_meta_set(t->store, "auth_error", t->auth_error);
+        }
+        t->auth = state;
+}
+
+static void auth_failed(Tenant *t, long status, const char *reason) {
+        const Config *c = t->config;
+        LogEvent ev = { .message_id = MID_AUTH_FAILED, .action = "token", .result = "failed",
+                        .http_status = status };
+        bool first = t->auth != AUTH_FAILED;
+
+        auth_set(t, AUTH_FAILED, reason);
+        t->token_attempts++;
+        t->auth_retry_at = now_usec() + backoff_delay(c->retry.base_usec, c->retry.cap_usec,
+                                                      t->token_attempts, backoff_random());
+        if (first)
+                log_event(t->log, LOG_CRIT, &ev, "Nimbus refused our credentials, tenant paused: %s",
+                          t->auth_error);
+        if (t->give_up_on_auth)
+                fail_queued(t, OUTCOME_AUTH, status, 0, t->auth_error);
+}
+
+static void token_done(void *userdata, TokenStatus st, long status, const char *message) {
+        Tenant *t = userdata;
+        const Config *c = t->config;
+        LogEvent ev = { .message_id = MID_USER_RETRY, .action = "token", .result = "retry",
+                        .http_status = status };
+
+        if (t->closing)
+                return;
+        if (st == TOKEN_REFUSED) {
+                auth_failed(t, status, message);
+        } else if (st == TOKEN_TRANSIENT) {
+                t->token_attempts++;
+                ev.attempt = t->token_attempts;
+                log_event(t->log, LOG_WARNING, &ev, "token request failed: %s", message);
+                if (t->token_attempts >= c->retry.attempts && t->give_up_on_auth) {
+                        auth_failed(t, status, message);
+                        return;
+                }
+                t->auth_retry_at = now_usec() + backoff_delay(c->retry.base_usec, c->retry.cap_usec,
+                                                              t->token_attempts, backoff_random());
+        } else {
+                t->token_attempts = 0;
+                t->auth_retry_at = 0;
+                if (t->auth == AUTH_NONE)
+                        auth_set(t, AUTH_OK, NULL);
+        }
+        dispatch(t);
+}
+
+static void call_done(void *userdata, const NimbusResult *res) {
+        TenantCall *c = userdata;
+        Tenant *t = c->tenant;
+        uint64_t now = now_usec();
+
+        t->in_flight--;
+        if (t->closing) {
+                c->done(c->userdata, res);
+                free(c);
+                return;
+        }
+        if (res->outcome == OUTCOME_AUTH && !c->auth_retried) {
+                /* The token may have expired in flight: one more try with a fresh one. */
+                nimbus_client_token_invalidate(t->client);
+                c->auth_retried = true;
+                queue_push(t, c, true);
+        } else if (res->outcome == OUTCOME_AUTH && !t->give_up_on_auth) {
+                /* The daemon keeps the call and waits for the admin (or the server) to fix it. */
+                auth_failed(t, res->http_status, res->message);
+                c->auth_retried = false;
+                queue_push(t, c, true);
+        } else {
+                if (res->outcome == OUTCOME_AUTH)
+                        auth_failed(t, res->http_status, res->message);
+                else if (t->auth == AUTH_FAILED && res->http_status > 0)
+                        auth_set(t, AUTH_OK, NULL);
+                if (res->http_status == 429)
+                        ratelimit_pause(&t->limiter, now + (res->retry_after_usec ? res->retry_after_usec
+                                                                    : t->config->rate_window_usec / 10));
+                c->done(c->userdata, res);
+                free(c);
+        }
+        dispatch(t);
+}
+
+/* Record the send time (and the caller's intent) durably, then send. */
+static void call_send(Tenant *t, TenantCall *c, uint64_t now) {
+        int r;
+
+        r = store_begin(t->store);
+        if (r >= 0 && c->on_send)
+                r = c->on_send(c->userdata);
+        if (r >= 0)
+                r = store_record_send(t->store, now);
+        r = r >= 0 ? store_commit(t->store) : (store_rollback(t->store), r);
+        if (r < 0) {
+                call_fail(c, OUTCOME_TRANSIENT, 0, r, "could not record the call in the state store");
+                return;
+        }
+        ratelimit_record(&t->limiter, now);
+        r = nimbus_client_call(t->client, c->call, &c->id, &c->target, call_done, c);
+        if (r < 0) {
+                call_fail(c, OUTCOME_TRANSIENT, 0, r, "could not start the request");
+                return;
+        }
+        t->in_flight++;
+        t->sent++;
+}
+
+/* May we start anything now? If not, the timer or a token answer calls us again. */
+static bool ready_to_send(Tenant *t, uint64_t now) {
+        int r;
+
+        if (t->auth_retry_at > now) {
+                arm_timer(t, t->auth_retry_at, now);
+                return false;
+        }
+        if (!nimbus_client_token_valid(t->client, now)) {
+                r = nimbus_client_token_fetch(t->client, token_done, t);
+                if (r < 0 && r != -EBUSY)
+                        arm_timer(t, now + t->config->retry.base_usec, now);
+                return false;
+        }
+        uint64_t next = ratelimit_next(&t->limiter, now);
+        if (next > now) {
+                arm_timer(t, next, now);
+                return false;
+        }
+        return true;
+}
+
+static void dispatch(Tenant *t) {
+        if (t->closing)
+                return;
+        while (t->in_flight < TENANT_MAX_IN_FLIGHT && queue_peek(t)) {
+                uint64_t now = now_usec();
+
+                if (t->auth == AUTH_FAILED && t->give_up_on_auth) {
+                        fail_queued(t, OUTCOME_AUTH, 401, 0, t->auth_error);
+                        return;
+                }
+                if (!ready_to_send(t, now))
+                        return;
+                call_send(t, queue_pop(t), now);
+        }
+}
+
+int tenant_call(Tenant *t, CallPriority prio, NimbusCall call, const Guid *id, const Guid *target,
+                TenantSendFn on_send, NimbusDoneFn done, void *userdata) {
+        TenantCall *c;
+
+        if (t->closing)
+                return -ESHUTDOWN;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        *c = (TenantCall) { .tenant = t, .call = call, .prio = prio, .on_send = on_send,
+                            .done = done, .userdata = userdata };
+        if (id)
+                c->id = *id;
+        if (target)
+                c->target = *target;
+        queue_push(t, c, false);
+        /* Start from the loop, not from inside the caller's own callback. */
+        (void) uv_timer_start(&t->timer, on_timer, 0, 0);
+        return 0;
+}
+
+void tenant_pause(Tenant *t, uint64_t until) {
+        ratelimit_pause(&t->limiter, until);
+}
+
+size_t tenant_pending(const Tenant *t) {
+        size_t n = t->in_flight;
+
+        for (unsigned p = 0; p < 2; p++)
+                for (TenantCall *c = t->queue[p]; c; c = c->next)
+                        n++;
+        return n;
+}
+
+static int tenant_open_store(Tenant *t, Diag *diag) {
+        const Config *c = t->config;
+        _cleanup_free_ uint64_t *sends = NULL;
+        uint64_t now = now_usec(), since;
+        size_t n = 0;
+        int r;
+
+        r = store_open(c->state_dir, false, &t->store);
+        if (r < 0)
+                return diag_add(diag, DIAG_ERROR, c->state_dir, 0, 0, "cannot open the state store: %s",
+                                strerror(-r)), r;
+        r = ratelimit_init(&t->limiter, c->rate_operations, c->rate_window_usec);
+        if (r < 0)
+                return r;
+        /* Requests sent by an earlier process still count in the window. */
+        since = now > c->rate_window_usec ? now - c->rate_window_usec : 0;
+        r = store_load_sends(t->store, since, &sends, &n);
+        if (r < 0)
+                return diag_add(diag, DIAG_ERROR, c->state_dir, 0, 0, "cannot read the state store: %s",
+                                strerror(-r)), r;
+        ratelimit_seed(&t->limiter, sends, n);
+        (void) store_prune_sends(t->store, since);
+        return 0;
+}
+
+int tenant_new(uv_loop_t *loop, Config *c, Logger *log, Tenant **ret, Diag *diag) {
+        _cleanup_free_ char *secret = NULL;
+        Tenant *t;
+        int r;
+
+        t = calloc(1, sizeof(*t));
+        if (!t) {
+                config_free(c);
+                return -ENOMEM;
+        }
+        t->config = c;
+        t->log = log;
+        t->loop = loop;
+        r = config_read_secret(c, &secret, diag);
+        if (r >= 0)
+                r = tenant_open_store(t, diag);
+        if (r >= 0)
+                r = nimbus_client_new(loop, c, secret, &t->client);
+        if (secret)
+                explicit_bzero(secret, strlen(secret));
+        if (r < 0)
+                goto fail;
+        r = uv_timer_init(loop, &t->timer);
+        if (r < 0) {
+                r = -EIO;
+                goto fail;
+        }
+        t->timer.data = t;
+        *ret = t;
+        return 0;
+fail:
+        nimbus_client_close(t->client);
+        store_close(t->store);
+        ratelimit_done(&t->limiter);
+        config_free(t->config);
+        free(t);
+        return r;
+}
+
+static void tenant_closed(uv_handle_t *h) {
+        Tenant *t = h->data;
+
+        store_close(t->store);
+        ratelimit_done(&t->limiter);
+        config_free(t->config);
+        free(t->auth_error);
+        free(t);
+}
+
+void tenant_close(Tenant *t) {
+        if (!t || t->closing)
+                return;
+        t->closing = true;
+        fail_queued(t, OUTCOME_TRANSIENT, 0, -ECANCELED, "cancelled");
+        nimbus_client_close(t->client);   /* in-flight calls are answered -ECANCELED */
+        t->client = NULL;
+        (void) uv_timer_stop(&t->timer);
+        uv_close((uv_handle_t *) &t->timer, tenant_closed);
+}

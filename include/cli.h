@@ -1,0 +1,40 @@
+/* cli.h: the command line of PRODUCT §3: global options, subcommands, exit codes, and the steps
+ * every command shares (loading the config and the roster with their diagnostics printed). */
+#pragma once
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "log.h"
+#include "roster.h"
+
+enum {
+        EXIT_OK = 0,
+        EXIT_ERROR = 1,     /* could not run, invalid input, nothing held (approve-deletes) */
+        EXIT_PENDING = 2,   /* apply: something remains; plan: there are changes */
+        EXIT_NOT_USER = 3,  /* user show: not a Nimbus user */
+};
+
+typedef struct Cli {
+        const char *config_path;
+        const char *command;
+        char **args;        /* the command's operands */
+        int n_args;
+        bool json;
+        bool refresh;
+        Logger log;
+} Cli;
+
+int cli_main(int argc, char **argv);
+
+/* Shared steps; each prints its own diagnostics and returns a negative errno on failure. */
+int cli_load_config(Cli *cli, Config **ret);
+int cli_load_roster(Cli *cli, const Config *c, Roster **ret);
+
+int cmd_validate(Cli *cli);
+int cmd_plan(Cli *cli);
+int cmd_apply(Cli *cli);
+int cmd_status(Cli *cli);
+int cmd_approve_deletes(Cli *cli);
+int cmd_licenses(Cli *cli);
+int cmd_user(Cli *cli);

@@ -1,0 +1,53 @@
+/* nimbus_client.h: one tenant's connection to Nimbus: the Entra access token (client credentials
+ * with an HTTP Basic header; cached, and refreshed before it expires) and the five API calls over
+ * the HTTP engine. It decides neither when a call may start (the tenant's limiter does) nor what an
+ * answer means for a user (the runner does): it moves bytes and classifies answers. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "guid.h"
+#include "nimbus_api.h"
+
+typedef struct NimbusClient NimbusClient;
+
+typedef struct NimbusResult {
+        NimbusCall call;
+        Outcome outcome;
+        long http_status;          /* 0 when the transport failed */
+        int error;                 /* transport error as negative errno, 0 otherwise */
+        const char *message;       /* what went wrong, one line, for logs and the store; "" on success */
+        uint64_t retry_after_usec; /* the server's Retry-After, 0 when none */
+        const char *body;          /* the answer, valid during the callback only */
+        size_t body_len;
+} NimbusResult;
+
+typedef void (*NimbusDoneFn)(void *userdata, const NimbusResult *res);
+
+typedef enum TokenStatus {
+        TOKEN_OK,
+        TOKEN_REFUSED,    /* Entra said no (bad secret, unknown client or tenant): an admin must act */
+        TOKEN_TRANSIENT,  /* network trouble or a server error: try again later */
+} TokenStatus;
+
+typedef void (*TokenDoneFn)(void *userdata, TokenStatus status, long http_status, const char *message);
+
+/* secret is copied and wiped from memory when the client is closed. */
+int nimbus_client_new(uv_loop_t *loop, const Config *c, const char *secret, NimbusClient **ret);
+/* Cancels what is in flight (callbacks run with a transport error -ECANCELED). Accepts NULL. */
+void nimbus_client_close(NimbusClient *nc);
+
+/* A token that will still be valid for a while (not within its refresh margin). */
+bool nimbus_client_token_valid(const NimbusClient *nc, uint64_t now_usec);
+void nimbus_client_token_invalidate(NimbusClient *nc);
+/* Fetch a new token; one fetch at a time (-EBUSY if one is running). */
+int nimbus_client_token_fetch(NimbusClient *nc, TokenDoneFn done, void *userdata);
+/* How many token requests were made (for status and tests). */
+unsigned nimbus_client_token_count(const NimbusClient *nc);
+
+/* Send one API call with the current token (-ENOKEY if there is none). */
+int nimbus_client_call(NimbusClient *nc, NimbusCall call, const Guid *id, const Guid *target,
+                       NimbusDoneFn done, void *userdata);

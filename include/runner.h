@@ -1,0 +1,31 @@
+/* runner.h: carries out a Plan for one tenant: turns its actions into jobs, feeds them to the
+ * tenant's queue at the pace of the rate window, retries transient failures with backoff,
+ * quarantines, pauses creates when licenses run out, and records every outcome in the store before
+ * the next decision. It ends when nothing actionable is left. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "job.h"
+#include "planner.h"
+#include "tenant.h"
+
+typedef struct RunnerStats {
+        size_t created, copied, adopted, deleted, gone;
+        size_t failed, quarantined, held, blocked, paused, cancelled;
+        bool auth_failed;
+} RunnerStats;
+
+typedef void (*RunnerDoneFn)(void *userdata, Runner *r);
+
+/* roster (may be NULL) gives the names and files shown in logs; it must outlive the runner. */
+int runner_new(Tenant *t, const Plan *p, const Roster *roster, const char *run_id, Runner **ret);
+/* Starts the run; `done` is called once, from the loop, when it has ended. */
+int runner_start(Runner *r, RunnerDoneFn done, void *userdata);
+/* Stop starting new calls; in-flight ones are left to tenant_close(). */
+void runner_stop(Runner *r);
+const RunnerStats *runner_stats(const Runner *r);
+size_t runner_count(const Runner *r, JobState s);
+/* Frees from a close callback: run the loop afterwards. Accepts NULL. */
+void runner_free(Runner *r);

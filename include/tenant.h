@@ -1,0 +1,70 @@
+/* tenant.h: everything that belongs to one Nimbus tenant in one place: its configuration and
+ * secret, its state store, its rate limiter, its token and client, and the queue of calls waiting
+ * to be sent. Several tenants per daemon will come; nothing tenant-specific lives elsewhere.
+ *
+ * Every Nimbus request goes through tenant_call(): the tenant starts it only when the sliding
+ * window has room and a token is at hand, records its send time in the store (so the window
+ * survives restarts), and retries a 401 once with a fresh token. Mutations go before GETs. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "log.h"
+#include "nimbus_client.h"
+#include "ratelimit.h"
+#include "store.h"
+
+#define TENANT_MAX_IN_FLIGHT 4
+
+typedef enum CallPriority {
+        PRIO_MUTATION = 0, /* create, copy, delete, and the license checks they depend on */
+        PRIO_VERIFY = 1,   /* GETs that only refresh what we know: spare budget only */
+} CallPriority;
+
+typedef enum AuthState {
+        AUTH_NONE,         /* no token yet */
+        AUTH_OK,
+        AUTH_FAILED,       /* token refused, or the API refused a fresh token: an admin must act */
+} AuthState;
+
+/* Called right before the request is sent, inside the store transaction that records its send
+ * time: the place to record the intent of a mutation. A negative return cancels the call. */
+typedef int (*TenantSendFn)(void *userdata);
+
+typedef struct TenantCall TenantCall;
+
+typedef struct Tenant {
+        Config *config;
+        Logger *log;            /* not owned */
+        uv_loop_t *loop;
+        Store *store;
+        RateLimit limiter;
+        NimbusClient *client;
+        uv_timer_t timer;       /* wakes the dispatcher when the window or a backoff allows */
+
+        TenantCall *queue[2], *queue_tail[2]; /* by CallPriority */
+        unsigned in_flight;
+        unsigned token_attempts;/* consecutive transient token failures */
+        AuthState auth;
+        char *auth_error;       /* the server's reason, for logs and status */
+        uint64_t auth_retry_at; /* AUTH_FAILED: when to try again (daemon) */
+        bool give_up_on_auth;   /* apply: fail every queued call instead of waiting */
+        bool closing;
+        unsigned long sent;     /* API requests started by this process */
+} Tenant;
+
+/* Takes ownership of c. Opens the store read-write and seeds the limiter from it. The secret is
+ * read from the configured file or credential; a problem is reported in diag. */
+int tenant_new(uv_loop_t *loop, Config *c, Logger *log, Tenant **ret, Diag *diag);
+/* Cancels queued and in-flight calls (their callbacks see -ECANCELED), then frees the tenant
+ * from the timer's close callback: run the loop afterwards. Accepts NULL. */
+void tenant_close(Tenant *t);
+
+int tenant_call(Tenant *t, CallPriority prio, NimbusCall call, const Guid *id, const Guid *target,
+                TenantSendFn on_send, NimbusDoneFn done, void *userdata);
+/* Pause every call until `until` (a 429 or a Retry-After). */
+void tenant_pause(Tenant *t, uint64_t until);
+size_t tenant_pending(const Tenant *t);

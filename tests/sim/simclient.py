@@ -1,0 +1,261 @@
+"""Start, drive and stop the Nimbus simulator (nimbus_sim.py) from Python.
+
+Used by the pytest suites and by the README demo:
+
+    with Sim.start(tmp_path, tls=True, licenses=5, ous=[OU]) as sim:
+        sim.add_users([{"o365Id": ID, "organizationUnitId": OU,
+                        "userAssignmentType": "MsTeams"}])
+        ...point nimbus-sync at sim.api_base / sim.token_url / sim.scope...
+        assert sim.state()["over_limit"] == 0
+
+Each instance gets a fresh tenant id, client id and secret, runs in its own
+directory under the given tmpdir, and is always stopped again (on exit of the
+with block, by stop(), or at interpreter exit). Only the standard library.
+"""
+
+import atexit
+import base64
+import json
+import os
+import secrets
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIM_SCRIPT = os.path.join(HERE, "nimbus_sim.py")
+MKCERTS = os.path.join(HERE, "mkcerts.sh")
+API_PATH = "/api/public-api-next/"
+START_TIMEOUT = 15.0
+HTTP_TIMEOUT = 30.0
+
+# Sim.start keyword -> command-line flag; list-valued ones repeat the flag.
+SCALAR_OPTIONS = ("port", "scope_suffix", "licenses", "rate_ops", "rate_window",
+                  "rate_mode", "token_ttl", "seed")
+LIST_OPTIONS = {"ous": "--ou", "seed_users": "--seed-user"}
+
+
+class SimError(RuntimeError):
+    """The simulator could not be started or answered a control call badly."""
+
+
+def _seed_user_spec(value):
+    if isinstance(value, str):
+        return value
+    return ":".join(value)
+
+
+def build_command(certdir, port_file, tenant, client_id, secret, options):
+    """The argv that starts nimbus_sim.py with OPTIONS (see Sim.start)."""
+    cmd = [sys.executable, SIM_SCRIPT, "--tenant", tenant, "--client-id", client_id,
+           "--client-secret", secret, "--port-file", port_file]
+    if certdir:
+        cmd += ["--tls", certdir]
+    for key, value in options.items():
+        if key in LIST_OPTIONS:
+            for item in value:
+                cmd += [LIST_OPTIONS[key], _seed_user_spec(item) if key == "seed_users" else item]
+        elif key in SCALAR_OPTIONS:
+            cmd += ["--" + key.replace("_", "-"), str(value)]
+        elif key == "verbose":
+            cmd += ["--verbose"] if value else []
+        else:
+            raise TypeError(f"unknown simulator option: {key}")
+    return cmd
+
+
+class Sim:
+    """A running simulator process and the credentials it accepts."""
+
+    def __init__(self, workdir, tls, tenant, client_id, secret, scope_suffix):
+        self.workdir = workdir
+        self.tls = tls
+        self.tenant = tenant
+        self.client_id = client_id
+        self.secret = secret
+        self.scope = ("https://admin.sim.test" + scope_suffix
+                      if scope_suffix.startswith("/") else scope_suffix)
+        self.certdir = os.path.join(workdir, "certs") if tls else None
+        self.ca_file = os.path.join(self.certdir, "ca.pem") if tls else None
+        self.other_ca_file = os.path.join(self.certdir, "other-ca.pem") if tls else None
+        self.proc = None
+        self.url = None
+        self.port = None
+
+    # --- life cycle --------------------------------------------------------
+
+    @classmethod
+    def start(cls, tmpdir, tls=False, **options):
+        """Spawn a simulator under TMPDIR and wait until it listens.
+
+        OPTIONS: ous=[GUID...], licenses, rate_ops, rate_window, rate_mode,
+        token_ttl, seed_users=[(id, ou, "MsTeams"|"SkillBased") or "id:ou:type"],
+        scope_suffix, seed, port, verbose, and tenant/client_id/secret to
+        override the freshly generated credentials.
+        """
+        workdir = tempfile.mkdtemp(prefix="sim-", dir=os.fspath(tmpdir))
+        tenant = options.pop("tenant", str(uuid.uuid4()))
+        client_id = options.pop("client_id", str(uuid.uuid4()))
+        secret = options.pop("secret", "sim~" + secrets.token_urlsafe(24))
+        sim = cls(workdir, tls, tenant, client_id, secret,
+                  options.get("scope_suffix", "/.default"))
+        if tls:
+            subprocess.run(["sh", MKCERTS, sim.certdir], check=True)
+        cmd = build_command(sim.certdir, os.path.join(workdir, "port"),
+                            tenant, client_id, secret, options)
+        sim._spawn(cmd)
+        return sim
+
+    def _spawn(self, cmd):
+        out_path = os.path.join(self.workdir, "stdout")
+        err_path = os.path.join(self.workdir, "stderr")
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        atexit.register(self.stop)
+        try:
+            self.url = self._wait_listening(out_path, err_path)
+        except BaseException:
+            self.stop()
+            raise
+        self.port = int(self.url.rsplit(":", 1)[1])
+
+    def _wait_listening(self, out_path, err_path):
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            with open(out_path, encoding="utf-8", errors="replace") as f:
+                line = f.readline()
+            if line.endswith("\n") and line.startswith("LISTENING "):
+                return line.split()[1]
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        with open(err_path, encoding="utf-8", errors="replace") as f:
+            detail = f.read()[-4000:]
+        raise SimError(f"simulator did not start (exit {self.proc.poll()}): {detail}")
+
+    def stop(self):
+        """Terminate the simulator; kill it if it has not gone after 5 s."""
+        atexit.unregister(self.stop)
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    # --- addresses ---------------------------------------------------------
+
+    @property
+    def api_base(self):
+        """The API prefix URL, e.g. http://127.0.0.1:P/api/public-api-next/."""
+        return self.url + API_PATH
+
+    @property
+    def token_url(self):
+        return f"{self.url}/{self.tenant}/oauth2/v2.0/token"
+
+    def ssl_context(self, cafile=None):
+        """A verifying client context trusting CAFILE (default: the sim's CA)."""
+        if not self.tls:
+            return None
+        return ssl.create_default_context(cafile=cafile or self.ca_file)
+
+    # --- raw HTTP ----------------------------------------------------------
+
+    def request(self, method, path, body=None, headers=None, context=None):
+        """One HTTP request to the sim. Return (status, headers, body bytes).
+
+        BODY may be bytes, str or a JSON-able value. HTTP errors are returned,
+        not raised; network and TLS errors are raised.
+        """
+        data = None
+        hdrs = dict(headers or {})
+        if isinstance(body, (bytes, str)):
+            data = body.encode() if isinstance(body, str) else body
+        elif body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        req = urllib.request.Request(self.url + path, data=data, headers=hdrs, method=method)
+        ctx = context or self.ssl_context()
+        try:
+            with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT, context=ctx) as resp:
+                return resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as e:
+            with e:
+                return e.code, e.headers, e.read()
+
+    def request_token(self, client_id=None, secret=None, scope=None, tenant=None,
+                      grant_type="client_credentials"):
+        """POST to the token endpoint with a Basic header. Return (status, JSON)."""
+        cid = self.client_id if client_id is None else client_id
+        sec = self.secret if secret is None else secret
+        basic = urllib.parse.quote_plus(cid) + ":" + urllib.parse.quote_plus(sec)
+        auth = "Basic " + base64.b64encode(basic.encode()).decode()
+        form = urllib.parse.urlencode({"grant_type": grant_type,
+                                       "scope": self.scope if scope is None else scope})
+        path = f"/{self.tenant if tenant is None else tenant}/oauth2/v2.0/token"
+        status, _, data = self.request("POST", path, form, {
+            "Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"})
+        return status, json.loads(data)
+
+    def token(self):
+        """A fresh valid access token (raises SimError if refused)."""
+        status, body = self.request_token()
+        if status != 200:
+            raise SimError(f"token request failed: {status} {body}")
+        return body["access_token"]
+
+    def api(self, method, path, body=None, token=None):
+        """Call the Nimbus API at PATH (after the prefix). Return (status, headers, body).
+
+        The body is parsed as JSON when it is JSON, else returned as bytes.
+        """
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        status, hdrs, data = self.request(method, API_PATH + path, body, headers)
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            parsed = data
+        return status, hdrs, parsed
+
+    # --- simulator control -------------------------------------------------
+
+    def _control(self, method, path, body=None):
+        status, _, data = self.request(method, "/_sim/" + path, body)
+        if status != 200:
+            raise SimError(f"/_sim/{path}: {status} {data[:500]!r}")
+        return json.loads(data)
+
+    def state(self):
+        return self._control("GET", "state")
+
+    def config(self, **settings):
+        return self._control("POST", "config", settings)["settings"]
+
+    def add_users(self, users):
+        return self._control("POST", "users", list(users))
+
+    def remove_user(self, o365_id):
+        return self._control("DELETE", "users/" + o365_id)
+
+    def reset_log(self):
+        return self._control("POST", "reset-log", {})
+
+    def revoke_tokens(self):
+        return self._control("POST", "revoke-tokens", {})["revoked"]

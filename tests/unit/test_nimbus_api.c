@@ -1,0 +1,683 @@
+/* test_nimbus_api: requests, answer classification (PRODUCT §6.2) and tolerant parsing of the
+ * Nimbus and Entra answers. Hostile inputs (garbage bytes, NUL bytes, 1 MiB bodies, deep nesting,
+ * invalid UTF-8) must end in "unknown" or a clean message, never in a crash or a leak. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <iconv.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "nimbus_api.h"
+#include "util.h"
+
+#define SEC USEC_PER_SEC
+#define API "https://admin.ch-01.luware.cloud/api/public-api-next/"
+
+/* Built from bytes, so request tests do not depend on guid_parse(). */
+static const Guid GUID_A = { { 0x6f, 0x96, 0x19, 0xff, 0x8b, 0x86, 0xd0, 0x11,
+                               0xb4, 0x2d, 0x00, 0xc0, 0x4f, 0xc9, 0x64, 0xff } };
+#define GUID_A_TEXT "6f9619ff-8b86-d011-b42d-00c04fc964ff"
+static const Guid GUID_B = { { 0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f, 0x4a, 0x6b,
+                               0x8c, 0x7d, 0x8e, 0x9f, 0xa0, 0xb1, 0xc2, 0xd3 } };
+#define GUID_B_TEXT "0a1b2c3d-4e5f-4a6b-8c7d-8e9fa0b1c2d3"
+
+static uint64_t xorshift(uint64_t *s) {
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        return *s;
+}
+
+/* A buffer of n copies of c followed by tail, not NUL-terminated in the counted part. */
+static char *repeat(char c, size_t n, const char *tail, size_t *ret_len) {
+        size_t tlen = strlen(tail);
+        char *s = malloc(n + tlen + 1);
+        assert_non_null(s);
+        memset(s, c, n);
+        memcpy(s + n, tail, tlen + 1);
+        *ret_len = n + tlen;
+        return s;
+}
+
+/* Valid UTF-8 by glibc's decoder, independent of the code under test. */
+static bool utf8_valid(const char *s, size_t len) {
+        iconv_t cd = iconv_open("UTF-32LE", "UTF-8");
+        assert_true(cd != (iconv_t) -1);
+        char out[4 * 1024];
+        char *in = (char *) s, *o = out;
+        size_t inleft = len, outleft = sizeof out;
+        size_t r = iconv(cd, &in, &inleft, &o, &outleft);
+        iconv_close(cd);
+        return r != (size_t) -1 && inleft == 0;
+}
+
+/* One clean line: valid UTF-8, no control bytes, no doubled or outer spaces, within the limit. */
+static void assert_clean_line(const char *m) {
+        size_t n = strlen(m);
+        assert_true(n > 0 && n <= NIMBUS_MAX_MESSAGE);
+        assert_true(utf8_valid(m, n));
+        assert_true(m[0] != ' ' && m[n - 1] != ' ');
+        assert_null(strstr(m, "  "));
+        for (size_t i = 0; i < n; i++)
+                assert_true((unsigned char) m[i] >= 0x20 && (unsigned char) m[i] != 0x7f);
+}
+
+/* ---- names and requests ------------------------------------------------------------------------ */
+
+static void test_names(void **state) {
+        assert_string_equal(nimbus_call_name(CALL_CREATE), "create");
+        assert_string_equal(nimbus_call_name(CALL_COPY), "copy");
+        assert_string_equal(nimbus_call_name(CALL_DELETE), "delete");
+        assert_string_equal(nimbus_call_name(CALL_GET_USER), "verify");
+        assert_string_equal(nimbus_call_name(CALL_LICENSES), "licenses");
+        assert_string_equal(outcome_name(OUTCOME_OK), "ok");
+        assert_string_equal(outcome_name(OUTCOME_EXISTS), "exists");
+        assert_string_equal(outcome_name(OUTCOME_GONE), "gone");
+        assert_string_equal(outcome_name(OUTCOME_PERMANENT), "permanent");
+}
+
+static void check_request(NimbusCall call, const Guid *id, const Guid *target, const char *url,
+                          const char *method, const char *body) {
+        char *u = NULL, *b = NULL;
+        const char *m = NULL;
+        assert_int_equal(nimbus_request_build(call, API, id, target, &u, &m, &b), 0);
+        assert_string_equal(u, url);
+        assert_string_equal(m, method);
+        if (body)
+                assert_string_equal(b, body);
+        else
+                assert_null(b);
+        free(u);
+        free(b);
+}
+
+static void test_requests(void **state) {
+        check_request(CALL_CREATE, &GUID_A, &GUID_B, API "user", "POST",
+                      "{\"o365Id\":\"" GUID_A_TEXT "\",\"organizationUnitId\":\"" GUID_B_TEXT "\"}");
+        check_request(CALL_COPY, &GUID_A, &GUID_B, API "user/copy", "POST",
+                      "{\"newO365Id\":\"" GUID_A_TEXT "\",\"sourceO365Id\":\"" GUID_B_TEXT "\"}");
+        check_request(CALL_DELETE, &GUID_A, NULL, API "user/" GUID_A_TEXT, "DELETE",
+                      "{\"o365Id\":\"" GUID_A_TEXT "\"}");
+        check_request(CALL_GET_USER, &GUID_B, NULL, API "user/" GUID_B_TEXT, "GET", NULL);
+        check_request(CALL_LICENSES, NULL, NULL, API "user/license-usage", "GET", NULL);
+}
+
+static void test_request_errors(void **state) {
+        const Guid null_guid = {};
+        char *u = (char *) "untouched", *b = (char *) "untouched";
+        const char *m = "untouched";
+
+        assert_int_equal(nimbus_request_build(CALL_CREATE, "https://x/api", &GUID_A, &GUID_B, &u, &m, &b), -EINVAL);
+        assert_int_equal(nimbus_request_build(CALL_CREATE, NULL, &GUID_A, &GUID_B, &u, &m, &b), -EINVAL);
+        assert_int_equal(nimbus_request_build(CALL_CREATE, "", &GUID_A, &GUID_B, &u, &m, &b), -EINVAL);
+        assert_int_equal(nimbus_request_build(CALL_CREATE, API, &GUID_A, NULL, &u, &m, &b), -EINVAL);
+        assert_int_equal(nimbus_request_build(CALL_COPY, API, NULL, &GUID_B, &u, &m, &b), -EINVAL);
+        assert_int_equal(nimbus_request_build(CALL_COPY, API, &GUID_A, &null_guid, &u, &m, &b), -EINVAL);
+        assert_int_equal(nimbus_request_build(CALL_DELETE, API, &null_guid, NULL, &u, &m, &b), -EINVAL);
+        assert_int_equal(nimbus_request_build(CALL_GET_USER, API, NULL, NULL, &u, &m, &b), -EINVAL);
+        assert_int_equal(nimbus_request_build((NimbusCall) 99, API, &GUID_A, &GUID_B, &u, &m, &b), -EINVAL);
+        assert_string_equal(u, "untouched");
+        assert_string_equal(m, "untouched");
+        assert_string_equal(b, "untouched");
+}
+
+/* ---- classification ---------------------------------------------------------------------------- */
+
+#define ALL (-1)   /* the row holds for every call */
+
+typedef struct Row {
+        int call;
+        long status;
+        int transport_error;
+        const char *body;
+        Outcome expected;
+} Row;
+
+static const Row rows[] = {
+        { ALL, 200, 0, "{}", OUTCOME_OK },
+        { ALL, 201, 0, NULL, OUTCOME_OK },
+        { ALL, 204, 0, NULL, OUTCOME_OK },
+        { ALL, 299, 0, NULL, OUTCOME_OK },
+        { ALL, 0, -ECONNRESET, NULL, OUTCOME_TRANSIENT },
+        { ALL, 0, -ETIMEDOUT, NULL, OUTCOME_TRANSIENT },
+        { ALL, 100, 0, NULL, OUTCOME_TRANSIENT },
+        { ALL, 199, 0, NULL, OUTCOME_TRANSIENT },
+        { ALL, -1, 0, NULL, OUTCOME_TRANSIENT },
+        { ALL, 600, 0, NULL, OUTCOME_TRANSIENT },
+        { ALL, 99999, 0, NULL, OUTCOME_TRANSIENT },
+        { ALL, 301, 0, NULL, OUTCOME_TRANSIENT },
+        { ALL, 302, 0, NULL, OUTCOME_TRANSIENT },
+        { ALL, 304, 0, NULL, OUTCOME_TRANSIENT },
+        { ALL, 307, 0, NULL, OUTCOME_TRANSIENT },
+        { ALL, 400, 0, "{\"message\":\"SourceO365Id is required\"}", OUTCOME_PERMANENT },
+        { ALL, 401, 0, "Provisioning Api disabled by admin", OUTCOME_AUTH },
+        { ALL, 401, 0, NULL, OUTCOME_AUTH },
+        { ALL, 403, 0, "{\"message\":\"No Licenses available\"}", OUTCOME_NO_LICENSES },
+        { ALL, 403, 0, "not enough LICENSES left", OUTCOME_NO_LICENSES },
+        { ALL, 403, 0, "\"License limit reached\"", OUTCOME_NO_LICENSES },
+        { ALL, 403, 0, "{\"error\":\"Forbidden\",\"message\":\"No authenticated user\"}", OUTCOME_AUTH },
+        { ALL, 403, 0, "No  authenticated\r\nuser", OUTCOME_AUTH },
+        { ALL, 403, 0, "{\"message\":\"Organization Unit not allowed\"}", OUTCOME_PERMANENT },
+        /* "licen" outside the message does not count. */
+        { ALL, 403, 0, "{\"licenseCount\":0,\"message\":\"Organization Unit not allowed\"}", OUTCOME_PERMANENT },
+        { ALL, 403, 0, NULL, OUTCOME_PERMANENT },
+        { CALL_DELETE, 404, 0, NULL, OUTCOME_GONE },
+        { CALL_GET_USER, 404, 0, NULL, OUTCOME_GONE },
+        { CALL_CREATE, 404, 0, NULL, OUTCOME_PERMANENT },
+        { CALL_COPY, 404, 0, "A source user with this SourceO365Id was not found", OUTCOME_PERMANENT },
+        { CALL_LICENSES, 404, 0, NULL, OUTCOME_PERMANENT },
+        { ALL, 408, 0, NULL, OUTCOME_TRANSIENT },
+        { ALL, 429, 0, NULL, OUTCOME_TRANSIENT },
+        { CALL_CREATE, 409, 0, "User already exists", OUTCOME_EXISTS },
+        { CALL_COPY, 409, 0, NULL, OUTCOME_EXISTS },
+        { CALL_DELETE, 409, 0, NULL, OUTCOME_PERMANENT },
+        { CALL_GET_USER, 409, 0, NULL, OUTCOME_PERMANENT },
+        { CALL_LICENSES, 409, 0, NULL, OUTCOME_PERMANENT },
+        { ALL, 405, 0, NULL, OUTCOME_PERMANENT },
+        { ALL, 410, 0, NULL, OUTCOME_PERMANENT },
+        { ALL, 422, 0, NULL, OUTCOME_PERMANENT },
+        { ALL, 499, 0, NULL, OUTCOME_PERMANENT },
+        { ALL, 500, 0, "Unable to check configuration", OUTCOME_TRANSIENT },
+        { ALL, 501, 0, NULL, OUTCOME_TRANSIENT },
+        { ALL, 502, 0, "<html>Bad Gateway</html>", OUTCOME_TRANSIENT },
+        { ALL, 503, 0, NULL, OUTCOME_TRANSIENT },
+        { ALL, 504, 0, NULL, OUTCOME_TRANSIENT },
+        { ALL, 599, 0, NULL, OUTCOME_TRANSIENT },
+};
+
+static void test_classify(void **state) {
+        for (size_t i = 0; i < ELEMENTSOF(rows); i++)
+                for (int call = CALL_CREATE; call <= CALL_LICENSES; call++) {
+                        if (rows[i].call != ALL && rows[i].call != call)
+                                continue;
+                        const char *b = rows[i].body;
+                        Outcome o = nimbus_classify((NimbusCall) call, rows[i].status, rows[i].transport_error,
+                                                    b, b ? strlen(b) : 0);
+                        if (o != rows[i].expected)
+                                fail_msg("row %zu (%s %ld): got %s, want %s", i, nimbus_call_name(call),
+                                         rows[i].status, outcome_name(o), outcome_name(rows[i].expected));
+                }
+}
+
+/* ---- error messages ---------------------------------------------------------------------------- */
+
+static void check_message(long status, const char *body, size_t len, const char *expected) {
+        char *m = NULL;
+        assert_int_equal(nimbus_error_message(status, body, len, &m), 0);
+        assert_string_equal(m, expected);
+        free(m);
+}
+#define MSG(status, body, expected) check_message(status, body, sizeof(body) - 1, expected)
+
+static void test_message_shapes(void **state) {
+        MSG(409, "{\"error\":\"Conflict\",\"message\":\"User already exists\"}", "User already exists");
+        MSG(401, "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: Invalid client secret.\\r\\nTrace ID: 42\"}",
+            "AADSTS7000215: Invalid client secret. Trace ID: 42");
+        MSG(400, "{\"error\":\"invalid_request\"}", "invalid_request");
+        MSG(400, "{\"error\":{\"code\":\"BadRequest\",\"message\":\"nested one\"}}", "nested one");
+        MSG(404, "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404}", "Not Found");
+        MSG(400, "{\"detail\":\"the detail\"}", "the detail");
+        MSG(400, "{\"message\":42,\"error\":[1],\"title\":\"wrong types skipped\"}", "wrong types skipped");
+        MSG(400, "{\"message\":\" \\t \",\"detail\":\"blank skipped\"}", "blank skipped");
+        MSG(400, "{\"Message\":\"case of the key\"}", "case of the key");
+        MSG(500, "\"just a string\"", "just a string");
+        MSG(500, "  Unable to check\tconfiguration \n", "Unable to check configuration");
+        MSG(500, "{\"code\":7}", "{\"code\":7}");      /* no known field: the text as it is */
+        MSG(500, "[1, 2]", "[1, 2]");
+        MSG(500, "{\"message\":\"unterminated", "{\"message\":\"unterminated");
+        MSG(502, "<html>\n<body>Bad Gateway</body>\n</html>", "<html> <body>Bad Gateway</body> </html>");
+        check_message(503, NULL, 0, "HTTP 503");
+        check_message(503, "", 0, "HTTP 503");
+        MSG(500, " \r\n\t ", "HTTP 500");
+        MSG(500, "\"\"", "HTTP 500");
+        MSG(0, "", "HTTP 0");
+}
+
+static void test_message_bytes(void **state) {
+        MSG(500, "abc\0def", "abc def");                            /* NUL inside plain text */
+        MSG(500, "\"a\\u0000b\"", "a b");                           /* NUL inside a JSON string */
+        MSG(500, "a\x01\x7f\xc2\x85z", "a z");                      /* C0, DEL and C1 controls */
+        MSG(500, "caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac"); /* valid UTF-8 is kept */
+        MSG(500, "hello \xe2\x82", "hello \xef\xbf\xbd\xef\xbf\xbd");     /* invalid tail */
+        MSG(500, "x\xc0\xafy", "x\xef\xbf\xbd\xef\xbf\xbdy");             /* overlong '/' */
+        MSG(500, "\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* surrogate */
+        MSG(500, "{\"message\":\"x\xffy\"}", "x\xef\xbf\xbdy");        /* bad byte in JSON */
+        MSG(500, "\xef\xbb\xbf{\"message\":\"after a BOM\"}", "after a BOM");
+}
+
+static void test_message_garbage(void **state) {
+        uint64_t seed = 12345;
+        char buf[4096];
+        for (int round = 0; round < 200; round++) {
+                size_t len = xorshift(&seed) % sizeof buf;
+                for (size_t i = 0; i < len; i++)
+                        buf[i] = (char) xorshift(&seed);
+                char *m = NULL;
+                assert_int_equal(nimbus_error_message(418, buf, len, &m), 0);
+                assert_clean_line(m);
+                free(m);
+        }
+}
+
+static void test_message_cut(void **state) {
+        size_t len;
+        char *big = repeat('a', NIMBUS_MAX_BODY, "", &len);            /* 1 MiB of 'a' */
+        char *m = NULL;
+        assert_int_equal(nimbus_error_message(500, big, len, &m), 0);
+        assert_int_equal(strlen(m), NIMBUS_MAX_MESSAGE);
+        assert_int_equal(strspn(m, "a"), NIMBUS_MAX_MESSAGE);
+        free(m);
+        free(big);
+
+        /* A 2-byte character that does not fit whole is left out, one that fits is kept. */
+        big = repeat('a', NIMBUS_MAX_MESSAGE - 1, "\xc3\xa9zzz", &len);
+        assert_int_equal(nimbus_error_message(500, big, len, &m), 0);
+        assert_int_equal(strlen(m), NIMBUS_MAX_MESSAGE - 1);
+        free(m);
+        free(big);
+        big = repeat('a', NIMBUS_MAX_MESSAGE - 2, "\xc3\xa9zzz", &len);
+        assert_int_equal(nimbus_error_message(500, big, len, &m), 0);
+        assert_int_equal(strlen(m), NIMBUS_MAX_MESSAGE);
+        assert_string_equal(m + NIMBUS_MAX_MESSAGE - 2, "\xc3\xa9");
+        free(m);
+        free(big);
+
+        /* A huge JSON message is cut just the same. */
+        big = repeat('b', 100000, "\"}", &len);
+        memcpy(big, "{\"message\":\"", 12);
+        assert_int_equal(nimbus_error_message(500, big, len, &m), 0);
+        assert_int_equal(strlen(m), NIMBUS_MAX_MESSAGE);
+        assert_int_equal(strspn(m, "b"), NIMBUS_MAX_MESSAGE);
+        free(m);
+        free(big);
+}
+
+static void test_message_deep(void **state) {
+        size_t len;
+        char *deep = repeat('[', 10000, "", &len);
+        char *m = NULL;
+        assert_int_equal(nimbus_error_message(500, deep, len, &m), 0);
+        assert_int_equal(strspn(m, "["), NIMBUS_MAX_MESSAGE);       /* shown as text */
+        free(m);
+        free(deep);
+}
+
+/* ---- user details ------------------------------------------------------------------------------ */
+
+#define PARSE_USER(body, u) nimbus_parse_user(body, sizeof(body) - 1, u)
+
+static void test_user_full(void **state) {
+        NimbusUser u;
+        assert_int_equal(PARSE_USER("{\"o365Id\":\"" GUID_A_TEXT "\",\"organizationUnitId\":\"{0A1B2C3D-4E5F-4A6B-8C7D-8E9FA0B1C2D3}\","
+                                    "\"userAssignmentType\":\"SkillBased\",\"licenses\":[\"Enterprise\",\"Contact Center\"],"
+                                    "\"unknown\":{\"deep\":[1,2,{\"x\":null}]},\"displayName\":\"A. User\"}", &u), 0);
+        assert_true(guid_eq(&u.o365_id, &GUID_A));
+        assert_true(guid_eq(&u.ou, &GUID_B));
+        assert_string_equal(u.assignment_type, "SkillBased");
+        assert_string_equal(u.licenses, "Enterprise,Contact Center");
+        nimbus_user_clear(&u);
+        assert_null(u.licenses);
+        nimbus_user_clear(&u);
+        nimbus_user_clear(NULL);
+}
+
+static void test_user_license_shapes(void **state) {
+        NimbusUser u;
+        assert_int_equal(PARSE_USER("{\"licenses\":[{\"name\":\"A\"},{\"name\":\"B,C\"},{\"id\":1},5,null,\"D\\nE\"]}", &u), 0);
+        assert_string_equal(u.licenses, "A,B C,D E");
+        nimbus_user_clear(&u);
+        assert_int_equal(PARSE_USER("{\"licenses\":[]}", &u), 0);
+        assert_string_equal(u.licenses, "");                        /* known: none */
+        nimbus_user_clear(&u);
+}
+
+static void test_user_partial(void **state) {
+        NimbusUser u;
+        assert_int_equal(PARSE_USER("{}", &u), 0);
+        assert_true(guid_is_null(&u.o365_id));
+        assert_true(guid_is_null(&u.ou));
+        assert_string_equal(u.assignment_type, "");
+        assert_null(u.licenses);
+        nimbus_user_clear(&u);
+
+        assert_int_equal(PARSE_USER("{\"O365ID\":\"" GUID_B_TEXT "\",\"UserAssignmentType\":\"MsTeams\"}", &u), 0);
+        assert_true(guid_eq(&u.o365_id, &GUID_B));
+        assert_string_equal(u.assignment_type, "MsTeams");
+        nimbus_user_clear(&u);
+}
+
+static void test_user_wrong_types(void **state) {
+        NimbusUser u;
+        assert_int_equal(PARSE_USER("{\"o365Id\":5,\"organizationUnitId\":\"not-a-guid\",\"userAssignmentType\":7,"
+                                    "\"licenses\":\"Enterprise\"}", &u), 0);
+        assert_true(guid_is_null(&u.o365_id));
+        assert_true(guid_is_null(&u.ou));
+        assert_string_equal(u.assignment_type, "");
+        assert_null(u.licenses);
+        nimbus_user_clear(&u);
+
+        assert_int_equal(PARSE_USER("{\"o365Id\":\"" GUID_A_TEXT "\\u0000\",\"userAssignmentType\":\"Skill\\nBased\"}", &u), 0);
+        assert_true(guid_is_null(&u.o365_id));                       /* NUL after the GUID */
+        assert_string_equal(u.assignment_type, "");
+        nimbus_user_clear(&u);
+
+        assert_int_equal(PARSE_USER("{\"userAssignmentType\":\"Skill\\u0000Based\"}", &u), 0);
+        assert_string_equal(u.assignment_type, "");
+        nimbus_user_clear(&u);
+
+        assert_int_equal(PARSE_USER("{\"userAssignmentType\":\"0123456789012345678901234567890123456789\"}", &u), 0);
+        assert_string_equal(u.assignment_type, "");                  /* too long to be a type */
+        nimbus_user_clear(&u);
+}
+
+static void test_user_not_json(void **state) {
+        const char *bad[] = { "", "<html>", "[]", "\"user\"", "42", "null", "{} x", "{\"o365Id\":",
+                              "{\"a\":1}{\"b\":2}", "{\"a\":1,}", "\xef\xbb\xbf" };
+        NimbusUser u = { .licenses = (char *) "untouched" };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(nimbus_parse_user(bad[i], strlen(bad[i]), &u), -EBADMSG);
+        assert_int_equal(nimbus_parse_user(NULL, 0, &u), -EBADMSG);
+        assert_int_equal(nimbus_parse_user("{}\0", 3, &u), -EBADMSG);     /* NUL after the value */
+
+        size_t len;
+        char *deep = repeat('[', 10000, "", &len);
+        assert_int_equal(nimbus_parse_user(deep, len, &u), -EBADMSG);
+        free(deep);
+        deep = repeat('{', 10000, "", &len);
+        for (size_t i = 1; i < len; i += 2)
+                deep[i] = ' ';
+        assert_int_equal(nimbus_parse_user(deep, len, &u), -EBADMSG);
+        free(deep);
+        assert_string_equal(u.licenses, "untouched");
+}
+
+/* Bodies beyond NIMBUS_MAX_BODY are refused even if they are valid JSON. */
+static void test_user_size_limit(void **state) {
+        NimbusUser u;
+        size_t len;
+        char *body = repeat(' ', NIMBUS_MAX_BODY - 2, "}", &len);
+        body[0] = '{';
+        assert_int_equal(nimbus_parse_user(body, len, &u), 0);
+        nimbus_user_clear(&u);
+        free(body);
+        body = repeat(' ', NIMBUS_MAX_BODY - 1, "}", &len);
+        body[0] = '{';
+        assert_int_equal(nimbus_parse_user(body, len, &u), 0);     /* exactly the limit */
+        nimbus_user_clear(&u);
+        free(body);
+        body = repeat(' ', NIMBUS_MAX_BODY, "}", &len);
+        body[0] = '{';
+        assert_int_equal(nimbus_parse_user(body, len, &u), -EBADMSG);
+        free(body);
+}
+
+static void test_user_bad_bytes_elsewhere(void **state) {
+        NimbusUser u;
+        /* Invalid UTF-8 in a field we do not use costs nothing; in a name it is replaced. */
+        assert_int_equal(PARSE_USER("{\"displayName\":\"\xff\xfe\",\"o365Id\":\"" GUID_A_TEXT "\","
+                                    "\"licenses\":[\"L\xc3\"]}", &u), 0);
+        assert_true(guid_eq(&u.o365_id, &GUID_A));
+        assert_string_equal(u.licenses, "L\xef\xbf\xbd");
+        nimbus_user_clear(&u);
+}
+
+static void test_user_many_licenses(void **state) {
+        size_t len, n = 2000, o;
+        char *body = malloc(16 + n * 6);
+        assert_non_null(body);
+        o = (size_t) sprintf(body, "{\"licenses\":[");
+        for (size_t i = 0; i < n; i++)
+                o += (size_t) sprintf(body + o, "%s\"L%zu\"", i ? "," : "", i % 10);
+        o += (size_t) sprintf(body + o, "]}");
+        len = o;
+
+        NimbusUser u;
+        assert_int_equal(nimbus_parse_user(body, len, &u), 0);
+        size_t commas = 0;
+        for (const char *c = u.licenses; *c; c++)
+                commas += *c == ',';
+        assert_int_equal(commas + 1, 1000);
+        nimbus_user_clear(&u);
+        free(body);
+}
+
+/* ---- license usage ----------------------------------------------------------------------------- */
+
+#define PARSE_LIC(body, l, n) nimbus_parse_licenses(body, sizeof(body) - 1, l, n)
+
+static void test_licenses(void **state) {
+        NimbusLicense *l = NULL;
+        size_t n = 0;
+        assert_int_equal(PARSE_LIC("{\"licenses\":[{\"name\":\"Enterprise\",\"total\":10,\"used\":\"7\",\"available\":3},"
+                                   "{\"name\":\"Contact Center\",\"total\":\"x\",\"used\":-5,\"available\":1.0,\"extra\":[]},"
+                                   "{\"total\":\"99999999999999999999\",\"used\":1e30,\"available\":2.5},"
+                                   "\"Advanced\",7,null],\"other\":1}", &l, &n), 0);
+        assert_int_equal(n, 4);
+        assert_string_equal(l[0].name, "Enterprise");
+        assert_int_equal(l[0].total, 10);
+        assert_int_equal(l[0].used, 7);
+        assert_int_equal(l[0].available, 3);
+        assert_string_equal(l[1].name, "Contact Center");
+        assert_int_equal(l[1].total, -1);
+        assert_int_equal(l[1].used, -1);
+        assert_int_equal(l[1].available, 1);
+        assert_string_equal(l[2].name, "");
+        assert_int_equal(l[2].total, -1);
+        assert_int_equal(l[2].used, -1);
+        assert_int_equal(l[2].available, -1);
+        assert_string_equal(l[3].name, "Advanced");
+        assert_int_equal(l[3].total, -1);
+        nimbus_licenses_free(l, n);
+}
+
+static void test_licenses_bare_and_empty(void **state) {
+        NimbusLicense *l = NULL;
+        size_t n = 99;
+        assert_int_equal(PARSE_LIC("[{\"Name\":\"Enterprise\",\"Total\":5,\"Used\":5,\"Available\":0}]", &l, &n), 0);
+        assert_int_equal(n, 1);
+        assert_string_equal(l[0].name, "Enterprise");
+        assert_int_equal(l[0].available, 0);
+        nimbus_licenses_free(l, n);
+
+        assert_int_equal(PARSE_LIC("{\"licenses\":[]}", &l, &n), 0);
+        assert_int_equal(n, 0);
+        assert_null(l);
+        nimbus_licenses_free(NULL, 0);
+}
+
+static void test_licenses_bad(void **state) {
+        const char *bad[] = { "", "{}", "{\"licenses\":{}}", "{\"licenses\":\"none\"}", "\"x\"",
+                              "Unauthorized", "[{\"name\":\"A\"}", "[] []" };
+        NimbusLicense *l = (NimbusLicense *) &l;
+        size_t n = 99;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(nimbus_parse_licenses(bad[i], strlen(bad[i]), &l, &n), -EBADMSG);
+        size_t len;
+        char *deep = repeat('[', 10000, "", &len);
+        assert_int_equal(nimbus_parse_licenses(deep, len, &l, &n), -EBADMSG);
+        free(deep);
+        assert_true(l == (NimbusLicense *) &l && n == 99);
+}
+
+static void test_licenses_capped(void **state) {
+        size_t n = 1500, o;
+        char *body = malloc(2 + n * 16);
+        assert_non_null(body);
+        o = (size_t) sprintf(body, "[");
+        for (size_t i = 0; i < n; i++)
+                o += (size_t) sprintf(body + o, "%s{\"name\":\"L%zu\"}", i ? "," : "", i % 100);
+        o += (size_t) sprintf(body + o, "]");
+
+        NimbusLicense *l = NULL;
+        size_t got = 0;
+        assert_int_equal(nimbus_parse_licenses(body, o, &l, &got), 0);
+        assert_int_equal(got, 1000);
+        assert_string_equal(l[999].name, "L99");
+        nimbus_licenses_free(l, got);
+        free(body);
+}
+
+/* ---- Entra token ------------------------------------------------------------------------------- */
+
+static int parse_token(const char *body, char **t, uint64_t *e) {
+        return oauth_parse_token(body, strlen(body), t, e);
+}
+
+static void check_expires(const char *body, uint64_t expected_sec) {
+        char *t = NULL;
+        uint64_t e = 0;
+        assert_int_equal(parse_token(body, &t, &e), 0);
+        assert_string_equal(t, "tok");
+        assert_int_equal(e, expected_sec * SEC);
+        free(t);
+}
+
+static void test_token(void **state) {
+        char *t = NULL;
+        uint64_t e = 0;
+        assert_int_equal(parse_token("{\"token_type\":\"Bearer\",\"expires_in\":3599,\"ext_expires_in\":3599,"
+                                     "\"access_token\":\"eyJ0eXAi.eyJhdWQi.c2lnbmF0dXJl\"}", &t, &e), 0);
+        assert_string_equal(t, "eyJ0eXAi.eyJhdWQi.c2lnbmF0dXJl");
+        assert_int_equal(e, 3599 * SEC);
+        free(t);
+
+        check_expires("{\"access_token\":\"tok\",\"expires_in\":\"1800\"}", 1800);
+        check_expires("{\"access_token\":\"tok\"}", 3600);
+        check_expires("{\"access_token\":\"tok\",\"expires_in\":\"soon\"}", 3600);
+        check_expires("{\"access_token\":\"tok\",\"expires_in\":true}", 3600);
+        check_expires("{\"access_token\":\"tok\",\"expires_in\":0}", 1);
+        check_expires("{\"access_token\":\"tok\",\"expires_in\":-5}", 1);
+        check_expires("{\"access_token\":\"tok\",\"expires_in\":999999999999}", 86400);
+        check_expires("{\"access_token\":\"tok\",\"expires_in\":\"99999999999999999999999\"}", 3600);
+}
+
+static void test_token_bad(void **state) {
+        const char *bad[] = {
+                "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215\"}",
+                "{\"access_token\":\"\"}",
+                "{\"access_token\":42}",
+                "{\"access_token\":null}",
+                "{\"access_token\":\"a\\r\\nX-Injected: 1\"}",
+                "{\"access_token\":\"a b\"}",
+                "{\"access_token\":\"\\u00e9\"}",
+                "[\"access_token\"]",
+                "access_token=abc",
+                "",
+        };
+        char *t = (char *) "untouched";
+        uint64_t e = 7;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(parse_token(bad[i], &t, &e), -EBADMSG);
+        assert_int_equal(oauth_parse_token("{\"access_token\":\"a\\u0000b\"}", 26, &t, &e), -EBADMSG);
+        size_t len;
+        char *deep = repeat('[', 10000, "", &len);
+        assert_int_equal(oauth_parse_token(deep, len, &t, &e), -EBADMSG);
+        free(deep);
+        assert_string_equal(t, "untouched");
+        assert_int_equal(e, 7);
+}
+
+static void test_token_size(void **state) {
+        static const char prefix[] = "{\"access_token\":\"";
+        const size_t plen = sizeof prefix - 1;
+        char *t = NULL;
+        uint64_t e;
+        size_t len;
+        /* A token of exactly 16 KiB is taken, one byte more is refused. */
+        for (size_t size = 16 * 1024; size <= 16 * 1024 + 1; size++) {
+                char *body = repeat('x', plen + size, "\"}", &len);
+                memcpy(body, prefix, plen);
+                int r = oauth_parse_token(body, len, &t, &e);
+                free(body);
+                if (size == 16 * 1024) {
+                        assert_int_equal(r, 0);
+                        assert_int_equal(strlen(t), size);
+                        free(t);
+                } else
+                        assert_int_equal(r, -EBADMSG);
+        }
+}
+
+static void test_request_body(void **state) {
+        char *b = NULL;
+        assert_int_equal(oauth_request_body("https://admin.ch-01.luware.cloud/.default", &b), 0);
+        assert_string_equal(b, "grant_type=client_credentials&scope=https%3A%2F%2Fadmin.ch-01.luware.cloud%2F.default");
+        free(b);
+        assert_int_equal(oauth_request_body("a b&c=d+e", &b), 0);
+        assert_string_equal(b, "grant_type=client_credentials&scope=a%20b%26c%3Dd%2Be");
+        free(b);
+        assert_int_equal(oauth_request_body("", &b), -EINVAL);
+        assert_int_equal(oauth_request_body(NULL, &b), -EINVAL);
+}
+
+/* ---- Retry-After ------------------------------------------------------------------------------- */
+
+static void check_retry(const char *value, uint64_t now, uint64_t expected) {
+        uint64_t d = 12345;
+        assert_int_equal(parse_retry_after(value, now, &d), 0);
+        assert_int_equal(d, expected);
+}
+
+static void test_retry_after(void **state) {
+        const uint64_t date = UINT64_C(1445412480) * SEC;        /* Wed, 21 Oct 2015 07:28:00 GMT */
+        check_retry("120", 0, 120 * SEC);
+        check_retry(" 5\t", 0, 5 * SEC);
+        check_retry("0", 0, 0);
+        check_retry("3600", 0, 3600 * SEC);
+        check_retry("7200", 0, 3600 * SEC);
+        check_retry("999999999999999999999999999", 0, 3600 * SEC);
+        check_retry("Wed, 21 Oct 2015 07:28:00 GMT", date - 30 * SEC, 30 * SEC);
+        check_retry("Wednesday, 21-Oct-15 07:28:00 GMT", date - 30 * SEC, 30 * SEC);  /* RFC 850 */
+        check_retry("Wed Oct 21 07:28:00 2015", date - 30 * SEC, 30 * SEC);           /* asctime */
+        check_retry("Wed, 21 Oct 2015 07:28:00 GMT", date + 30 * SEC, 0);            /* past */
+        check_retry("Wed, 21 Oct 2015 07:28:00 GMT", 0, 3600 * SEC);                 /* far ahead */
+        check_retry("Fri, 31 Dec 9999 23:59:59 GMT", date, 3600 * SEC);
+
+        const char *bad[] = { "", "   ", "-5", "1.5", "12abc", "soon", "+5" };
+        uint64_t d = 12345;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(parse_retry_after(bad[i], 0, &d), -EINVAL);
+        assert_int_equal(parse_retry_after(NULL, 0, &d), -EINVAL);
+        size_t len;
+        char *big = repeat('1', 4096, "", &len);
+        assert_int_equal(parse_retry_after(big, 0, &d), -EINVAL);
+        free(big);
+        assert_int_equal(d, 12345);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_names),
+                cmocka_unit_test(test_requests),
+                cmocka_unit_test(test_request_errors),
+                cmocka_unit_test(test_classify),
+                cmocka_unit_test(test_message_shapes),
+                cmocka_unit_test(test_message_bytes),
+                cmocka_unit_test(test_message_garbage),
+                cmocka_unit_test(test_message_cut),
+                cmocka_unit_test(test_message_deep),
+                cmocka_unit_test(test_user_full),
+                cmocka_unit_test(test_user_license_shapes),
+                cmocka_unit_test(test_user_partial),
+                cmocka_unit_test(test_user_wrong_types),
+                cmocka_unit_test(test_user_not_json),
+                cmocka_unit_test(test_user_size_limit),
+                cmocka_unit_test(test_user_bad_bytes_elsewhere),
+                cmocka_unit_test(test_user_many_licenses),
+                cmocka_unit_test(test_licenses),
+                cmocka_unit_test(test_licenses_bare_and_empty),
+                cmocka_unit_test(test_licenses_bad),
+                cmocka_unit_test(test_licenses_capped),
+                cmocka_unit_test(test_token),
+                cmocka_unit_test(test_token_bad),
+                cmocka_unit_test(test_token_size),
+                cmocka_unit_test(test_request_body),
+                cmocka_unit_test(test_retry_after),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
