@@ -175,6 +175,10 @@ static int job_on_send(void *userdata) {
         if (j->call != CALL_DELETE) {
                 u.target = j->target;
                 u.target_kind = j->call == CALL_CREATE ? TARGET_OU : TARGET_TEMPLATE;
+                /* If we die before the answer, the user may exist and is ours: the planner may
+                 * delete it later only if the origin says so. A 409 without an earlier send
+                 * still turns it into ADOPTED (job_succeeded). */
+                u.origin = j->call == CALL_CREATE ? ORIGIN_CREATED : ORIGIN_COPIED;
         }
         u.updated_usec = now_usec();
         k = store_put_user(r->tenant->store, &u);
@@ -302,8 +306,10 @@ static void job_on_done(void *userdata, const NimbusResult *res) {
         Runner *r = j->runner;
 
         r->feeding--;
-        if (res->error == -ECANCELED || r->stopping) {
-                job_set_state(r, j, JOB_CANCELLED);   /* a sent intent stays: the next start settles it */
+        if (res->error == -ECANCELED) {
+                /* Never answered: a sent intent stays in the store and the next start settles it.
+                 * A real answer after runner_stop() is still recorded below. */
+                job_set_state(r, j, JOB_CANCELLED);
                 return;
         }
         switch (res->outcome) {

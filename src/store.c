@@ -1,1 +1,787 @@
-/* store.c: placeholder, being written. */
+/* store.c: the local state store, one SQLite database (state_dir/state.db).
+ *
+ * Everything nimbus-sync must remember across restarts lives here: the users it manages and the
+ * call in flight for each, held deletes, recent send times for the rate window, small facts, and
+ * the run history. The database runs in WAL mode with synchronous=FULL, so a write is on disk when
+ * its call returns and a kill -9 at any moment leaves a consistent store. SQLite result codes are
+ * turned into negative errno values here and never leak out. Statements are prepared once, on
+ * first use, and kept in the Store; a Store is used by one thread at a time. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "util.h"
+
+#define SCHEMA_VERSION 1
+#define BUSY_TIMEOUT_MSEC 5000
+/* Server messages are for the admin's eyes; a kilobyte is plenty and keeps a hostile or broken
+ * server from bloating the store. */
+#define STORE_ERROR_MAX 1024
+
+typedef enum StmtId {
+        STMT_BEGIN,
+        STMT_COMMIT,
+        STMT_ROLLBACK,
+        STMT_SAVEPOINT,
+        STMT_RELEASE,
+        STMT_ROLLBACK_TO,
+        STMT_USER_LOAD,
+        STMT_USER_GET,
+        STMT_USER_PUT,
+        STMT_HOLDSET_CLEAR,
+        STMT_HOLDSET_ADD,
+        STMT_HOLDS_MARK,
+        STMT_HOLDS_SWEEP,
+        STMT_HOLDS_APPROVE,
+        STMT_SEND_RECORD,
+        STMT_SEND_LOAD,
+        STMT_SEND_PRUNE,
+        STMT_META_SET,
+        STMT_META_DELETE,
+        STMT_META_GET,
+        STMT_RUN_BEGIN,
+        STMT_RUN_FINISH,
+        STMT_RUN_LAST,
+        STMT_INTEGRITY,
+        _STMT_MAX,
+} StmtId;
+
+#define USER_COLUMNS "id, target, target_kind, ou, origin, presence, intent, status, hold, " \
+                     "attempts, http_status, next_attempt, updated, error"
+#define RUN_COLUMNS "id, run_id, started, finished, created, copied, deleted, adopted, failed, " \
+                    "held, result"
+
+static const char *const stmt_sql[_STMT_MAX] = {
+        [STMT_BEGIN] = "BEGIN IMMEDIATE",
+        [STMT_COMMIT] = "COMMIT",
+        [STMT_ROLLBACK] = "ROLLBACK",
+        /* Compound operations nest in the caller's transaction when there is one. */
+        [STMT_SAVEPOINT] = "SAVEPOINT store_op",
+        [STMT_RELEASE] = "RELEASE store_op",
+        [STMT_ROLLBACK_TO] = "ROLLBACK TO store_op",
+        [STMT_USER_LOAD] = "SELECT " USER_COLUMNS " FROM users ORDER BY id",
+        [STMT_USER_GET] = "SELECT " USER_COLUMNS " FROM users WHERE id = ?1",
+        [STMT_USER_PUT] = "INSERT OR REPLACE INTO users (" USER_COLUMNS ") "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        [STMT_HOLDSET_CLEAR] = "DELETE FROM temp.hold_set",
+        /* An id in both held[] and keep[] counts as held. */
+        [STMT_HOLDSET_ADD] = "INSERT INTO temp.hold_set (id, held) VALUES (?1, ?2) "
+                             "ON CONFLICT (id) DO UPDATE SET held = max(held, excluded.held)",
+        [STMT_HOLDS_MARK] = "UPDATE users SET hold = 1 WHERE hold = 0 AND id IN "
+                            "(SELECT id FROM temp.hold_set WHERE held = 1)",
+        /* "hold != 0" matches the partial index users_hold, so no full scan. */
+        [STMT_HOLDS_SWEEP] = "UPDATE users SET hold = 0 WHERE hold != 0 AND id NOT IN "
+                             "(SELECT id FROM temp.hold_set)",
+        [STMT_HOLDS_APPROVE] = "UPDATE users SET hold = 2 WHERE hold != 0 AND hold = 1",
+        [STMT_SEND_RECORD] = "INSERT INTO sends (t) VALUES (?1)",
+        [STMT_SEND_LOAD] = "SELECT t FROM sends WHERE t >= ?1 ORDER BY t",
+        [STMT_SEND_PRUNE] = "DELETE FROM sends WHERE t < ?1",
+        [STMT_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
+                          "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [STMT_META_DELETE] = "DELETE FROM meta WHERE key = ?1",
+        [STMT_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+        [STMT_RUN_BEGIN] = "INSERT INTO runs (run_id, started, finished, created, copied, deleted, "
+                           "adopted, failed, held, result) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        [STMT_RUN_FINISH] = "UPDATE runs SET finished = ?2, created = ?3, copied = ?4, "
+                            "deleted = ?5, adopted = ?6, failed = ?7, held = ?8, result = ?9 "
+                            "WHERE id = ?1",
+        [STMT_RUN_LAST] = "SELECT " RUN_COLUMNS " FROM runs ORDER BY id DESC LIMIT 1",
+        [STMT_INTEGRITY] = "PRAGMA integrity_check(1)",
+};
+
+/* Version 1. Created in one transaction together with user_version, so a store is either empty
+ * or complete. */
+static const char schema_v1[] =
+        "CREATE TABLE users ("
+        " id BLOB PRIMARY KEY, target BLOB, target_kind INT, ou BLOB, origin INT, presence INT,"
+        " intent INT, status INT, hold INT, attempts INT, http_status INT, next_attempt INT,"
+        " updated INT, error TEXT) WITHOUT ROWID;"
+        /* Only the few users with a hold are indexed: holds are found without a scan. */
+        "CREATE INDEX users_hold ON users (hold) WHERE hold != 0;"
+        "CREATE TABLE sends (t INTEGER NOT NULL);"
+        "CREATE INDEX sends_t ON sends (t);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY, run_id TEXT, started INT, finished INT,"
+        " created INT, copied INT, deleted INT, adopted INT, failed INT, held INT, result INT);"
+        "PRAGMA user_version = 1;";
+
+struct Store {
+        sqlite3 *db;
+        sqlite3_stmt *stmt[_STMT_MAX];
+};
+
+static int errno_from_sqlite(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_OK:
+        case SQLITE_ROW:
+        case SQLITE_DONE:
+                return 0;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_TOOBIG:
+                return -E2BIG;
+        case SQLITE_CONSTRAINT:
+                return -EEXIST;
+        case SQLITE_CANTOPEN:
+                return -ENOENT;
+        default:
+                return -EIO;
+        }
+}
+
+/* CANTOPEN hides the reason; the failing system call still knows it. */
+static int errno_from_db(sqlite3 *db, int rc) {
+        if ((rc & 0xff) == SQLITE_CANTOPEN && db && sqlite3_system_errno(db) > 0)
+                return -sqlite3_system_errno(db);
+        return errno_from_sqlite(rc);
+}
+
+static void stmt_resetp(sqlite3_stmt **p) {
+        if (*p) {
+                sqlite3_reset(*p);
+                sqlite3_clear_bindings(*p);
+        }
+}
+/* A statement borrowed from the Store is reset and unbound when it goes out of scope. */
+#define _cleanup_reset_ __attribute__((cleanup(stmt_resetp)))
+
+static int stmt_get(Store *s, StmtId id, sqlite3_stmt **ret) {
+        if (!s->stmt[id]) {
+                int rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                            &s->stmt[id], NULL);
+                if (rc != SQLITE_OK)
+                        return errno_from_sqlite(rc);
+        }
+        *ret = s->stmt[id];
+        return 0;
+}
+
+/* Run a statement that returns no rows; the caller has bound its parameters. */
+static int step_done(sqlite3_stmt *st) {
+        int rc = sqlite3_step(st);
+        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc == SQLITE_ROW ? SQLITE_MISUSE : rc);
+}
+
+static int exec_simple(Store *s, StmtId id) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r = stmt_get(s, id, &st);
+        return r < 0 ? r : step_done(st);
+}
+
+static int bind_guid(sqlite3_stmt *st, int idx, const Guid *g) {
+        /* SQLITE_STATIC: every Guid outlives the step that reads it. */
+        if (guid_is_null(g))
+                return sqlite3_bind_null(st, idx);
+        return sqlite3_bind_blob(st, idx, g->b, sizeof g->b, SQLITE_STATIC);
+}
+
+static int bind_u64(sqlite3_stmt *st, int idx, uint64_t v) {
+        return sqlite3_bind_int64(st, idx, (sqlite3_int64) v); /* stored bit for bit */
+}
+
+static int column_guid(sqlite3_stmt *st, int col, Guid *ret) {
+        if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+                *ret = (Guid) { 0 };
+                return 0;
+        }
+        const void *b = sqlite3_column_blob(st, col);
+        if (!b || sqlite3_column_bytes(st, col) != (int) sizeof ret->b)
+                return -EBADMSG;
+        memcpy(ret->b, b, sizeof ret->b);
+        return 0;
+}
+
+/* Cut at most max bytes without splitting a UTF-8 sequence. */
+static size_t utf8_cut(const char *s, size_t len, size_t max) {
+        if (len <= max)
+                return len;
+        while (max > 0 && ((unsigned char) s[max] & 0xc0) == 0x80)
+                max--;
+        return max;
+}
+
+static int column_error(sqlite3_stmt *st, int col, char **ret) {
+        const char *t = (const char *) sqlite3_column_text(st, col);
+        if (!t) {
+                *ret = NULL;
+                return sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM ? -ENOMEM : 0;
+        }
+        size_t len = utf8_cut(t, (size_t) sqlite3_column_bytes(st, col), STORE_ERROR_MAX);
+        *ret = strndup(t, len);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* Read the row at st (columns in USER_COLUMNS order) into u; u->error is allocated. */
+static int read_user(sqlite3_stmt *st, StoreUser *u) {
+        int r;
+
+        *u = (StoreUser) { 0 };
+        if ((r = column_guid(st, 0, &u->id)) < 0 || (r = column_guid(st, 1, &u->target)) < 0 ||
+            (r = column_guid(st, 3, &u->ou)) < 0)
+                return r;
+        u->target_kind = (uint8_t) sqlite3_column_int(st, 2);
+        u->origin = (uint8_t) sqlite3_column_int(st, 4);
+        u->presence = (uint8_t) sqlite3_column_int(st, 5);
+        u->intent = (uint8_t) sqlite3_column_int(st, 6);
+        u->status = (uint8_t) sqlite3_column_int(st, 7);
+        u->hold = (uint8_t) sqlite3_column_int(st, 8);
+        u->attempts = (uint16_t) sqlite3_column_int(st, 9);
+        u->http_status = (uint16_t) sqlite3_column_int(st, 10);
+        u->next_attempt_usec = (uint64_t) sqlite3_column_int64(st, 11);
+        u->updated_usec = (uint64_t) sqlite3_column_int64(st, 12);
+        return column_error(st, 13, &u->error);
+}
+
+/* Grow *array (of *cap elements of size sz) geometrically so it holds at least need. */
+static int grow(void **array, size_t *cap, size_t need, size_t sz) {
+        if (need <= *cap)
+                return 0;
+        size_t n = *cap ? *cap : 1024;
+        while (n < need) {
+                if (n > SIZE_MAX / 2)
+                        return -ENOMEM;
+                n *= 2;
+        }
+        if (n > SIZE_MAX / sz)
+                return -ENOMEM;
+        void *p = realloc(*array, n * sz);
+        if (!p)
+                return -ENOMEM;
+        *array = p;
+        *cap = n;
+        return 0;
+}
+
+/* --- opening ------------------------------------------------------------------------------ */
+
+static int get_user_version(Store *s, int *ret) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW) {
+                        *ret = sqlite3_column_int(st, 0);
+                        rc = SQLITE_OK;
+                }
+        }
+        sqlite3_finalize(st);
+        return errno_from_sqlite(rc);
+}
+
+static int exec_sql(Store *s, const char *sql) {
+        return errno_from_sqlite(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
+}
+
+/* Create the schema unless another process has done so since we looked. */
+static int migrate(Store *s) {
+        int version = 0, r;
+
+        if ((r = exec_sql(s, "BEGIN IMMEDIATE")) < 0)
+                return r;
+        r = get_user_version(s, &version);
+        if (r >= 0 && version > SCHEMA_VERSION)
+                r = -EPROTO;
+        else if (r >= 0 && version == 0)
+                r = exec_sql(s, schema_v1);
+        if (r >= 0)
+                r = exec_sql(s, "COMMIT");
+        if (r < 0)
+                (void) exec_sql(s, "ROLLBACK");
+        return r;
+}
+
+static int configure(Store *s, bool read_only) {
+        int r;
+
+        if (sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MSEC) != SQLITE_OK)
+                return -EIO;
+        if (!read_only) {
+                /* journal_mode answers with the mode in force; anything but "wal" means it did
+                 * not switch (no shared memory on this file system, for instance). */
+                sqlite3_stmt *st = NULL;
+                int rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+                if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+                        rc = sqlite3_stricmp((const char *) sqlite3_column_text(st, 0), "wal") == 0
+                                     ? SQLITE_OK : SQLITE_IOERR;
+                sqlite3_finalize(st);
+                if (rc != SQLITE_OK)
+                        return errno_from_sqlite(rc);
+        }
+        /* temp_store=MEMORY: the scratch table of store_sync_holds() never needs a temporary
+         * file, which a sandboxed service may have nowhere to write. */
+        if ((r = exec_sql(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                             "PRAGMA temp_store=MEMORY")) < 0)
+                return r;
+        return 0;
+}
+
+static int check_schema(Store *s, bool read_only) {
+        int version = 0, r;
+
+        if ((r = get_user_version(s, &version)) < 0)
+                return r;
+        if (version > SCHEMA_VERSION)
+                return -EPROTO;
+        if (version == SCHEMA_VERSION)
+                return 0;
+        /* An empty file is a store nobody has set up yet. */
+        return read_only ? -ENOENT : migrate(s);
+}
+
+/* The scratch table of store_sync_holds(). Made once per connection, outside any transaction, so
+ * no rollback can take it away. */
+static int create_temp_tables(Store *s) {
+        return exec_sql(s, "CREATE TEMP TABLE IF NOT EXISTS hold_set "
+                           "(id BLOB PRIMARY KEY, held INT NOT NULL) WITHOUT ROWID");
+}
+
+/* SQLite would create the file world-readable (modulo umask); it holds who we manage, so make it
+ * 0600 first. The -wal and -shm files inherit its mode. */
+static int create_file(const char *path) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0)
+                return -errno;
+        close(fd);
+        return 0;
+}
+
+static int open_db(const char *path, bool read_only, sqlite3 **ret) {
+        struct stat st;
+        sqlite3 *db = NULL;
+        int flags = SQLITE_OPEN_NOMUTEX |
+                    (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+
+        if (read_only && stat(path, &st) < 0)
+                return -errno;
+        if (!read_only) {
+                int r = create_file(path);
+                if (r < 0)
+                        return r;
+        }
+        int rc = sqlite3_open_v2(path, &db, flags, NULL);
+        if (rc != SQLITE_OK) {
+                int r = errno_from_db(db, rc);
+                sqlite3_close(db);
+                return r;
+        }
+        *ret = db;
+        return 0;
+}
+
+int store_open(const char *state_dir, bool read_only, Store **ret) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        if (!state_dir || !ret)
+                return -EINVAL;
+        if (asprintf(&path, "%s/%s", state_dir, STORE_FILE_NAME) < 0) {
+                path = NULL;
+                return -ENOMEM;
+        }
+        Store *s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        if ((r = open_db(path, read_only, &s->db)) < 0 || (r = configure(s, read_only)) < 0 ||
+            (r = check_schema(s, read_only)) < 0 ||
+            (!read_only && (r = create_temp_tables(s)) < 0)) {
+                store_close(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+Store *store_close(Store *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < _STMT_MAX; i++)
+                sqlite3_finalize(s->stmt[i]);
+        /* The last connection to close checkpoints the WAL into the main file. */
+        sqlite3_close(s->db);
+        free(s);
+        return NULL;
+}
+
+/* --- transactions -------------------------------------------------------------------------- */
+
+int store_begin(Store *s) {
+        return exec_simple(s, STMT_BEGIN);
+}
+
+int store_commit(Store *s) {
+        return exec_simple(s, STMT_COMMIT);
+}
+
+int store_rollback(Store *s) {
+        return exec_simple(s, STMT_ROLLBACK);
+}
+
+/* A compound operation is atomic on its own, and part of the caller's transaction if any.
+ * Outside a transaction it takes the write lock up front (BEGIN IMMEDIATE), so it never has to
+ * upgrade a read lock, which WAL mode can refuse without waiting. */
+static int op_begin(Store *s, bool *ret_own) {
+        *ret_own = sqlite3_get_autocommit(s->db);
+        return exec_simple(s, *ret_own ? STMT_BEGIN : STMT_SAVEPOINT);
+}
+
+static int op_end(Store *s, bool own, int r) {
+        if (r >= 0) {
+                int k = exec_simple(s, own ? STMT_COMMIT : STMT_RELEASE);
+                if (k >= 0)
+                        return r;
+                r = k;
+        }
+        if (own)
+                (void) exec_simple(s, STMT_ROLLBACK);
+        else if (exec_simple(s, STMT_ROLLBACK_TO) >= 0)
+                (void) exec_simple(s, STMT_RELEASE);
+        return r;
+}
+
+/* --- users --------------------------------------------------------------------------------- */
+
+void store_user_clear(StoreUser *u) {
+        if (!u)
+                return;
+        free(u->error);
+        u->error = NULL;
+}
+
+void store_users_free(StoreUser *u, size_t n) {
+        if (!u)
+                return;
+        for (size_t i = 0; i < n; i++)
+                free(u[i].error);
+        free(u);
+}
+
+int store_load_users(Store *s, StoreUser **ret, size_t *ret_n) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        StoreUser *u = NULL;
+        size_t n = 0, cap = 0;
+        int r, rc;
+
+        if ((r = stmt_get(s, STMT_USER_LOAD, &st)) < 0)
+                return r;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if ((r = grow((void **) &u, &cap, n + 1, sizeof *u)) < 0 ||
+                    (r = read_user(st, &u[n])) < 0)
+                        goto fail;
+                n++;
+        }
+        if (rc != SQLITE_DONE) {
+                r = errno_from_sqlite(rc);
+                goto fail;
+        }
+        *ret = u;
+        *ret_n = n;
+        return 0;
+fail:
+        store_users_free(u, n);
+        return r;
+}
+
+int store_get_user(Store *s, const Guid *id, StoreUser *ret) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if ((r = stmt_get(s, STMT_USER_GET, &st)) < 0)
+                return r;
+        if (sqlite3_bind_blob(st, 1, id->b, sizeof id->b, SQLITE_STATIC) != SQLITE_OK)
+                return -ENOMEM;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return errno_from_sqlite(rc);
+        return read_user(st, ret);
+}
+
+static int bind_user(sqlite3_stmt *st, const StoreUser *u) {
+        int rc = SQLITE_OK;
+
+        if (guid_is_null(&u->id))
+                return -EINVAL;
+        rc |= bind_guid(st, 1, &u->id);
+        rc |= bind_guid(st, 2, &u->target);
+        rc |= sqlite3_bind_int(st, 3, u->target_kind);
+        rc |= bind_guid(st, 4, &u->ou);
+        rc |= sqlite3_bind_int(st, 5, u->origin);
+        rc |= sqlite3_bind_int(st, 6, u->presence);
+        rc |= sqlite3_bind_int(st, 7, u->intent);
+        rc |= sqlite3_bind_int(st, 8, u->status);
+        rc |= sqlite3_bind_int(st, 9, u->hold);
+        rc |= sqlite3_bind_int(st, 10, u->attempts);
+        rc |= sqlite3_bind_int(st, 11, u->http_status);
+        rc |= bind_u64(st, 12, u->next_attempt_usec);
+        rc |= bind_u64(st, 13, u->updated_usec);
+        if (u->error)
+                rc |= sqlite3_bind_text(st, 14, u->error,
+                                        (int) utf8_cut(u->error, strlen(u->error), STORE_ERROR_MAX),
+                                        SQLITE_STATIC);
+        else
+                rc |= sqlite3_bind_null(st, 14);
+        /* Binding only fails for lack of memory (or misuse, which would be our bug). */
+        return rc == SQLITE_OK ? 0 : -ENOMEM;
+}
+
+int store_put_user(Store *s, const StoreUser *u) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if ((r = stmt_get(s, STMT_USER_PUT, &st)) < 0 || (r = bind_user(st, u)) < 0)
+                return r;
+        return step_done(st);
+}
+
+/* --- holds --------------------------------------------------------------------------------- */
+
+static int hold_set_add(Store *s, const Guid *ids, size_t n, bool held) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_reset_ sqlite3_stmt *st = NULL;
+                int r = stmt_get(s, STMT_HOLDSET_ADD, &st);
+                if (r < 0)
+                        return r;
+                if (sqlite3_bind_blob(st, 1, ids[i].b, sizeof ids[i].b, SQLITE_STATIC) != SQLITE_OK ||
+                    sqlite3_bind_int(st, 2, held) != SQLITE_OK)
+                        return -ENOMEM;
+                if ((r = step_done(st)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The ids given are collected in a temporary table, so marking and sweeping are two set
+ * operations inside SQLite however many ids there are. */
+static int hold_set_fill(Store *s, const Guid *held, size_t n_held, const Guid *keep, size_t n_keep) {
+        int r;
+
+        if ((r = exec_simple(s, STMT_HOLDSET_CLEAR)) < 0 ||
+            (r = hold_set_add(s, held, n_held, true)) < 0 ||
+            (r = hold_set_add(s, keep, n_keep, false)) < 0)
+                return r;
+        return 0;
+}
+
+int store_sync_holds(Store *s, const Guid *held, size_t n_held, const Guid *keep, size_t n_keep) {
+        bool own;
+        int r;
+
+        if ((n_held > 0 && !held) || (n_keep > 0 && !keep))
+                return -EINVAL;
+        if ((r = op_begin(s, &own)) < 0)
+                return r;
+        if ((r = hold_set_fill(s, held, n_held, keep, n_keep)) >= 0 &&
+            (r = exec_simple(s, STMT_HOLDS_MARK)) >= 0 &&
+            (r = exec_simple(s, STMT_HOLDS_SWEEP)) >= 0)
+                r = exec_simple(s, STMT_HOLDSET_CLEAR);
+        return op_end(s, own, r);
+}
+
+int store_approve_holds(Store *s, size_t *ret_n) {
+        int r = exec_simple(s, STMT_HOLDS_APPROVE);
+        if (r < 0)
+                return r;
+        if (ret_n)
+                *ret_n = (size_t) sqlite3_changes64(s->db);
+        return 0;
+}
+
+/* --- sends --------------------------------------------------------------------------------- */
+
+static int exec_u64(Store *s, StmtId id, uint64_t v) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r = stmt_get(s, id, &st);
+        if (r < 0)
+                return r;
+        if (bind_u64(st, 1, v) != SQLITE_OK)
+                return -ENOMEM;
+        return step_done(st);
+}
+
+int store_record_send(Store *s, uint64_t t_usec) {
+        return exec_u64(s, STMT_SEND_RECORD, t_usec);
+}
+
+int store_prune_sends(Store *s, uint64_t before_usec) {
+        return exec_u64(s, STMT_SEND_PRUNE, before_usec);
+}
+
+int store_load_sends(Store *s, uint64_t since_usec, uint64_t **ret, size_t *ret_n) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        _cleanup_free_ uint64_t *t = NULL;
+        size_t n = 0, cap = 0;
+        int r, rc;
+
+        if ((r = stmt_get(s, STMT_SEND_LOAD, &st)) < 0)
+                return r;
+        if (bind_u64(st, 1, since_usec) != SQLITE_OK)
+                return -ENOMEM;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if ((r = grow((void **) &t, &cap, n + 1, sizeof *t)) < 0)
+                        return r;
+                t[n++] = (uint64_t) sqlite3_column_int64(st, 0);
+        }
+        if (rc != SQLITE_DONE)
+                return errno_from_sqlite(rc);
+        *ret = TAKE_PTR(t);
+        *ret_n = n;
+        return 0;
+}
+
+/* --- meta ---------------------------------------------------------------------------------- */
+
+int store_meta_set(Store *s, const char *key, const char *value) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if (!key)
+                return -EINVAL;
+        if ((r = stmt_get(s, value ? STMT_META_SET : STMT_META_DELETE, &st)) < 0)
+                return r;
+        if (sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC) != SQLITE_OK ||
+            (value && sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC) != SQLITE_OK))
+                return -ENOMEM;
+        return step_done(st);
+}
+
+int store_meta_get(Store *s, const char *key, char **ret) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if (!key)
+                return -EINVAL;
+        if ((r = stmt_get(s, STMT_META_GET, &st)) < 0)
+                return r;
+        if (sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC) != SQLITE_OK)
+                return -ENOMEM;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return errno_from_sqlite(rc);
+        const char *v = (const char *) sqlite3_column_text(st, 0);
+        if (!v)
+                return sqlite3_errcode(s->db) == SQLITE_NOMEM ? -ENOMEM : -ENOENT;
+        return strdup_checked(v, ret);
+}
+
+/* --- runs ---------------------------------------------------------------------------------- */
+
+/* Binds the counters and result of run at ?first .. ?first+6. */
+static int bind_run_counts(sqlite3_stmt *st, int first, const StoreRun *run) {
+        const unsigned counts[] = { run->created, run->copied, run->deleted,
+                                    run->adopted, run->failed, run->held };
+        int rc = SQLITE_OK;
+
+        for (size_t i = 0; i < ELEMENTSOF(counts); i++)
+                rc |= sqlite3_bind_int64(st, first + (int) i, counts[i]);
+        rc |= sqlite3_bind_int(st, first + (int) ELEMENTSOF(counts), run->result);
+        return rc == SQLITE_OK ? 0 : -ENOMEM;
+}
+
+int store_run_begin(Store *s, StoreRun *run) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if ((r = stmt_get(s, STMT_RUN_BEGIN, &st)) < 0)
+                return r;
+        if (sqlite3_bind_text(st, 1, run->run_id, (int) strnlen(run->run_id, sizeof run->run_id - 1),
+                              SQLITE_STATIC) != SQLITE_OK ||
+            bind_u64(st, 2, run->started_usec) != SQLITE_OK ||
+            bind_u64(st, 3, run->finished_usec) != SQLITE_OK ||
+            (r = bind_run_counts(st, 4, run)) < 0)
+                return r < 0 ? r : -ENOMEM;
+        if ((r = step_done(st)) < 0)
+                return r;
+        run->id = sqlite3_last_insert_rowid(s->db);
+        return 0;
+}
+
+int store_run_finish(Store *s, const StoreRun *run) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if ((r = stmt_get(s, STMT_RUN_FINISH, &st)) < 0)
+                return r;
+        if (sqlite3_bind_int64(st, 1, run->id) != SQLITE_OK ||
+            bind_u64(st, 2, run->finished_usec) != SQLITE_OK ||
+            (r = bind_run_counts(st, 3, run)) < 0)
+                return r < 0 ? r : -ENOMEM;
+        if ((r = step_done(st)) < 0)
+                return r;
+        return sqlite3_changes64(s->db) > 0 ? 0 : -ENOENT;
+}
+
+static unsigned column_count(sqlite3_stmt *st, int col) {
+        sqlite3_int64 v = sqlite3_column_int64(st, col);
+        return v < 0 ? 0 : v > UINT_MAX ? UINT_MAX : (unsigned) v;
+}
+
+int store_last_run(Store *s, StoreRun *ret) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if ((r = stmt_get(s, STMT_RUN_LAST, &st)) < 0)
+                return r;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return errno_from_sqlite(rc);
+
+        StoreRun run = { .id = sqlite3_column_int64(st, 0) };
+        const char *id = (const char *) sqlite3_column_text(st, 1);
+        if (id)
+                snprintf(run.run_id, sizeof run.run_id, "%s", id);
+        run.started_usec = (uint64_t) sqlite3_column_int64(st, 2);
+        run.finished_usec = (uint64_t) sqlite3_column_int64(st, 3);
+        run.created = column_count(st, 4);
+        run.copied = column_count(st, 5);
+        run.deleted = column_count(st, 6);
+        run.adopted = column_count(st, 7);
+        run.failed = column_count(st, 8);
+        run.held = column_count(st, 9);
+        run.result = sqlite3_column_int(st, 10);
+        *ret = run;
+        return 0;
+}
+
+/* --- integrity ----------------------------------------------------------------------------- */
+
+int store_check_integrity(Store *s) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if ((r = stmt_get(s, STMT_INTEGRITY, &st)) < 0)
+                return r == -EBADMSG ? -EIO : r;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                const char *v = (const char *) sqlite3_column_text(st, 0);
+                return v && streq(v, "ok") ? 0 : -EIO;
+        }
+        r = errno_from_sqlite(rc);
+        /* A file too damaged to check is as bad as one that fails the check. */
+        return r == -EBADMSG || r == 0 ? -EIO : r;
+}

@@ -1,1 +1,0 @@
-/* oauth.c: placeholder, being written. */
