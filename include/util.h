@@ -35,6 +35,9 @@ int parse_duration(const char *s, uint64_t *ret_usec);
 
 /* Read a whole file into a NUL-terminated buffer, refusing files larger than max_size (-EFBIG). */
 int read_file_bounded(const char *path, size_t max_size, char **ret_buf, size_t *ret_len);
+/* The same from an open file descriptor (not closed), for callers that must fstat() the very file
+ * they read, e.g. to check a secret's mode without a race. */
+int read_fd_bounded(int fd, size_t max_size, char **ret_buf, size_t *ret_len);
 
 /* strdup() that reports failure as -ENOMEM through the return value. */
 int strdup_checked(const char *s, char **ret);

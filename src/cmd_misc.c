@@ -127,10 +127,10 @@ static void show_user(OneCall *oc, const NimbusResult *res) {
                 printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
                 json_object_put(o);
         } else {
-                printf("O365 ID:          %s\n", guid_format(&oc->id, id));
+                printf("O365 ID:           %s\n", guid_format(&oc->id, id));
                 printf("Organization unit: %s\n", guid_is_null(&u.ou) ? "unknown" : guid_format(&u.ou, ou));
-                printf("Assignment type:  %s\n", u.assignment_type[0] ? u.assignment_type : "unknown");
-                printf("Licenses:         %s\n", u.licenses ? u.licenses : "none listed");
+                printf("Assignment type:   %s\n", u.assignment_type[0] ? u.assignment_type : "unknown");
+                printf("Licenses:          %s\n", u.licenses ? u.licenses : "none listed");
         }
         nimbus_user_clear(&u);
         oc->result = EXIT_OK;

@@ -1,1 +1,1101 @@
-/* config.c: placeholder, being written. */
+/* config.c: reads /etc/nimbus-sync/config.yaml (PRODUCT §4) into an immutable Config.
+ *
+ * The whole file is validated before anything uses it, and every problem found is reported with
+ * file:line:col, not only the first: an admin fixing a config wants the full list at once.
+ * Parsing is table driven: each key has a Field that says how its value is read and where it goes.
+ *
+ * Defaults (also the contract's numbers, PRODUCT §4 and §6.2):
+ *   roster_dir /var/lib/nimbus-sync/roster.d     state_dir /var/lib/nimbus-sync
+ *   scan_interval 60s    settle_time 2s          rate_limit {operations: 60, window: 60s}
+ *   deletes {enabled: true, max_per_run: 25, max_percent: 10, include_adopted: false,
+ *            allow_empty: false, protected: []}
+ *   retry {base: 2s, cap: 15m, attempts: 8, quarantine: 1h, failed_retry: 6h, timeout: 30s}
+ *   verify {interval: 24h}   log {target: auto, level: info}
+ *   api_url  https://admin.{cluster}.luware.cloud   (API_PATH is appended)
+ *   scope    https://admin.{cluster}.luware.cloud/.default
+ *   token_url https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "util.h"
+
+#define DEFAULT_ROSTER_DIR "/var/lib/nimbus-sync/roster.d"
+#define DEFAULT_STATE_DIR "/var/lib/nimbus-sync"
+#define QUOTE_MAX 80        /* at most this much of a bad value is quoted back */
+#define OU_NAME_MAX 64
+#define SCOPE_MAX 1024
+
+#define SEC USEC_PER_SEC
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY (24 * HOUR)
+
+static const char *const clusters[] = {
+        "ch-01", "ch-02", "dewe-01", "dewe-02", "ukso-01", "aue-01", "euwe-01", "use-01",
+};
+
+typedef struct Ctx {
+        const char *path;       /* for diagnostics */
+        const char *buf;        /* the text, to turn a reader error's offset into line:col */
+        size_t len;
+        Diag *diag;
+        yaml_document_t *doc;
+        yaml_node_t *root;
+        char *dir;              /* absolute directory of the config: base of relative paths */
+        Config *c;
+} Ctx;
+
+typedef struct Field Field;
+typedef int (*FieldFn)(Ctx *x, const Field *f, yaml_node_t *v, void *dest);
+
+struct Field {
+        const char *key;        /* in its mapping */
+        const char *name;       /* dotted, for messages */
+        FieldFn parse;
+        size_t offset;          /* of the destination in Config */
+        uint64_t min, max;      /* numbers and durations */
+        const Field *sub;       /* nested mappings */
+        size_t n_sub;
+};
+
+static int qlen(const char *s) {
+        size_t n = strlen(s);
+
+        return (int) (n < QUOTE_MAX ? n : QUOTE_MAX);
+}
+
+static int error_at(Ctx *x, const yaml_node_t *n, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+static int error_at(Ctx *x, const yaml_node_t *n, const char *fmt, ...) {
+        unsigned line = n ? (unsigned) n->start_mark.line + 1 : 1;
+        unsigned col = n ? (unsigned) n->start_mark.column + 1 : 1;
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = diag_addv(x->diag, DIAG_ERROR, x->path, line, col, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+/* ---- scalar readers ---------------------------------------------------------------------- */
+
+static const char *node_kind(const yaml_node_t *n) {
+        switch (n->type) {
+        case YAML_MAPPING_NODE:
+                return "a mapping";
+        case YAML_SEQUENCE_NODE:
+                return "a list";
+        default:
+                return "a scalar";
+        }
+}
+
+static bool node_is_null(const yaml_node_t *n) {
+        const char *v;
+
+        if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+                return false;
+        v = (const char *) n->data.scalar.value;
+        return v[0] == '\0' || streq(v, "~") || streq(v, "null") || streq(v, "Null") ||
+               streq(v, "NULL");
+}
+
+/* The value of a scalar node that must hold text: not a collection, not empty, no NUL byte. */
+static int node_text(Ctx *x, const Field *f, const yaml_node_t *n, const char *what,
+                     const char **ret) {
+        const char *v;
+
+        if (n->type != YAML_SCALAR_NODE)
+                return error_at(x, n, "%s: expected %s, got %s", f->name, what, node_kind(n));
+        v = (const char *) n->data.scalar.value;
+        if (node_is_null(n) || v[0] == '\0')
+                return error_at(x, n, "%s: expected %s, got an empty value", f->name, what);
+        if (strlen(v) != n->data.scalar.length)
+                return error_at(x, n, "%s: value contains a NUL byte", f->name);
+        *ret = v;
+        return 0;
+}
+
+/* Numbers and booleans must be plain scalars: "60" in quotes is a string in YAML. */
+static int node_plain(Ctx *x, const Field *f, const yaml_node_t *n, const char *what,
+                      const char **ret) {
+        int r = node_text(x, f, n, what, ret);
+
+        if (r < 0)
+                return r;
+        if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+                return error_at(x, n, "%s: expected %s, got a quoted string", f->name, what);
+        return 0;
+}
+
+/* asprintf() into *dest, leaving it NULL on failure (asprintf leaves it undefined). */
+static int format_into(char **dest, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int format_into(char **dest, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(dest, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                *dest = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static void *dest_of(Ctx *x, const Field *f) {
+        return (char *) x->c + f->offset;
+}
+
+static int parse_uint_value(const char *s, uint64_t *ret) {
+        uint64_t v = 0;
+
+        if (!*s)
+                return -EINVAL;
+        for (; *s; s++) {
+                if (*s < '0' || *s > '9')
+                        return -EINVAL;
+                if (v > (UINT64_MAX - 9) / 10)
+                        return -ERANGE;
+                v = v * 10 + (uint64_t) (*s - '0');
+        }
+        *ret = v;
+        return 0;
+}
+
+static int field_unsigned(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        const char *s;
+        uint64_t n;
+        int r;
+
+        r = node_plain(x, f, v, "an integer", &s);
+        if (r < 0)
+                return r;
+        r = parse_uint_value(s, &n);
+        if (r == -EINVAL && s[0] == '-' && parse_uint_value(s + 1, &n) == 0)
+                r = -ERANGE; /* a negative number: say it is out of range, not "not a number" */
+        if (r == -EINVAL)
+                return error_at(x, v, "%s: expected an integer, got \"%.*s\"", f->name, qlen(s), s);
+        if (r < 0 || n < f->min || n > f->max)
+                return error_at(x, v, "%s: %.*s is out of range (%" PRIu64 "..%" PRIu64 ")",
+                                f->name, qlen(s), s, f->min, f->max);
+        *(unsigned *) dest = (unsigned) n;
+        return 0;
+}
+
+/* A bound as the admin would write it: "90s" rather than "90000000". */
+static void format_duration(uint64_t usec, char buf[32]) {
+        if (usec % DAY == 0 && usec > 0)
+                snprintf(buf, 32, "%" PRIu64 "d", usec / DAY);
+        else if (usec % HOUR == 0 && usec > 0)
+                snprintf(buf, 32, "%" PRIu64 "h", usec / HOUR);
+        else if (usec % MIN == 0 && usec > 0)
+                snprintf(buf, 32, "%" PRIu64 "m", usec / MIN);
+        else if (usec % SEC == 0)
+                snprintf(buf, 32, "%" PRIu64 "s", usec / SEC);
+        else
+                snprintf(buf, 32, "%" PRIu64 "ms", usec / USEC_PER_MSEC);
+}
+
+static int field_duration(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        char lo[32], hi[32];
+        const char *s;
+        uint64_t usec;
+        int r;
+
+        r = node_text(x, f, v, "a duration", &s);
+        if (r < 0)
+                return r;
+        r = parse_duration(s, &usec);
+        if (r == -EINVAL)
+                return error_at(x, v, "%s: invalid duration \"%.*s\" (use e.g. 500ms, 2s, 5m, 24h, 1d)",
+                                f->name, qlen(s), s);
+        if (r < 0 || usec < f->min || usec > f->max) {
+                format_duration(f->min, lo);
+                format_duration(f->max, hi);
+                return error_at(x, v, "%s: %.*s is out of range (%s..%s)", f->name, qlen(s), s, lo, hi);
+        }
+        *(uint64_t *) dest = usec;
+        return 0;
+}
+
+static int field_bool(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        static const char *const yes[] = { "true", "yes", "on" }, *const no[] = { "false", "no", "off" };
+        const char *s;
+        int r;
+
+        r = node_plain(x, f, v, "true or false", &s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                if (strcasecmp(s, yes[i]) == 0) {
+                        *(bool *) dest = true;
+                        return 0;
+                }
+                if (strcasecmp(s, no[i]) == 0) {
+                        *(bool *) dest = false;
+                        return 0;
+                }
+        }
+        return error_at(x, v, "%s: expected true or false, got \"%.*s\"", f->name, qlen(s), s);
+}
+
+static int field_guid_string(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        char buf[GUID_STRING_MAX];
+        const char *s;
+        Guid g;
+        int r;
+
+        r = node_text(x, f, v, "a GUID", &s);
+        if (r < 0)
+                return r;
+        if (guid_parse(s, strlen(s), &g) < 0)
+                return error_at(x, v, "%s: invalid GUID \"%.*s\"", f->name, qlen(s), s);
+        return strdup_checked(guid_format(&g, buf), (char **) dest);
+}
+
+/* The tenant is needed both as bytes and as text (for the token URL). */
+static int field_tenant(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        char **str = dest;
+        int r = field_guid_string(x, f, v, dest);
+
+        if (r < 0 || !*str)
+                return r;
+        return guid_parse(*str, strlen(*str), &x->c->tenant_id);
+}
+
+/* Relative paths are taken from the config file's directory, not from wherever the daemon
+ * happens to run, so a config and its secret can be moved together. */
+static int field_path(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        const char *s;
+        int r;
+
+        r = node_text(x, f, v, "a path", &s);
+        if (r < 0)
+                return r;
+        if (strlen(s) >= PATH_MAX)
+                return error_at(x, v, "%s: path is too long", f->name);
+        if (s[0] == '/')
+                return strdup_checked(s, (char **) dest);
+        while (s[0] == '.' && s[1] == '/')
+                s += 2;
+        return format_into((char **) dest, "%s%s%s", x->dir, streq(x->dir, "/") ? "" : "/", s);
+}
+
+/* ---- the secret: exactly one of two keys ------------------------------------------------- */
+
+static int check_one_secret(Ctx *x, const Field *f, yaml_node_t *v) {
+        if (x->c->client_secret_file || x->c->client_secret_credential)
+                return error_at(x, v, "%s: set only one of client_secret_file and "
+                                "client_secret_credential", f->name);
+        return 0;
+}
+
+static int field_secret_file(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        int r = check_one_secret(x, f, v);
+
+        return r < 0 ? r : field_path(x, f, v, dest);
+}
+
+static int field_credential(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        const char *s;
+        int r;
+
+        r = check_one_secret(x, f, v);
+        if (r < 0)
+                return r;
+        r = node_text(x, f, v, "a credential name", &s);
+        if (r < 0)
+                return r;
+        /* A name inside $CREDENTIALS_DIRECTORY, as systemd's LoadCredential= gives it. */
+        if (strchr(s, '/') || streq(s, ".") || streq(s, "..") || strlen(s) > NAME_MAX)
+                return error_at(x, v, "%s: \"%.*s\" is not a credential name (a file name inside "
+                                "$CREDENTIALS_DIRECTORY, without '/')", f->name, qlen(s), s);
+        return strdup_checked(s, (char **) dest);
+}
+
+/* ---- enumerations ------------------------------------------------------------------------ */
+
+static int field_cluster(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        const char *s;
+        int r;
+
+        r = node_text(x, f, v, "a cluster name", &s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(clusters); i++)
+                if (streq(s, clusters[i]))
+                        return strdup_checked(s, (char **) dest);
+        return error_at(x, v, "%s: unknown cluster \"%.*s\" (expected one of: ch-01 ch-02 dewe-01 "
+                        "dewe-02 ukso-01 aue-01 euwe-01 use-01)", f->name, qlen(s), s);
+}
+
+static int field_log_target(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        static const char *const names[] = {
+                [LOG_TARGET_AUTO] = "auto", [LOG_TARGET_JOURNAL] = "journal", [LOG_TARGET_STDERR] = "stderr",
+        };
+        const char *s;
+        int r;
+
+        r = node_text(x, f, v, "a log target", &s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (streq(s, names[i])) {
+                        *(LogTarget *) dest = (LogTarget) i;
+                        return 0;
+                }
+        return error_at(x, v, "%s: unknown value \"%.*s\" (expected one of: auto journal stderr)",
+                        f->name, qlen(s), s);
+}
+
+static int field_log_level(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        static const struct {
+                const char *name;
+                int level;
+        } levels[] = {
+                { "emerg", LOG_EMERG },     { "alert", LOG_ALERT },   { "crit", LOG_CRIT },
+                { "err", LOG_ERR },         { "error", LOG_ERR },     { "warning", LOG_WARNING },
+                { "warn", LOG_WARNING },    { "notice", LOG_NOTICE }, { "info", LOG_INFO },
+                { "debug", LOG_DEBUG },
+        };
+        const char *s;
+        int r;
+
+        r = node_text(x, f, v, "a log level", &s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(levels); i++)
+                if (streq(s, levels[i].name)) {
+                        *(int *) dest = levels[i].level;
+                        return 0;
+                }
+        return error_at(x, v, "%s: unknown value \"%.*s\" (expected one of: emerg alert crit err "
+                        "warning notice info debug)", f->name, qlen(s), s);
+}
+
+/* ---- URLs: checked with libcurl's parser, the one that will use them --------------------- */
+
+static bool host_is_loopback(const char *host) {
+        char buf[INET6_ADDRSTRLEN];
+        struct in6_addr a6;
+        struct in_addr a4;
+        size_t n = strlen(host);
+
+        if (strcasecmp(host, "localhost") == 0)
+                return true;
+        if (inet_pton(AF_INET, host, &a4) == 1)
+                return (ntohl(a4.s_addr) >> 24) == 127;
+        if (n > 2 && n - 2 < sizeof buf && host[0] == '[' && host[n - 1] == ']') {
+                memcpy(buf, host + 1, n - 2);
+                buf[n - 2] = '\0';
+                return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+        }
+        return false;
+}
+
+static bool url_has(CURLU *u, CURLUPart part) {
+        char *s = NULL;
+        bool has = curl_url_get(u, part, &s, 0) == CURLUE_OK && s && *s;
+
+        curl_free(s);
+        return has;
+}
+
+/* Parse s into u and check what every URL we call must satisfy: https, or http to loopback. */
+static int url_check_common(Ctx *x, const Field *f, yaml_node_t *v, const char *s, CURLU *u) {
+        char *scheme = NULL, *host = NULL;
+        CURLUcode rc;
+        int r = 0;
+
+        rc = curl_url_set(u, CURLUPART_URL, s, 0);
+        if (rc != CURLUE_OK)
+                return error_at(x, v, "%s: invalid URL \"%.*s\": %s", f->name, qlen(s), s,
+                                curl_url_strerror(rc));
+        if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+                r = error_at(x, v, "%s: URL \"%.*s\" has no scheme or host", f->name, qlen(s), s);
+        else if (!streq(scheme, "https") && !streq(scheme, "http"))
+                r = error_at(x, v, "%s: URL must start with https://", f->name);
+        else if (streq(scheme, "http") && !host_is_loopback(host))
+                r = error_at(x, v, "%s: plain http:// is accepted only for loopback hosts", f->name);
+        else if (url_has(u, CURLUPART_USER) || url_has(u, CURLUPART_PASSWORD))
+                r = error_at(x, v, "%s: URL must not contain a user name or password", f->name);
+        else if (url_has(u, CURLUPART_FRAGMENT))
+                r = error_at(x, v, "%s: URL must not contain a #fragment", f->name);
+        curl_free(scheme);
+        curl_free(host);
+        return r;
+}
+
+static int url_to_string(CURLU *u, char **dest) {
+        char *out = NULL;
+        int r;
+
+        if (curl_url_get(u, CURLUPART_URL, &out, 0) != CURLUE_OK)
+                return -ENOMEM;
+        r = strdup_checked(out, dest);
+        curl_free(out);
+        return r;
+}
+
+static int field_api_url(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        char *path = NULL;
+        const char *s;
+        CURLU *u;
+        int r;
+
+        r = node_text(x, f, v, "a URL", &s);
+        if (r < 0)
+                return r;
+        u = curl_url();
+        if (!u)
+                return -ENOMEM;
+        r = url_check_common(x, f, v, s, u);
+        if (r == 0) {
+                /* curl reports the path of both "https://h" and "https://h/" as "/"; a trailing
+                 * slash still means the admin expected to give a prefix, which we do not take. */
+                bool only_origin = curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK &&
+                                   streq(path, "/") && s[strlen(s) - 1] != '/' &&
+                                   !url_has(u, CURLUPART_QUERY);
+                if (!only_origin)
+                        r = error_at(x, v, "%s: api_url takes scheme and host only; %s is appended",
+                                     f->name, API_PATH);
+                else if (curl_url_set(u, CURLUPART_PATH, API_PATH, 0) != CURLUE_OK)
+                        r = -ENOMEM;
+                else
+                        r = url_to_string(u, (char **) dest);
+        }
+        curl_free(path);
+        curl_url_cleanup(u);
+        return r;
+}
+
+static int field_token_url(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        const char *s;
+        CURLU *u;
+        int r;
+
+        r = node_text(x, f, v, "a URL", &s);
+        if (r < 0)
+                return r;
+        u = curl_url();
+        if (!u)
+                return -ENOMEM;
+        r = url_check_common(x, f, v, s, u);
+        if (r == 0)
+                r = url_to_string(u, (char **) dest);
+        curl_url_cleanup(u);
+        return r;
+}
+
+static int field_scope(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        const char *s;
+        int r;
+
+        r = node_text(x, f, v, "a scope", &s);
+        if (r < 0)
+                return r;
+        if (strlen(s) > SCOPE_MAX)
+                return error_at(x, v, "%s: scope is too long", f->name);
+        /* OAuth scopes are printable ASCII, space separated (RFC 6749 §3.3). */
+        for (const char *p = s; *p; p++)
+                if (*p < 0x20 || *p > 0x7e)
+                        return error_at(x, v, "%s: scope may contain only printable ASCII", f->name);
+        return strdup_checked(s, (char **) dest);
+}
+
+/* ---- organization_units and deletes.protected -------------------------------------------- */
+
+static bool ou_name_valid(const char *s) {
+        size_t n = strlen(s);
+        Guid g;
+
+        if (n == 0 || n > OU_NAME_MAX || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                               "0123456789._-") != n)
+                return false;
+        /* A name that parses as a GUID could never be used: GUIDs are tried first. */
+        return guid_parse(s, n, &g) < 0;
+}
+
+static int ou_cmp(const void *a, const void *b) {
+        return strcmp(((const OuAlias *) a)->name, ((const OuAlias *) b)->name);
+}
+
+static int ou_add(Ctx *x, const Field *f, yaml_node_t *k, yaml_node_t *v) {
+        Config *c = x->c;
+        const char *name, *id;
+        OuAlias *n;
+        Guid g;
+        int r;
+
+        r = node_text(x, f, k, "an organization unit name", &name);
+        if (r < 0)
+                return r;
+        if (!ou_name_valid(name))
+                return error_at(x, k, "%s: invalid name \"%.*s\" (1-%d characters of A-Z a-z 0-9 . _ -, "
+                                "not a GUID)", f->name, qlen(name), name, OU_NAME_MAX);
+        r = node_text(x, f, v, "a GUID", &id);
+        if (r < 0)
+                return r;
+        if (guid_parse(id, strlen(id), &g) < 0)
+                return error_at(x, v, "%s.%s: invalid GUID \"%.*s\"", f->name, name, qlen(id), id);
+        for (size_t i = 0; i < c->n_ous; i++)
+                if (streq(c->ous[i].name, name))
+                        return error_at(x, k, "%s: duplicate name \"%s\"", f->name, name);
+
+        n = reallocarray(c->ous, c->n_ous + 1, sizeof(OuAlias));
+        if (!n)
+                return -ENOMEM;
+        c->ous = n;
+        r = strdup_checked(name, &c->ous[c->n_ous].name);
+        if (r < 0)
+                return r;
+        c->ous[c->n_ous++].id = g;
+        return 0;
+}
+
+static int field_ous(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        if (node_is_null(v))
+                return 0;
+        if (v->type != YAML_MAPPING_NODE)
+                return error_at(x, v, "%s: expected a mapping of name: GUID, got %s", f->name, node_kind(v));
+
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+                int r = ou_add(x, f, yaml_document_get_node(x->doc, p->key),
+                               yaml_document_get_node(x->doc, p->value));
+                if (r == -ENOMEM)
+                        return r;
+        }
+        /* Sorted by name, so rosters resolve a million `ou: name` values by binary search. */
+        if (x->c->n_ous > 0)
+                qsort(x->c->ous, x->c->n_ous, sizeof(OuAlias), ou_cmp);
+        return 0;
+}
+
+static int protected_add(Ctx *x, const Field *f, yaml_node_t *item) {
+        Config *c = x->c;
+        const char *s;
+        Guid g, *n;
+        int r;
+
+        r = node_text(x, f, item, "a GUID", &s);
+        if (r < 0)
+                return r;
+        if (guid_parse(s, strlen(s), &g) < 0)
+                return error_at(x, item, "%s: invalid GUID \"%.*s\"", f->name, qlen(s), s);
+        n = reallocarray(c->deletes.protected_ids, c->deletes.n_protected + 1, sizeof(Guid));
+        if (!n)
+                return -ENOMEM;
+        c->deletes.protected_ids = n;
+        n[c->deletes.n_protected++] = g;
+        return 0;
+}
+
+static int guid_qsort_cmp(const void *a, const void *b) {
+        return guid_cmp(a, b);
+}
+
+static int field_protected(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        Config *c = x->c;
+        size_t k = 0;
+
+        if (node_is_null(v))
+                return 0;
+        if (v->type != YAML_SEQUENCE_NODE)
+                return error_at(x, v, "%s: expected a list of GUIDs, got %s", f->name, node_kind(v));
+
+        for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++)
+                if (protected_add(x, f, yaml_document_get_node(x->doc, *i)) == -ENOMEM)
+                        return -ENOMEM;
+
+        /* Sorted and unique for config_is_protected()'s binary search; listing an id twice is
+         * harmless, so it is not worth an error. */
+        if (c->deletes.n_protected == 0)
+                return 0;
+        qsort(c->deletes.protected_ids, c->deletes.n_protected, sizeof(Guid), guid_qsort_cmp);
+        for (size_t i = 1; i < c->deletes.n_protected; i++)
+                if (!guid_eq(&c->deletes.protected_ids[k], &c->deletes.protected_ids[i]))
+                        c->deletes.protected_ids[++k] = c->deletes.protected_ids[i];
+        c->deletes.n_protected = k + 1;
+        return 0;
+}
+
+/* ---- mappings ---------------------------------------------------------------------------- */
+
+static int parse_mapping(Ctx *x, yaml_node_t *map, const char *where, const Field *fields, size_t n);
+
+static int field_mapping(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        return parse_mapping(x, v, f->name, f->sub, f->n_sub);
+}
+
+static const Field *field_find(const Field *fields, size_t n, const char *key) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(fields[i].key, key))
+                        return &fields[i];
+        return NULL;
+}
+
+static int parse_pair(Ctx *x, yaml_node_pair_t *p, const char *where, const Field *fields, size_t n,
+                      uint64_t *seen) {
+        yaml_node_t *k = yaml_document_get_node(x->doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(x->doc, p->value);
+        const Field *f;
+        const char *key;
+        size_t i;
+
+        if (k->type != YAML_SCALAR_NODE)
+                return error_at(x, k, "keys must be plain names, not %s", node_kind(k));
+        key = (const char *) k->data.scalar.value;
+        f = field_find(fields, n, key);
+        if (!f)
+                return error_at(x, k, "unknown key \"%.*s\"%s%s", qlen(key), key, where ? " in " : "",
+                                where ?: "");
+        i = (size_t) (f - fields);
+        if (*seen & (UINT64_C(1) << i))
+                return error_at(x, k, "duplicate key \"%s\"", f->name);
+        *seen |= UINT64_C(1) << i;
+        return f->parse(x, f, v, dest_of(x, f));
+}
+
+static int parse_mapping(Ctx *x, yaml_node_t *map, const char *where, const Field *fields, size_t n) {
+        uint64_t seen = 0;
+
+        if (node_is_null(map))
+                return 0; /* "log:" with nothing under it: all defaults */
+        if (map->type != YAML_MAPPING_NODE)
+                return error_at(x, map, "%s: expected a mapping, got %s", where ?: "config", node_kind(map));
+
+        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++)
+                if (parse_pair(x, p, where, fields, n, &seen) == -ENOMEM)
+                        return -ENOMEM;
+        return 0;
+}
+
+#define FIELD(k, fn, member, lo, hi) \
+        { .key = k, .name = k, .parse = fn, .offset = offsetof(Config, member), .min = lo, .max = hi }
+#define SUBFIELD(parent, k, fn, member, lo, hi) \
+        { .key = k, .name = parent "." k, .parse = fn, .offset = offsetof(Config, member), .min = lo, .max = hi }
+#define SECTION(k, table) \
+        { .key = k, .name = k, .parse = field_mapping, .sub = table, .n_sub = ELEMENTSOF(table) }
+
+static const Field rate_fields[] = {
+        SUBFIELD("rate_limit", "operations", field_unsigned, rate_operations, 1, 100000),
+        SUBFIELD("rate_limit", "window", field_duration, rate_window_usec, SEC, DAY),
+};
+
+static const Field delete_fields[] = {
+        SUBFIELD("deletes", "enabled", field_bool, deletes.enabled, 0, 0),
+        SUBFIELD("deletes", "max_per_run", field_unsigned, deletes.max_per_run, 0, 10000000),
+        SUBFIELD("deletes", "max_percent", field_unsigned, deletes.max_percent, 0, 100),
+        SUBFIELD("deletes", "include_adopted", field_bool, deletes.include_adopted, 0, 0),
+        SUBFIELD("deletes", "allow_empty", field_bool, deletes.allow_empty, 0, 0),
+        SUBFIELD("deletes", "protected", field_protected, deletes.protected_ids, 0, 0),
+};
+
+static const Field retry_fields[] = {
+        SUBFIELD("retry", "base", field_duration, retry.base_usec, USEC_PER_MSEC, HOUR),
+        SUBFIELD("retry", "cap", field_duration, retry.cap_usec, USEC_PER_MSEC, 7 * DAY),
+        SUBFIELD("retry", "attempts", field_unsigned, retry.attempts, 1, 1000),
+        SUBFIELD("retry", "quarantine", field_duration, retry.quarantine_usec, SEC, 30 * DAY),
+        SUBFIELD("retry", "failed_retry", field_duration, retry.failed_retry_usec, SEC, 30 * DAY),
+        SUBFIELD("retry", "timeout", field_duration, retry.timeout_usec, SEC, 10 * MIN),
+};
+
+static const Field verify_fields[] = {
+        SUBFIELD("verify", "interval", field_duration, verify_interval_usec, 0, 365 * DAY),
+};
+
+static const Field log_fields[] = {
+        SUBFIELD("log", "target", field_log_target, log_target, 0, 0),
+        SUBFIELD("log", "level", field_log_level, log_level, 0, 0),
+};
+
+static const Field top_fields[] = {
+        FIELD("tenant_id", field_tenant, tenant_id_str, 0, 0),
+        FIELD("client_id", field_guid_string, client_id, 0, 0),
+        FIELD("client_secret_file", field_secret_file, client_secret_file, 0, 0),
+        FIELD("client_secret_credential", field_credential, client_secret_credential, 0, 0),
+        FIELD("cluster", field_cluster, cluster, 0, 0),
+        FIELD("api_url", field_api_url, api_base, 0, 0),
+        FIELD("token_url", field_token_url, token_url, 0, 0),
+        FIELD("scope", field_scope, scope, 0, 0),
+        FIELD("ca_file", field_path, ca_file, 0, 0),
+        FIELD("roster_dir", field_path, roster_dir, 0, 0),
+        FIELD("state_dir", field_path, state_dir, 0, 0),
+        FIELD("scan_interval", field_duration, scan_interval_usec, SEC, DAY),
+        FIELD("settle_time", field_duration, settle_time_usec, 0, HOUR),
+        FIELD("organization_units", field_ous, ous, 0, 0),
+        SECTION("rate_limit", rate_fields),
+        SECTION("deletes", delete_fields),
+        SECTION("retry", retry_fields),
+        SECTION("verify", verify_fields),
+        SECTION("log", log_fields),
+};
+
+/* ---- whole-config checks and derived values ---------------------------------------------- */
+
+static void set_defaults(Config *c) {
+        c->scan_interval_usec = 60 * SEC;
+        c->settle_time_usec = 2 * SEC;
+        c->rate_operations = 60;
+        c->rate_window_usec = 60 * SEC;
+        c->deletes.enabled = true;
+        c->deletes.max_per_run = 25;
+        c->deletes.max_percent = 10;
+        c->retry.base_usec = 2 * SEC;
+        c->retry.cap_usec = 15 * MIN;
+        c->retry.attempts = 8;
+        c->retry.quarantine_usec = HOUR;
+        c->retry.failed_retry_usec = 6 * HOUR;
+        c->retry.timeout_usec = 30 * SEC;
+        c->verify_interval_usec = DAY;
+        c->log_target = LOG_TARGET_AUTO;
+        c->log_level = LOG_INFO;
+}
+
+/* The value node of a top-level key (or of key.sub), for pointing at it after parsing. */
+static yaml_node_t *lookup(Ctx *x, yaml_node_t *map, const char *key) {
+        if (!map || map->type != YAML_MAPPING_NODE)
+                return NULL;
+        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+                yaml_node_t *k = yaml_document_get_node(x->doc, p->key);
+
+                if (k->type == YAML_SCALAR_NODE && streq((const char *) k->data.scalar.value, key))
+                        return yaml_document_get_node(x->doc, p->value);
+        }
+        return NULL;
+}
+
+static void check_required(Ctx *x) {
+        Config *c = x->c;
+
+        if (!lookup(x, x->root, "tenant_id"))
+                error_at(x, x->root, "missing required key \"tenant_id\"");
+        if (!lookup(x, x->root, "client_id"))
+                error_at(x, x->root, "missing required key \"client_id\"");
+        if (!lookup(x, x->root, "client_secret_file") && !lookup(x, x->root, "client_secret_credential"))
+                error_at(x, x->root, "missing required key: one of \"client_secret_file\" or "
+                         "\"client_secret_credential\"");
+        if (!lookup(x, x->root, "cluster") &&
+            (!lookup(x, x->root, "api_url") || !lookup(x, x->root, "scope")))
+                error_at(x, x->root, "missing required key \"cluster\" (needed unless both api_url "
+                         "and scope are given)");
+        if (c->retry.cap_usec < c->retry.base_usec) {
+                yaml_node_t *retry = lookup(x, x->root, "retry");
+
+                error_at(x, lookup(x, retry, "cap") ?: lookup(x, retry, "base"),
+                         "retry.cap: must not be less than retry.base");
+        }
+}
+
+/* Only called on a config without errors, so cluster is set wherever it is needed. */
+static int set_derived(Config *c) {
+        if (!c->roster_dir && strdup_checked(DEFAULT_ROSTER_DIR, &c->roster_dir) < 0)
+                return -ENOMEM;
+        if (!c->state_dir && strdup_checked(DEFAULT_STATE_DIR, &c->state_dir) < 0)
+                return -ENOMEM;
+        if (!c->api_base &&
+            format_into(&c->api_base, "https://admin.%s.luware.cloud%s", c->cluster, API_PATH) < 0)
+                return -ENOMEM;
+        if (!c->scope && format_into(&c->scope, "https://admin.%s.luware.cloud/.default", c->cluster) < 0)
+                return -ENOMEM;
+        if (!c->token_url && format_into(&c->token_url, "https://login.microsoftonline.com/%s/oauth2/v2.0/token",
+                                         c->tenant_id_str) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* The absolute directory of the config file. */
+static int config_dir(const char *path, char **ret) {
+        const char *slash = strrchr(path, '/');
+        char cwd[PATH_MAX];
+        int n;
+
+        if (slash == path)
+                return strdup_checked("/", ret);
+        n = slash ? (int) (slash - path) : 0;
+        if (path[0] == '/')
+                return format_into(ret, "%.*s", n, path);
+        if (!getcwd(cwd, sizeof cwd))
+                return -errno;
+        if (n == 0)
+                return strdup_checked(cwd, ret);
+        return format_into(ret, "%s/%.*s", streq(cwd, "/") ? "" : cwd, n, path);
+}
+
+/* ---- YAML document loading --------------------------------------------------------------- */
+
+static int report_yaml_error(Ctx *x, const yaml_parser_t *p) {
+        unsigned line = (unsigned) p->problem_mark.line + 1, col = (unsigned) p->problem_mark.column + 1;
+
+        if (p->error == YAML_MEMORY_ERROR)
+                return -ENOMEM;
+        if (p->error == YAML_READER_ERROR) {
+                /* Reader errors (bad UTF-8) carry only a byte offset. */
+                line = 1, col = 1;
+                for (size_t i = 0; i < p->problem_offset && i < x->len; i++, col++)
+                        if (x->buf[i] == '\n')
+                                line++, col = 0;
+        }
+        if (p->context)
+                return diag_add(x->diag, DIAG_ERROR, x->path, line, col, "YAML syntax: %s %s (line %zu)",
+                                p->problem ?: "error", p->context, p->context_mark.line + 1);
+        return diag_add(x->diag, DIAG_ERROR, x->path, line, col, "YAML syntax: %s", p->problem ?: "error");
+}
+
+/* One document; a second one would be silently ignored by most tools, so it is an error. */
+static int load_document(Ctx *x, yaml_document_t *doc) {
+        yaml_parser_t parser;
+        yaml_document_t extra;
+        int r = 0;
+
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&parser, (const unsigned char *) x->buf, x->len);
+        if (!yaml_parser_load(&parser, doc)) {
+                r = report_yaml_error(x, &parser);
+                goto finish;
+        }
+        if (!yaml_parser_load(&parser, &extra)) {
+                r = report_yaml_error(x, &parser);
+                yaml_document_delete(doc);
+                goto finish;
+        }
+        if (yaml_document_get_root_node(&extra)) {
+                yaml_node_t *n = yaml_document_get_root_node(&extra);
+
+                r = diag_add(x->diag, DIAG_ERROR, x->path, (unsigned) n->start_mark.line + 1,
+                             (unsigned) n->start_mark.column + 1, "config must be one YAML document");
+                yaml_document_delete(doc);
+        }
+        yaml_document_delete(&extra);
+finish:
+        yaml_parser_delete(&parser);
+        return r;
+}
+
+static int parse_document(Ctx *x) {
+        int r;
+
+        x->root = yaml_document_get_root_node(x->doc);
+        if (x->root) {
+                r = parse_mapping(x, x->root, NULL, top_fields, ELEMENTSOF(top_fields));
+                if (r < 0)
+                        return r;
+        }
+        check_required(x);
+        return 0;
+}
+
+int config_parse(const char *path, const char *buf, size_t len, Config **ret, Diag *diag) {
+        size_t errors = diag->n_errors;
+        yaml_document_t doc;
+        Config *c = NULL;
+        Ctx x = { .path = path, .buf = buf, .len = len, .diag = diag, .doc = &doc };
+        int r;
+
+        r = load_document(&x, &doc);
+        if (r < 0)
+                return r;
+
+        r = config_dir(path, &x.dir);
+        if (r < 0)
+                goto finish;
+        r = -ENOMEM;
+        c = x.c = calloc(1, sizeof(Config));
+        if (!c || strdup_checked(path, &c->path) < 0)
+                goto finish;
+        set_defaults(c);
+
+        r = parse_document(&x);
+        if (r == 0 && diag->n_errors > errors)
+                r = -EINVAL;
+        if (r == 0)
+                r = set_derived(c);
+        if (r == 0)
+                *ret = TAKE_PTR(c);
+finish:
+        config_free(c);
+        free(x.dir);
+        yaml_document_delete(&doc);
+        return r;
+}
+
+int config_load(const char *path, Config **ret, Diag *diag) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r;
+
+        r = read_file_bounded(path, CONFIG_MAX_SIZE, &buf, &len);
+        if (r == -EFBIG)
+                diag_add(diag, DIAG_ERROR, path, 0, 0, "config file is larger than %d bytes", CONFIG_MAX_SIZE);
+        else if (r < 0)
+                diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot read config: %s", strerror(-r));
+        if (r < 0)
+                return r;
+        return config_parse(path, buf, len, ret, diag);
+}
+
+Config *config_free(Config *c) {
+        if (!c)
+                return NULL;
+        free(c->path);
+        free(c->tenant_id_str);
+        free(c->client_id);
+        free(c->client_secret_file);
+        free(c->client_secret_credential);
+        free(c->cluster);
+        free(c->api_base);
+        free(c->token_url);
+        free(c->scope);
+        free(c->ca_file);
+        free(c->roster_dir);
+        free(c->state_dir);
+        for (size_t i = 0; i < c->n_ous; i++)
+                free(c->ous[i].name);
+        free(c->ous);
+        free(c->deletes.protected_ids);
+        free(c);
+        return NULL;
+}
+
+/* ---- the secret -------------------------------------------------------------------------- */
+
+static int secret_path(const Config *c, char **ret, Diag *diag) {
+        const char *dir;
+
+        if (c->client_secret_file)
+                return strdup_checked(c->client_secret_file, ret);
+        if (!c->client_secret_credential)
+                return diag_add(diag, DIAG_ERROR, c->path, 0, 0, "no client secret is configured");
+        dir = getenv("CREDENTIALS_DIRECTORY");
+        if (!dir || !*dir)
+                return diag_add(diag, DIAG_ERROR, c->path, 0, 0, "client_secret_credential is set but "
+                                "$CREDENTIALS_DIRECTORY is not (run under systemd with LoadCredential=)");
+        return format_into(ret, "%s/%s", dir, c->client_secret_credential);
+}
+
+/* Checks on the open file, so what is checked is what is read. */
+static int secret_check(int fd, const char *path, Diag *diag) {
+        struct stat st;
+
+        if (fstat(fd, &st) < 0) {
+                int r = -errno;
+
+                diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot stat secret file: %s", strerror(-r));
+                return r;
+        }
+        if (!S_ISREG(st.st_mode))
+                return diag_add(diag, DIAG_ERROR, path, 0, 0, "secret file is not a regular file");
+        if (st.st_mode & 077) {
+                diag_add(diag, DIAG_ERROR, path, 0, 0, "secret file is readable by group or others "
+                         "(mode %04o); run chmod 600 %s", (unsigned) (st.st_mode & 07777), path);
+                return -EPERM;
+        }
+        return 0;
+}
+
+static int secret_read(int fd, const char *path, char **ret, Diag *diag) {
+        char *buf = NULL;
+        size_t len;
+        int r;
+
+        r = read_fd_bounded(fd, SECRET_MAX_SIZE, &buf, &len);
+        if (r == -EFBIG)
+                diag_add(diag, DIAG_ERROR, path, 0, 0, "secret file is larger than %d bytes", SECRET_MAX_SIZE);
+        else if (r < 0)
+                diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot read secret file: %s", strerror(-r));
+        if (r < 0)
+                return r;
+
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+                buf[--len] = '\0';
+        if (len == 0 || strlen(buf) != len) {
+                explicit_bzero(buf, len);
+                free(buf);
+                return diag_add(diag, DIAG_ERROR, path, 0, 0, len == 0 ? "secret file is empty" :
+                                "secret file contains a NUL byte");
+        }
+        *ret = buf;
+        return 0;
+}
+
+int config_read_secret(const Config *c, char **ret, Diag *diag) {
+        _cleanup_free_ char *path = NULL;
+        int fd, r;
+
+        r = secret_path(c, &path, diag);
+        if (r < 0)
+                return r;
+        /* Symlinks are followed: systemd credentials and config management tools use them. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                r = -errno;
+                diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot open secret file: %s", strerror(-r));
+                return r;
+        }
+        r = secret_check(fd, path, diag);
+        if (r == 0)
+                r = secret_read(fd, path, ret, diag);
+        close(fd);
+        return r;
+}
+
+/* ---- lookups ----------------------------------------------------------------------------- */
+
+typedef struct NameKey {
+        const char *s;
+        size_t len;
+} NameKey;
+
+static int ou_key_cmp(const void *key, const void *elem) {
+        const NameKey *k = key;
+        const char *name = ((const OuAlias *) elem)->name;
+        int r = strncmp(k->s, name, k->len);
+
+        /* Equal over k->len bytes: the name is longer unless it ends right there. */
+        if (r == 0 && name[k->len] != '\0')
+                return -1;
+        return r;
+}
+
+int config_resolve_ou(const Config *c, const char *s, size_t len, Guid *ret) {
+        NameKey key = { s, len };
+        const OuAlias *a;
+
+        if (guid_parse(s, len, ret) == 0)
+                return 0;
+        if (!c || c->n_ous == 0 || memchr(s, '\0', len))
+                return -ENOENT;
+        a = bsearch(&key, c->ous, c->n_ous, sizeof(OuAlias), ou_key_cmp);
+        if (!a)
+                return -ENOENT;
+        *ret = a->id;
+        return 0;
+}
+
+static int guid_bsearch_cmp(const void *key, const void *elem) {
+        return guid_cmp(key, elem);
+}
+
+bool config_is_protected(const Config *c, const Guid *id) {
+        return c && c->deletes.n_protected > 0 &&
+               bsearch(id, c->deletes.protected_ids, c->deletes.n_protected, sizeof(Guid),
+                       guid_bsearch_cmp);
+}

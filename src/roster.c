@@ -1,1 +1,611 @@
-/* roster.c: placeholder, being written. */
+/* roster.c: builds the desired state (PRODUCT §5) from the roster files in roster_dir.
+ *
+ * The format readers (roster_yaml.c, roster_csv.c) hand each entry's fields to the RosterBuilder
+ * here, which checks them and appends 48-byte entries to one array; names go into one string pool.
+ * At the end the union of all files is sorted by O365 ID and duplicates are reported. Nothing is
+ * allocated per entry, so a million users cost about 50 MB and a second or two, mostly in libyaml.
+ * A roster with any error is rejected whole, but reading goes on to show every problem. */
+#include "roster.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "roster_internal.h"
+#include "util.h"
+
+#define QUOTE_MAX 80 /* at most this much of a bad value is quoted back */
+
+typedef enum RosterFormat {
+        FORMAT_NONE,
+        FORMAT_YAML,
+        FORMAT_CSV,
+} RosterFormat;
+
+static bool has_suffix(const char *s, const char *suffix) {
+        size_t n = strlen(s), k = strlen(suffix);
+
+        return n > k && streq(s + n - k, suffix);
+}
+
+static RosterFormat roster_format(const char *name) {
+        if (has_suffix(name, ".yaml") || has_suffix(name, ".yml"))
+                return FORMAT_YAML;
+        if (has_suffix(name, ".csv"))
+                return FORMAT_CSV;
+        return FORMAT_NONE;
+}
+
+bool roster_is_candidate_name(const char *name) {
+        return name[0] != '.' && roster_format(name) != FORMAT_NONE;
+}
+
+/* ---- diagnostics ------------------------------------------------------------------------- */
+
+static const char *current_file(const RosterBuilder *b) {
+        return b->n_files > 0 ? b->files[b->n_files - 1] : NULL;
+}
+
+int roster_error(RosterBuilder *b, unsigned line, unsigned col, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        b->errors++;
+        va_start(ap, fmt);
+        r = diag_addv(b->diag, DIAG_ERROR, current_file(b), line, col, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int roster_warning(RosterBuilder *b, unsigned line, unsigned col, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = diag_addv(b->diag, DIAG_WARNING, current_file(b), line, col, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static int qlen(size_t len) {
+        return (int) (len < QUOTE_MAX ? len : QUOTE_MAX);
+}
+
+/* ---- the builder ------------------------------------------------------------------------- */
+
+int roster_builder_init(RosterBuilder *b, const Config *c, const RosterLimits *limits, Diag *diag) {
+        *b = (RosterBuilder) {
+                .config = c,
+                .diag = diag,
+                .limits = limits ? *limits : ROSTER_LIMITS_DEFAULT,
+                .hash = UINT64_C(0xcbf29ce484222325), /* FNV-1a offset basis */
+        };
+        b->names = malloc(4096);
+        if (!b->names)
+                return -ENOMEM;
+        b->names[0] = '\0';
+        b->names_len = 1;
+        b->names_cap = 4096;
+        return 0;
+}
+
+void roster_builder_done(RosterBuilder *b) {
+        for (size_t i = 0; i < b->n_files; i++)
+                free(b->files[i]);
+        free(b->files);
+        free(b->entries);
+        free(b->names);
+        *b = (RosterBuilder) { 0 };
+}
+
+/* Grow an array geometrically: amortised O(1) appends without per-entry allocations. */
+static int grow(void **array, size_t *cap, size_t need, size_t size) {
+        size_t ncap = *cap ? *cap : 64;
+        void *n;
+
+        if (need <= *cap)
+                return 0;
+        while (ncap < need)
+                ncap *= 2;
+        n = reallocarray(*array, ncap, size);
+        if (!n)
+                return -ENOMEM;
+        *array = n;
+        *cap = ncap;
+        return 0;
+}
+
+static void hash_bytes(uint64_t *h, const void *data, size_t len) {
+        const unsigned char *p = data;
+        uint64_t v = *h;
+
+        for (size_t i = 0; i < len; i++) {
+                v ^= p[i];
+                v *= UINT64_C(0x100000001b3); /* FNV-1a 64-bit prime */
+        }
+        *h = v;
+}
+
+/* The name, a NUL, the length, then the content: no two different file sets hash alike by
+ * shifting bytes between name and content. */
+static void hash_file(uint64_t *h, const char *name, const char *buf, size_t len) {
+        uint64_t n = len;
+
+        hash_bytes(h, name, strlen(name) + 1);
+        hash_bytes(h, &n, sizeof n);
+        hash_bytes(h, buf, len);
+}
+
+static int add_file_name(RosterBuilder *b, const char *path) {
+        int r;
+
+        r = grow((void **) &b->files, &b->cap_files, b->n_files + 1, sizeof(char *));
+        if (r < 0)
+                return r;
+        r = strdup_checked(path, &b->files[b->n_files]);
+        if (r < 0)
+                return r;
+        b->n_files++;
+        return 0;
+}
+
+int roster_builder_add(RosterBuilder *b, const char *path, const char *hash_name, const char *buf,
+                       size_t len) {
+        RosterFormat format = roster_format(path);
+        int r;
+
+        r = add_file_name(b, path);
+        if (r < 0)
+                return r;
+        hash_file(&b->hash, hash_name, buf, len);
+
+        if (len > b->limits.max_file_size) {
+                roster_error(b, 0, 0, "file is larger than %zu bytes", b->limits.max_file_size);
+                return 0;
+        }
+        switch (format) {
+        case FORMAT_YAML:
+                r = roster_yaml_parse(b, buf, len);
+                break;
+        case FORMAT_CSV:
+                r = roster_csv_parse(b, buf, len);
+                break;
+        default:
+                roster_error(b, 0, 0, "unknown roster format (the name must end in .yaml, .yml or .csv)");
+                r = 0;
+        }
+        /* Format errors are in the diagnostics already; only resource failures go up. */
+        return r == -EINVAL ? 0 : r;
+}
+
+/* ---- entries ----------------------------------------------------------------------------- */
+
+void roster_item_begin(RosterItem *it, unsigned line, unsigned col) {
+        *it = (RosterItem) { .line = line, .col = col };
+}
+
+void roster_item_id(RosterBuilder *b, RosterItem *it, const char *s, size_t len, unsigned line,
+                    unsigned col) {
+        it->has_id = true;
+        if (guid_parse(s, len, &it->id) < 0) {
+                it->bad = true;
+                roster_error(b, line, col, "invalid o365_id \"%.*s\"", qlen(len), s);
+        }
+}
+
+void roster_item_ou(RosterBuilder *b, RosterItem *it, const char *s, size_t len, unsigned line,
+                    unsigned col) {
+        it->has_ou = true;
+        if (config_resolve_ou(b->config, s, len, &it->ou) < 0) {
+                it->bad = true;
+                roster_error(b, line, col, "unknown organization unit \"%.*s\" (neither a GUID nor a "
+                             "name from organization_units)", qlen(len), s);
+        }
+}
+
+void roster_item_template(RosterBuilder *b, RosterItem *it, const char *s, size_t len, unsigned line,
+                          unsigned col) {
+        it->has_template = true;
+        if (guid_parse(s, len, &it->template_id) < 0) {
+                it->bad = true;
+                roster_error(b, line, col, "invalid template \"%.*s\" (must be an O365 ID)", qlen(len), s);
+        }
+}
+
+/* Length of the longest prefix of s, at most max bytes, that does not end inside a UTF-8
+ * sequence. */
+static size_t utf8_cut(const char *s, size_t len, size_t max) {
+        if (len <= max)
+                return len;
+        while (max > 0 && ((unsigned char) s[max] & 0xc0) == 0x80)
+                max--;
+        return max;
+}
+
+int roster_item_name(RosterBuilder *b, RosterItem *it, const char *s, size_t len, uint8_t rank) {
+        char *dst;
+        int r;
+
+        if (rank < it->name_rank || len == 0)
+                return 0;
+        len = utf8_cut(s, len, ROSTER_MAX_NAME);
+        /* Offsets are 32 bits; the entry limit keeps us far below, but never wrap. */
+        if (b->names_len + len + 1 > UINT32_MAX)
+                return 0;
+        r = grow((void **) &b->names, &b->names_cap, b->names_len + len + 1, 1);
+        if (r < 0)
+                return r;
+
+        /* Names only inform (plan output, logs): control characters would garble both. */
+        dst = b->names + b->names_len;
+        for (size_t i = 0; i < len; i++)
+                dst[i] = (unsigned char) s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+        dst[len] = '\0';
+        it->name_rank = rank;
+        it->name_len = len;
+        return 0;
+}
+
+static void item_check(RosterBuilder *b, RosterItem *it, bool needs_default) {
+        if (!it->has_id) {
+                roster_error(b, it->line, it->col, "entry has no o365_id");
+                it->bad = true;
+        }
+        if (it->has_ou && it->has_template) {
+                roster_error(b, it->line, it->col, "entry has both ou and template");
+                it->bad = true;
+        } else if (!it->has_ou && !it->has_template && !needs_default) {
+                roster_error(b, it->line, it->col, "entry needs ou or template");
+                it->bad = true;
+        }
+        if (!it->bad && it->has_template && guid_eq(&it->id, &it->template_id)) {
+                roster_error(b, it->line, it->col, "template is the entry's own o365_id");
+                it->bad = true;
+        }
+}
+
+int roster_item_commit(RosterBuilder *b, RosterItem *it, bool needs_default) {
+        RosterEntry *e;
+        int r;
+
+        item_check(b, it, needs_default);
+        if (it->bad)
+                return 0;
+        if (b->n >= b->limits.max_entries) {
+                if (!b->full)
+                        roster_error(b, it->line, it->col, "more than %zu entries in all roster files",
+                                     b->limits.max_entries);
+                b->full = true;
+                return 0;
+        }
+        r = grow((void **) &b->entries, &b->cap, b->n + 1, sizeof(RosterEntry));
+        if (r < 0)
+                return r;
+
+        e = &b->entries[b->n++];
+        *e = (RosterEntry) {
+                .id = it->id,
+                .target = it->has_template ? it->template_id : it->ou,
+                .kind = it->has_template ? TARGET_TEMPLATE : it->has_ou ? TARGET_OU : 0,
+                .file = (uint32_t) (b->n_files - 1),
+                .line = it->line,
+        };
+        if (it->name_rank > 0) {
+                e->name = (uint32_t) b->names_len;
+                b->names_len += it->name_len + 1;
+        }
+        return 0;
+}
+
+void roster_builder_default_ou(RosterBuilder *b, size_t first, const Guid *ou) {
+        for (size_t i = first; i < b->n; i++) {
+                RosterEntry *e = &b->entries[i];
+
+                if (e->kind != 0)
+                        continue;
+                if (ou) {
+                        e->kind = TARGET_OU;
+                        e->target = *ou;
+                } else
+                        roster_error(b, e->line, 0, "entry needs ou or template (and the file sets no "
+                                     "default ou)");
+        }
+}
+
+/* ---- the union of all files -------------------------------------------------------------- */
+
+/* By id, then in reading order, so the first listing of an id is the one kept. */
+static int entry_cmp(const void *a, const void *b) {
+        const RosterEntry *x = a, *y = b;
+        int r = guid_cmp(&x->id, &y->id);
+
+        if (r != 0)
+                return r;
+        if (x->file != y->file)
+                return x->file < y->file ? -1 : 1;
+        return x->line < y->line ? -1 : x->line > y->line;
+}
+
+static void report_duplicate(RosterBuilder *b, const RosterEntry *first, const RosterEntry *again) {
+        char id[GUID_STRING_MAX];
+        bool same = first->kind == again->kind && guid_eq(&first->target, &again->target);
+
+        guid_format(&again->id, id);
+        if (same)
+                diag_add(b->diag, DIAG_WARNING, b->files[again->file], again->line, 0,
+                         "o365_id %s listed twice (also at %s:%u)", id, b->files[first->file], first->line);
+        else {
+                b->errors++;
+                diag_add(b->diag, DIAG_ERROR, b->files[again->file], again->line, 0,
+                         "o365_id %s listed with a different %s than at %s:%u", id,
+                         again->kind == first->kind && again->kind == TARGET_OU ? "ou" :
+                         again->kind == first->kind ? "template" : "target",
+                         b->files[first->file], first->line);
+        }
+}
+
+/* Keep the first entry of every id; report the others. */
+static void dedupe(RosterBuilder *b) {
+        size_t k = 0;
+
+        for (size_t i = 1; i < b->n; i++) {
+                if (guid_eq(&b->entries[k].id, &b->entries[i].id))
+                        report_duplicate(b, &b->entries[k], &b->entries[i]);
+                else
+                        b->entries[++k] = b->entries[i];
+        }
+        if (b->n > 0)
+                b->n = k + 1;
+}
+
+int roster_builder_finish(RosterBuilder *b, Roster **ret) {
+        Roster *r;
+
+        if (b->n > 1)
+                qsort(b->entries, b->n, sizeof(RosterEntry), entry_cmp);
+        dedupe(b);
+        if (b->errors > 0)
+                return -EINVAL;
+
+        r = calloc(1, sizeof(Roster));
+        if (!r)
+                return -ENOMEM;
+        if (b->n > 0 && b->n < b->cap) {
+                RosterEntry *shrunk = realloc(b->entries, b->n * sizeof(RosterEntry));
+
+                if (shrunk)
+                        b->entries = shrunk;
+        }
+        *r = (Roster) {
+                .entries = TAKE_PTR(b->entries), .n = b->n,
+                .files = TAKE_PTR(b->files), .n_files = b->n_files,
+                .names = TAKE_PTR(b->names), .names_len = b->names_len,
+                .hash = b->hash,
+        };
+        b->n = b->n_files = 0;
+        *ret = r;
+        return 0;
+}
+
+/* ---- reading files ----------------------------------------------------------------------- */
+
+static int path_join(const char *dir, const char *name, char **ret) {
+        size_t n = strlen(dir);
+
+        while (n > 1 && dir[n - 1] == '/')
+                n--;
+        if (asprintf(ret, "%.*s/%s", (int) n, dir, name) < 0) {
+                *ret = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Read one file of the folder; a file that vanished since readdir() is simply no longer part of
+ * the desired state. */
+static int load_one(RosterBuilder *b, int dir_fd, const char *dir, const char *name) {
+        _cleanup_free_ char *path = NULL, *buf = NULL;
+        size_t len;
+        int fd, r;
+
+        r = path_join(dir, name, &path);
+        if (r < 0)
+                return r;
+        fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 && errno == ENOENT)
+                return 0;
+        if (fd < 0)
+                r = -errno;
+        else {
+                r = read_fd_bounded(fd, b->limits.max_file_size, &buf, &len);
+                close(fd);
+        }
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                /* Skipping an unreadable file would drop its users from the desired state. */
+                int k = add_file_name(b, path);
+
+                if (k < 0)
+                        return k;
+                if (r == -EFBIG)
+                        roster_error(b, 0, 0, "file is larger than %zu bytes", b->limits.max_file_size);
+                else
+                        roster_error(b, 0, 0, "cannot read: %s", strerror(-r));
+                return 0;
+        }
+        return roster_builder_add(b, path, name, buf, len);
+}
+
+static int name_cmp(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static void free_names(char **names, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(names[i]);
+        free(names);
+}
+
+/* The candidate regular files in dir, sorted by name; more than max is an error, since ignoring
+ * some files would silently drop users. */
+static int list_dir(RosterBuilder *b, DIR *d, const char *dir, char ***ret, size_t *ret_n) {
+        char **names = NULL;
+        size_t n = 0, cap = 0;
+        struct dirent *de;
+        int r = 0;
+
+        while ((errno = 0, de = readdir(d))) {
+                struct stat st;
+
+                if (!roster_is_candidate_name(de->d_name) ||
+                    fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                if (n >= b->limits.max_files) {
+                        r = diag_add(b->diag, DIAG_ERROR, dir, 0, 0, "more than %zu roster files",
+                                     b->limits.max_files);
+                        b->errors++;
+                        break;
+                }
+                r = grow((void **) &names, &cap, n + 1, sizeof(char *));
+                if (r < 0 || (r = strdup_checked(de->d_name, &names[n])) < 0)
+                        break;
+                n++;
+        }
+        if (r == 0 && errno != 0)
+                r = -errno;
+        if (r < 0) {
+                free_names(names, n);
+                return r;
+        }
+        if (n > 1)
+                qsort(names, n, sizeof(char *), name_cmp);
+        *ret = names;
+        *ret_n = n;
+        return 0;
+}
+
+static int load_dir(RosterBuilder *b, const char *dir) {
+        char **names = NULL;
+        size_t n = 0;
+        DIR *d;
+        int r;
+
+        d = opendir(dir);
+        if (!d) {
+                r = -errno;
+                b->errors++;
+                diag_add(b->diag, DIAG_ERROR, dir, 0, 0, "cannot open roster folder: %s", strerror(-r));
+                return r;
+        }
+        r = list_dir(b, d, dir, &names, &n);
+        if (r == -EINVAL)
+                r = 0; /* reported */
+        for (size_t i = 0; r == 0 && i < n && !b->full; i++)
+                r = load_one(b, dirfd(d), dir, names[i]);
+        free_names(names, n);
+        closedir(d);
+        return r;
+}
+
+int roster_load_dir_limits(const char *dir, const Config *c, const RosterLimits *limits, Roster **ret,
+                           Diag *diag) {
+        RosterBuilder b;
+        int r;
+
+        r = roster_builder_init(&b, c, limits, diag);
+        if (r == 0)
+                r = load_dir(&b, dir);
+        if (r == 0)
+                r = roster_builder_finish(&b, ret);
+        roster_builder_done(&b);
+        return r;
+}
+
+int roster_load_dir(const char *dir, const Config *c, Roster **ret, Diag *diag) {
+        return roster_load_dir_limits(dir, c, NULL, ret, diag);
+}
+
+static int load_path(RosterBuilder *b, const char *path) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r;
+
+        r = read_file_bounded(path, b->limits.max_file_size, &buf, &len);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                b->errors++;
+                if (r == -EFBIG)
+                        diag_add(b->diag, DIAG_ERROR, path, 0, 0, "file is larger than %zu bytes",
+                                 b->limits.max_file_size);
+                else
+                        diag_add(b->diag, DIAG_ERROR, path, 0, 0, "cannot read: %s", strerror(-r));
+                return 0;
+        }
+        return roster_builder_add(b, path, path, buf, len);
+}
+
+int roster_load_files_limits(char *const *paths, size_t n, const Config *c, const RosterLimits *limits,
+                             Roster **ret, Diag *diag) {
+        RosterBuilder b;
+        int r;
+
+        r = roster_builder_init(&b, c, limits, diag);
+        if (r == 0 && n > b.limits.max_files) {
+                b.errors++;
+                diag_add(diag, DIAG_ERROR, NULL, 0, 0, "more than %zu roster files", b.limits.max_files);
+                n = 0;
+        }
+        for (size_t i = 0; r == 0 && i < n && !b.full; i++)
+                r = load_path(&b, paths[i]);
+        if (r == 0)
+                r = roster_builder_finish(&b, ret);
+        roster_builder_done(&b);
+        return r;
+}
+
+int roster_load_files(char *const *paths, size_t n, const Config *c, Roster **ret, Diag *diag) {
+        return roster_load_files_limits(paths, n, c, NULL, ret, diag);
+}
+
+int roster_parse_buffer(const char *path, const char *buf, size_t len, const Config *c,
+                        Roster **ret, Diag *diag) {
+        RosterBuilder b;
+        int r;
+
+        r = roster_builder_init(&b, c, NULL, diag);
+        if (r == 0)
+                r = roster_builder_add(&b, path, path, buf, len);
+        if (r == 0)
+                r = roster_builder_finish(&b, ret);
+        roster_builder_done(&b);
+        return r;
+}
+
+/* ---- the result -------------------------------------------------------------------------- */
+
+static int find_cmp(const void *key, const void *elem) {
+        return guid_cmp(key, &((const RosterEntry *) elem)->id);
+}
+
+const RosterEntry *roster_find(const Roster *r, const Guid *id) {
+        if (!r || r->n == 0)
+                return NULL;
+        return bsearch(id, r->entries, r->n, sizeof(RosterEntry), find_cmp);
+}
+
+Roster *roster_free(Roster *r) {
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < r->n_files; i++)
+                free(r->files[i]);
+        free(r->files);
+        free(r->entries);
+        free(r->names);
+        free(r);
+        return NULL;
+}

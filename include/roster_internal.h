@@ -1,0 +1,89 @@
+/* roster_internal.h: what roster.c shares with the two format readers, roster_yaml.c and
+ * roster_csv.c. Not part of the public contract; tests include it to exercise the limits with
+ * small numbers.
+ *
+ * The readers never build entries themselves. They report each entry's fields as they meet them
+ * (roster_item_*), and roster.c checks and stores them, so YAML and CSV rosters obey exactly the
+ * same rules and produce the same messages. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "roster.h"
+
+typedef struct RosterLimits {
+        size_t max_file_size;
+        size_t max_files;
+        size_t max_entries;
+} RosterLimits;
+
+#define ROSTER_LIMITS_DEFAULT \
+        ((RosterLimits) { ROSTER_MAX_FILE_SIZE, ROSTER_MAX_FILES, ROSTER_MAX_ENTRIES })
+
+typedef struct RosterBuilder {
+        const Config *config;   /* for organization_units names; may be NULL */
+        Diag *diag;
+        RosterLimits limits;
+
+        RosterEntry *entries;   /* in reading order until roster_builder_finish() sorts them */
+        size_t n, cap;
+        char **files;
+        size_t n_files, cap_files;
+        char *names;            /* offset 0 holds "" */
+        size_t names_len, names_cap;
+        uint64_t hash;
+
+        size_t errors;          /* errors reported so far; any error rejects the roster */
+        bool full;              /* max_entries reached: readers stop */
+} RosterBuilder;
+
+/* One entry while its fields arrive. A field that had an error marks the item bad: it is still
+ * checked for the other rules (so all its problems are shown) but never stored. */
+typedef struct RosterItem {
+        Guid id, ou, template_id;
+        unsigned line, col;
+        bool has_id, has_ou, has_template, bad;
+        uint8_t name_rank;      /* which field gave the name: 0 none, higher wins */
+        size_t name_len;        /* the name waits in the pool past names_len */
+} RosterItem;
+
+int roster_builder_init(RosterBuilder *b, const Config *c, const RosterLimits *limits, Diag *diag);
+void roster_builder_done(RosterBuilder *b);
+/* Read one file's content into the builder; path is shown in diagnostics, hash_name goes into
+ * Roster.hash. Format errors are diagnostics (and count in b->errors); only -ENOMEM and the like
+ * are returned. */
+int roster_builder_add(RosterBuilder *b, const char *path, const char *hash_name, const char *buf,
+                       size_t len);
+/* Sort, report duplicates, and hand over the result; -EINVAL if any error was reported. */
+int roster_builder_finish(RosterBuilder *b, Roster **ret);
+
+int roster_load_dir_limits(const char *dir, const Config *c, const RosterLimits *limits, Roster **ret,
+                           Diag *diag);
+int roster_load_files_limits(char *const *paths, size_t n, const Config *c, const RosterLimits *limits,
+                             Roster **ret, Diag *diag);
+
+/* Diagnostics about the file being read. Both return what diag_add() returns. */
+int roster_error(RosterBuilder *b, unsigned line, unsigned col, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+int roster_warning(RosterBuilder *b, unsigned line, unsigned col, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+void roster_item_begin(RosterItem *it, unsigned line, unsigned col);
+void roster_item_id(RosterBuilder *b, RosterItem *it, const char *s, size_t len, unsigned line, unsigned col);
+void roster_item_ou(RosterBuilder *b, RosterItem *it, const char *s, size_t len, unsigned line, unsigned col);
+void roster_item_template(RosterBuilder *b, RosterItem *it, const char *s, size_t len, unsigned line,
+                          unsigned col);
+/* Informational name; rank says which of several name fields wins (YAML: name over upn). */
+int roster_item_name(RosterBuilder *b, RosterItem *it, const char *s, size_t len, uint8_t rank);
+/* Check the item and store it. With needs_default, an item with neither ou nor template is kept
+ * for roster_builder_default_ou() (YAML's file-wide `ou:` may come after the users). */
+int roster_item_commit(RosterBuilder *b, RosterItem *it, bool needs_default);
+/* Give the entries stored since `first` that still lack a target this OU, or, when ou is NULL,
+ * report each of them. */
+void roster_builder_default_ou(RosterBuilder *b, size_t first, const Guid *ou);
+
+/* The format readers. */
+int roster_yaml_parse(RosterBuilder *b, const char *buf, size_t len);
+int roster_csv_parse(RosterBuilder *b, const char *buf, size_t len);

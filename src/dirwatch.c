@@ -1,0 +1,163 @@
+/* dirwatch.c: inotify hints, settle timer and fingerprints for the roster folder (see the header). */
+#include "dirwatch.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "roster.h"
+#include "util.h"
+
+struct DirWatch {
+        uv_fs_event_t event;
+        uv_timer_t settle;       /* runs while files are changing */
+        uv_timer_t rescan;       /* the safety net */
+        char *dir;
+        uint64_t settle_usec;
+        uint64_t reported;       /* fingerprint last reported as changed-and-settled */
+        uint64_t candidate;      /* fingerprint seen when the settle timer was started */
+        bool have_reported;
+        bool watching;           /* uv_fs_event started */
+        unsigned open_handles;
+        DirWatchFn changed;
+        void *userdata;
+};
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+        const unsigned char *p = data;
+
+        for (size_t i = 0; i < n; i++) {
+                h ^= p[i];
+                h *= UINT64_C(1099511628211);
+        }
+        return h;
+}
+
+/* Names come from readdir in any order: combine per-file hashes with an order-free sum. */
+int dirwatch_fingerprint(const char *dir, uint64_t *ret) {
+        uint64_t sum = UINT64_C(14695981039346656037);
+        struct dirent *de;
+        DIR *d;
+
+        d = opendir(dir);
+        if (!d)
+                return -errno;
+        while ((de = readdir(d))) {
+                struct stat st;
+                uint64_t h = UINT64_C(14695981039346656037);
+
+                if (!roster_is_candidate_name(de->d_name) ||
+                    fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                h = fnv1a(h, de->d_name, strlen(de->d_name));
+                h = fnv1a(h, &st.st_size, sizeof(st.st_size));
+                h = fnv1a(h, &st.st_mtim, sizeof(st.st_mtim));
+                h = fnv1a(h, &st.st_ino, sizeof(st.st_ino));
+                sum += h;
+        }
+        closedir(d);
+        *ret = sum;
+        return 0;
+}
+
+static void on_settle(uv_timer_t *t);
+
+/* Something may have changed: (re)start the settle timer if the files differ from what we last
+ * reported or from what the running settle period started with. */
+static void check(DirWatch *w) {
+        uint64_t fp = 0;
+
+        (void) dirwatch_fingerprint(w->dir, &fp);   /* an unreadable folder is fingerprint 0 */
+        if (uv_is_active((uv_handle_t *) &w->settle) && fp == w->candidate)
+                return;
+        if (!uv_is_active((uv_handle_t *) &w->settle) && w->have_reported && fp == w->reported)
+                return;
+        w->candidate = fp;
+        (void) uv_timer_start(&w->settle, on_settle, w->settle_usec / USEC_PER_MSEC, 0);
+}
+
+static void on_settle(uv_timer_t *t) {
+        DirWatch *w = t->data;
+        uint64_t fp = 0;
+
+        (void) dirwatch_fingerprint(w->dir, &fp);
+        if (fp != w->candidate) {       /* still being written: wait another settle period */
+                w->candidate = fp;
+                (void) uv_timer_start(&w->settle, on_settle, w->settle_usec / USEC_PER_MSEC, 0);
+                return;
+        }
+        w->reported = fp;
+        w->have_reported = true;
+        w->changed(w->userdata);
+}
+
+static void on_event(uv_fs_event_t *e, const char *name, int events, int status) {
+        DirWatch *w = e->data;
+
+        /* Names we ignore (swap files, *.tmp) cannot change the fingerprint, so no work follows. */
+        if (status >= 0 && name && !roster_is_candidate_name(name))
+                return;
+        check(w);
+}
+
+static void on_rescan(uv_timer_t *t) {
+        DirWatch *w = t->data;
+
+        /* The watch dies with its folder; try to set it up again. */
+        if (!w->watching && uv_fs_event_start(&w->event, on_event, w->dir, 0) >= 0)
+                w->watching = true;
+        check(w);
+}
+
+int dirwatch_new(uv_loop_t *loop, const char *dir, uint64_t settle_usec, uint64_t rescan_usec,
+                 DirWatchFn changed, void *userdata, DirWatch **ret) {
+        DirWatch *w = calloc(1, sizeof(*w));
+        uint64_t rescan_ms = rescan_usec / USEC_PER_MSEC;
+
+        if (!w || !(w->dir = strdup(dir))) {
+                free(w);
+                return -ENOMEM;
+        }
+        w->settle_usec = settle_usec;
+        w->changed = changed;
+        w->userdata = userdata;
+        /* Handles are initialized unconditionally so dirwatch_close() can close all three. */
+        if (uv_fs_event_init(loop, &w->event) < 0 || uv_timer_init(loop, &w->settle) < 0 ||
+            uv_timer_init(loop, &w->rescan) < 0) {
+                free(w->dir);
+                free(w);
+                return -EIO;
+        }
+        w->open_handles = 3;
+        w->event.data = w->settle.data = w->rescan.data = w;
+        w->watching = uv_fs_event_start(&w->event, on_event, dir, 0) >= 0;
+        if (rescan_ms > 0)
+                (void) uv_timer_start(&w->rescan, on_rescan, rescan_ms, rescan_ms);
+        check(w);       /* the first load goes through the same settle rule */
+        *ret = w;
+        return 0;
+}
+
+static void handle_closed(uv_handle_t *h) {
+        DirWatch *w = h->data;
+
+        if (--w->open_handles == 0) {
+                free(w->dir);
+                free(w);
+        }
+}
+
+void dirwatch_close(DirWatch *w) {
+        if (!w)
+                return;
+        uv_close((uv_handle_t *) &w->event, handle_closed);
+        uv_close((uv_handle_t *) &w->settle, handle_closed);
+        uv_close((uv_handle_t *) &w->rescan, handle_closed);
+}
+
+void dirwatch_invalidate(DirWatch *w) {
+        w->have_reported = false;
+        check(w);
+}

@@ -1,0 +1,292 @@
+"""Fixtures of the integration suite: the built nimbus-sync binary against the Nimbus simulator.
+
+Every test gets a fresh simulator (`sim`) and a fresh nimbus-sync set-up (`ns`): a config file,
+a client secret file (mode 0600), a roster folder and a state folder, all under the test's
+tmp_path. `ns.run("apply")` runs the binary with that config and checks, for every run, that the
+client secret never appears in its output and that no sanitizer reported anything.
+
+The binary comes from $NIMBUS_SYNC_BIN (tests/run.sh and meson set it); without it every test
+fails with a message that says so, instead of being skipped.
+"""
+
+import copy
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "sim"))
+
+from simclient import Sim  # noqa: E402  (needs the path above)
+
+RUN_TIMEOUT = 120
+SANITIZER_MARKERS = ("runtime error", "AddressSanitizer", "LeakSanitizer",
+                     "UndefinedBehaviorSanitizer")
+# Fast tuning for tests; the simulator gets the same rate limit.
+DEFAULT_RATE = {"operations": 200, "window": "1s"}
+DEFAULT_RETRY = {"base": "50ms", "cap": "1s", "attempts": 8, "timeout": "5s"}
+
+
+def guid():
+    return str(uuid.uuid4())
+
+
+def guids(n):
+    return [guid() for _ in range(n)]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sim(**options): options for Sim.start (ous, licenses, "
+                                       "token_ttl, seed_users, rate_ops, tls, ...)")
+
+
+@pytest.fixture(scope="session")
+def nimbus_bin():
+    path = os.environ.get("NIMBUS_SYNC_BIN")
+    if not path:
+        pytest.fail("NIMBUS_SYNC_BIN is not set: point it at the built nimbus-sync binary "
+                    "(tests/run.sh does this), e.g. NIMBUS_SYNC_BIN=build/src/nimbus-sync",
+                    pytrace=False)
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"NIMBUS_SYNC_BIN={path} is not an executable file", pytrace=False)
+    return os.path.abspath(path)
+
+
+@pytest.fixture
+def sim(request, tmp_path):
+    """A fresh simulator; options from @pytest.mark.sim(...). Rate 200/1s unless overridden."""
+    marker = request.node.get_closest_marker("sim")
+    options = dict(marker.kwargs) if marker else {}
+    tls = options.pop("tls", False)
+    options.setdefault("rate_ops", DEFAULT_RATE["operations"])
+    options.setdefault("rate_window", 1)
+    s = Sim.start(tmp_path, tls=tls, **options)
+    yield s
+    s.stop()
+
+
+def _merge(base, patch):
+    """Deep-merge patch into base; a None value removes the key."""
+    for key, value in patch.items():
+        if value is None:
+            base.pop(key, None)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+class NimbusSync:
+    """One nimbus-sync set-up under tmp_path, pointed at a simulator."""
+
+    def __init__(self, binary, tmp_path, sim):
+        self.binary = binary
+        self.sim = sim
+        self.dir = tmp_path
+        self.roster_dir = tmp_path / "roster.d"
+        self.state_dir = tmp_path / "state"
+        self.secret_file = tmp_path / "client-secret"
+        self.config_path = tmp_path / "config.yaml"
+        self.roster_dir.mkdir()
+        self.state_dir.mkdir()
+        self.runs = []
+        self.write_secret(sim.secret)
+        self.configure()
+
+    # --- files -------------------------------------------------------------
+
+    def write_secret(self, secret, mode=0o600):
+        if self.secret_file.exists():
+            self.secret_file.unlink()
+        fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret + "\n")
+        os.chmod(self.secret_file, mode)
+
+    def base_config(self):
+        s = self.sim
+        return {
+            "tenant_id": s.tenant,
+            "client_id": s.client_id,
+            "client_secret_file": str(self.secret_file),
+            "api_url": s.url,
+            "token_url": s.token_url,
+            "scope": s.scope,
+            "roster_dir": str(self.roster_dir),
+            "state_dir": str(self.state_dir),
+            "rate_limit": dict(DEFAULT_RATE),
+            "retry": dict(DEFAULT_RETRY),
+            "verify": {"interval": 0},
+            "log": {"target": "stderr"},
+        }
+
+    def configure(self, **overrides):
+        """(Re)write the config: the defaults deep-merged with overrides (None removes a key)."""
+        self.config = _merge(copy.deepcopy(self.base_config()), overrides)
+        self.write_text(self.config_path, yaml.safe_dump(self.config, sort_keys=False))
+        return self.config
+
+    @staticmethod
+    def write_text(path, content):
+        """Write atomically (temporary dot-file, then rename), as roster writers should."""
+        path = Path(path)
+        tmp = path.with_name("." + path.name + ".tmp")
+        data = content if isinstance(content, bytes) else content.encode()
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return path
+
+    def write_roster(self, users, name="roster.yaml", ou=None):
+        """A YAML roster file; users are dicts with o365_id and ou or template (name optional)."""
+        doc = {}
+        if ou is not None:
+            doc["ou"] = ou
+        doc["users"] = [dict(u) for u in users]
+        return self.write_text(self.roster_dir / name, yaml.safe_dump(doc, sort_keys=False))
+
+    def write_csv(self, rows, name="roster.csv", header=("o365_id", "ou", "template"),
+                  delimiter=",", bom=False, crlf=False, quoting=csv.QUOTE_MINIMAL):
+        """A CSV roster file; rows are sequences in header order."""
+        buf = io.StringIO()
+        w = csv.writer(buf, delimiter=delimiter, quoting=quoting,
+                       lineterminator="\r\n" if crlf else "\n")
+        w.writerow(header)
+        w.writerows(rows)
+        text = ("\ufeff" if bom else "") + buf.getvalue()
+        return self.write_text(self.roster_dir / name, text.encode("utf-8"))
+
+    def clear_roster(self):
+        for p in self.roster_dir.iterdir():
+            p.unlink()
+
+    # --- running -----------------------------------------------------------
+
+    def argv(self, *args):
+        return [self.binary, "-c", str(self.config_path), *map(str, args)]
+
+    def check_output(self, stdout, stderr):
+        """What must hold for every run: no secret, no sanitizer report."""
+        secret = self.sim.secret
+        assert secret not in stdout, "the client secret appeared on stdout"
+        assert secret not in stderr, "the client secret appeared on stderr"
+        for marker in SANITIZER_MARKERS:
+            assert marker not in stderr, f"sanitizer report on stderr:\n{stderr[-6000:]}"
+
+    def run(self, *args, timeout=RUN_TIMEOUT, env=None):
+        """Run nimbus-sync with our config; returns the CompletedProcess (text output)."""
+        full_env = dict(os.environ, **(env or {}))
+        full_env.pop("NIMBUS_SYNC_CONFIG", None)
+        full_env.pop("JOURNAL_STREAM", None)
+        p = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout,
+                           env=full_env, stdin=subprocess.DEVNULL)
+        self.runs.append(p)
+        self.check_output(p.stdout, p.stderr)
+        return p
+
+    def start(self, *args):
+        """Start nimbus-sync in the background; finish it with wait()."""
+        out = open(self.dir / f"bg-{len(self.runs)}.out", "w+")
+        err = open(self.dir / f"bg-{len(self.runs)}.err", "w+")
+        env = dict(os.environ)
+        env.pop("JOURNAL_STREAM", None)
+        proc = subprocess.Popen(self.argv(*args), stdout=out, stderr=err, text=True,
+                                stdin=subprocess.DEVNULL, env=env)
+        proc.out_file, proc.err_file = out, err
+        return proc
+
+    def wait(self, proc, timeout=RUN_TIMEOUT, check_sanitizers=True):
+        """Wait for a background run; returns (returncode, stdout, stderr)."""
+        rc = proc.wait(timeout=timeout)
+        outputs = []
+        for f in (proc.out_file, proc.err_file):
+            f.seek(0)
+            outputs.append(f.read())
+            f.close()
+        stdout, stderr = outputs
+        if check_sanitizers:
+            self.check_output(stdout, stderr)
+        else:
+            assert self.sim.secret not in stdout + stderr
+        return rc, stdout, stderr
+
+    def apply_until_converged(self, max_runs=5):
+        """Run apply until it exits 0; returns the list of CompletedProcess."""
+        runs = []
+        for _ in range(max_runs):
+            p = self.run("apply")
+            runs.append(p)
+            assert p.returncode in (0, 2), describe(p)
+            if p.returncode == 0:
+                return runs
+        raise AssertionError(f"apply did not converge in {max_runs} runs; last:\n"
+                             + describe(runs[-1]))
+
+    # --- reading results ---------------------------------------------------
+
+    def status_json(self):
+        p = self.run("status", "--json")
+        assert p.returncode == 0, describe(p)
+        return json.loads(p.stdout)
+
+    def plan_json(self, *extra):
+        p = self.run("plan", "--json", *extra)
+        assert p.returncode in (0, 2), describe(p)
+        return p.returncode, json.loads(p.stdout)
+
+    @property
+    def state_db(self):
+        return self.state_dir / "state.db"
+
+
+def describe(p):
+    """A failing run, for assertion messages."""
+    return (f"exit {p.returncode}\n--- stdout ---\n{p.stdout[-4000:]}\n"
+            f"--- stderr ---\n{p.stderr[-6000:]}")
+
+
+def api_requests(state, method=None):
+    """The simulator's request log entries (API calls only; token requests are not in it)."""
+    return [r for r in state["requests"] if method is None or r["method"] == method]
+
+
+def mutating(state):
+    return [r for r in state["requests"] if r["method"] != "GET"]
+
+
+def sim_ids(state):
+    return set(state["users"])
+
+
+def roster_users(ids, ou):
+    return [{"o365_id": i, "ou": ou} for i in ids]
+
+
+def poll(predicate, timeout, interval=0.02):
+    """Wait until predicate() is true; returns its last value (falsy on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def kill_hard(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGKILL)
+
+
+@pytest.fixture
+def ns(nimbus_bin, tmp_path, sim):
+    return NimbusSync(nimbus_bin, tmp_path, sim)

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Builds nimbus-sync and runs the whole test suite twice: once plainly and once under
+# AddressSanitizer + UndefinedBehaviorSanitizer, both with -Werror. Unit tests run through
+# meson; the simulator's self-test and the integration suite run through pytest against the
+# built binary. Exits non-zero on the first failure.
+set -eu
+cd "$(dirname "$0")/.."
+sh tests/deps.sh
+
+run_suite() {
+        name=$1; shift
+        dir=build/$name
+        if [ -f "$dir/build.ninja" ]; then
+                meson configure "$dir" "$@" >/dev/null
+        else
+                meson setup "$dir" --werror "$@" >/dev/null
+        fi
+        echo "== $name: build"
+        meson compile -C "$dir"
+        echo "== $name: unit tests"
+        meson test -C "$dir" --suite unit --print-errorlogs
+        echo "== $name: integration tests"
+        NIMBUS_SYNC_BIN="$PWD/$dir/src/nimbus-sync" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+                tests/sim tests/integration
+}
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+run_suite plain -Db_sanitize=none
+run_suite asan -Db_sanitize=address,undefined

@@ -1,0 +1,2 @@
+/* test_config: placeholder until its module lands. */
+int main(void) { return 77; }

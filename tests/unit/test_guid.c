@@ -1,0 +1,2 @@
+/* test_guid: placeholder until its module lands. */
+int main(void) { return 77; }
