@@ -23,6 +23,7 @@ typedef enum JobState {
         JOB_HELD,        /* a delete held by the safety rules until approve-deletes */
         JOB_BLOCKED,     /* a copy whose template was not created in this run */
         JOB_CANCELLED,   /* the run stopped (signal, auth refused); a sent intent stays for the next start */
+        JOB_DEFERRED,    /* its retry time lies beyond what this run waits for (apply): a later run */
         _JOB_STATE_MAX,
 } JobState;
 

@@ -50,6 +50,7 @@ typedef struct Plan {
         size_t n_quarantined;    /* roster users skipped: quarantined, not due */
         size_t n_delete_skipped; /* delete candidates not acted on because of GUARD_EMPTY_ROSTER or GUARD_DISABLED */
         size_t n_managed;        /* present users with origin created, copied or adopted */
+        uint64_t next_due_usec;  /* earliest future retry time of any store user, 0 = none */
         DeleteGuard guard;
 } Plan;
 

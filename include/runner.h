@@ -13,7 +13,7 @@
 
 typedef struct RunnerStats {
         size_t created, copied, adopted, deleted, gone;
-        size_t failed, quarantined, held, blocked, paused, cancelled;
+        size_t failed, quarantined, held, blocked, paused, cancelled, deferred;
         bool auth_failed;
 } RunnerStats;
 
@@ -21,6 +21,9 @@ typedef void (*RunnerDoneFn)(void *userdata, Runner *r);
 
 /* roster (may be NULL) gives the names and files shown in logs; it must outlive the runner. */
 int runner_new(Tenant *t, const Plan *p, const Roster *roster, const char *run_id, Runner **ret);
+/* Jobs whose retry time (from an earlier run) is further away than this are deferred to a later
+ * run instead of waited for. apply sets a minute; the daemon waits as long as it takes. */
+void runner_set_max_wait(Runner *r, uint64_t usec);
 /* Starts the run; `done` is called once, from the loop, when it has ended. */
 int runner_start(Runner *r, RunnerDoneFn done, void *userdata);
 /* Stop starting new calls; in-flight ones are left to tenant_close(). */

@@ -111,5 +111,9 @@ int store_run_begin(Store *s, StoreRun *run); /* fills run->id; run_id and start
 int store_run_finish(Store *s, const StoreRun *run);
 int store_last_run(Store *s, StoreRun *ret); /* -ENOENT when none */
 
+/* Changes whenever another connection (another nimbus-sync process, e.g. approve-deletes)
+ * commits: lets the daemon notice approvals without re-reading the store. */
+int store_data_version(Store *s, uint64_t *ret);
+
 /* PRAGMA integrity_check: 0 if "ok", -EIO otherwise. */
 int store_check_integrity(Store *s);

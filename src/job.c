@@ -8,7 +8,7 @@ const char *job_state_name(JobState s) {
                 [JOB_PAUSED] = "paused",           [JOB_DONE] = "done",
                 [JOB_FAILED] = "failed",           [JOB_QUARANTINED] = "quarantined",
                 [JOB_HELD] = "held",               [JOB_BLOCKED] = "blocked",
-                [JOB_CANCELLED] = "cancelled",
+                [JOB_CANCELLED] = "cancelled",     [JOB_DEFERRED] = "deferred",
         };
 
         return (unsigned) s < _JOB_STATE_MAX ? names[s] : "invalid";
@@ -16,5 +16,5 @@ const char *job_state_name(JobState s) {
 
 bool job_state_is_final(JobState s) {
         return s == JOB_DONE || s == JOB_FAILED || s == JOB_QUARANTINED || s == JOB_HELD ||
-               s == JOB_BLOCKED || s == JOB_CANCELLED;
+               s == JOB_BLOCKED || s == JOB_CANCELLED || s == JOB_DEFERRED;
 }

@@ -167,6 +167,10 @@ static void count_pass(Plan *p, Merge m, const Config *c, uint64_t now, size_t *
                 case VERDICT_APPROVED:    approved++;         break;
                 case VERDICT_NONE:                            break;
                 }
+                /* Skipped users come back when their retry time passes: the daemon wakes then. */
+                if (pair.u && pair.u->next_attempt_usec > now &&
+                    (p->next_due_usec == 0 || pair.u->next_attempt_usec < p->next_due_usec))
+                        p->next_due_usec = pair.u->next_attempt_usec;
         }
         *ret_candidates = candidates;
         *ret_approved = approved;

@@ -24,7 +24,9 @@ struct Runner {
         size_t deletes_left;     /* delete jobs not final yet: the license check waits for them */
         bool licenses_paused, license_check_running, license_checked;
         bool stopping, finished;
+        uint64_t max_wait_usec;  /* see runner_set_max_wait() */
         RunnerStats stats;
+        const Plan *plan;        /* the jobs' actions, until runner_start() placed them */
         const char *names;       /* the roster's pool of informational names, or NULL */
         char *const *files;      /* the roster's file names, or NULL */
         char run_id[33];
@@ -290,7 +292,8 @@ static void job_no_licenses(Runner *r, Job *j, const NimbusResult *res) {
         u.intent = INTENT_NONE;
         u.status = STATUS_RETRY;
         u.http_status = (uint16_t) res->http_status;
-        u.next_attempt_usec = 0;
+        /* Later runs try again after a while, not at once: no request storm while out of licenses. */
+        u.next_attempt_usec = now_usec() + r->tenant->config->retry.cap_usec;
         free(u.error);
         u.error = strdup(res->message);
         job_save(r, j, &u);
@@ -432,6 +435,7 @@ static void job_set_state(Runner *r, Job *j, JobState s) {
         case JOB_PAUSED:        /* waits for the license check after this run's deletes */
         case JOB_HELD:          /* waits for approve-deletes and a later run */
         case JOB_BLOCKED:       /* set by block_dependents() only */
+        case JOB_DEFERRED:      /* waits for a later run (see runner_set_max_wait()) */
         default:
                 break;
         }
@@ -483,6 +487,7 @@ static void check_finished(Runner *r) {
         r->stats.held = r->count[JOB_HELD];
         r->stats.paused = r->count[JOB_PAUSED];
         r->stats.cancelled = r->count[JOB_CANCELLED] + r->count[JOB_QUEUED];
+        r->stats.deferred = r->count[JOB_DEFERRED];
         (void) uv_timer_stop(&r->timer);
         /* From the loop, so the owner may free us without us being on the stack. */
         (void) uv_timer_start(&r->timer, on_finished, 0, 0);
@@ -513,13 +518,18 @@ static void job_init(Runner *r, Job *j, const Action *a) {
                 r->deletes_left++;
 }
 
-/* Move a new job from its initial QUEUED to its first real state. */
+/* Move a new job from its initial QUEUED to its first real state. Called from runner_start(),
+ * once max_wait is known. */
 static void runner_place(Runner *r, Job *j, const Action *a) {
+        uint64_t now = now_usec();
+
         if (a->kind == ACTION_HELD)
                 job_set_state(r, j, JOB_HELD);
         else if (j->depends_on != SIZE_MAX && j->depends_on < r->n)
                 job_set_state(r, j, JOB_WAIT_DEP);
-        else if (a->not_before_usec > now_usec())
+        else if (a->not_before_usec > now && a->not_before_usec - now > r->max_wait_usec)
+                job_set_state(r, j, JOB_DEFERRED);
+        else if (a->not_before_usec > now)
                 job_set_state(r, j, JOB_RETRY_WAIT);  /* the backoff of an earlier run goes on */
         else
                 job_set_state(r, j, JOB_QUEUED);
@@ -557,14 +567,21 @@ int runner_new(Tenant *t, const Plan *p, const Roster *roster, const char *run_i
                         r->jobs[j->depends_on].first_dependent = i;
                 }
         }
-        for (size_t i = 0; i < n; i++)
-                runner_place(r, &r->jobs[i], &p->actions[i]);
+        r->plan = p;
+        r->max_wait_usec = UINT64_MAX;
         *ret = r;
         return 0;
 }
 
 
+void runner_set_max_wait(Runner *r, uint64_t usec) {
+        r->max_wait_usec = usec;
+}
+
 int runner_start(Runner *r, RunnerDoneFn done, void *userdata) {
+        for (size_t i = 0; i < r->n; i++)
+                runner_place(r, &r->jobs[i], &r->plan->actions[i]);
+        r->plan = NULL;
         r->done = done;
         r->userdata = userdata;
         feed(r);

@@ -50,6 +50,7 @@ typedef enum StmtId {
         STMT_RUN_FINISH,
         STMT_RUN_LAST,
         STMT_INTEGRITY,
+        STMT_DATA_VERSION,
         _STMT_MAX,
 } StmtId;
 
@@ -95,6 +96,7 @@ static const char *const stmt_sql[_STMT_MAX] = {
                             "WHERE id = ?1",
         [STMT_RUN_LAST] = "SELECT " RUN_COLUMNS " FROM runs ORDER BY id DESC LIMIT 1",
         [STMT_INTEGRITY] = "PRAGMA integrity_check(1)",
+        [STMT_DATA_VERSION] = "PRAGMA data_version",
 };
 
 /* Version 1. Created in one transaction together with user_version, so a store is either empty
@@ -784,4 +786,17 @@ int store_check_integrity(Store *s) {
         r = errno_from_sqlite(rc);
         /* A file too damaged to check is as bad as one that fails the check. */
         return r == -EBADMSG || r == 0 ? -EIO : r;
+}
+
+int store_data_version(Store *s, uint64_t *ret) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        if ((r = stmt_get(s, STMT_DATA_VERSION, &st)) < 0)
+                return r;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return errno_from_sqlite(rc);
+        *ret = (uint64_t) sqlite3_column_int64(st, 0);
+        return 0;
 }

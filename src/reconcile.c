@@ -1,0 +1,127 @@
+/* reconcile.c: what `apply` and the daemon do around a run (see reconcile.h). */
+#include "reconcile.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backoff.h"
+#include "util.h"
+
+/* Held deletes are remembered, so approve-deletes can release exactly them. */
+static int sync_holds(Tenant *t, const Plan *p) {
+        _cleanup_free_ Guid *held = calloc(p->n_held + 1, sizeof(Guid));
+        _cleanup_free_ Guid *keep = calloc(p->n_delete + 1, sizeof(Guid));
+        size_t nh = 0, nk = 0;
+
+        if (!held || !keep)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n; i++) {
+                if (p->actions[i].kind == ACTION_HELD)
+                        held[nh++] = p->actions[i].id;
+                else if (p->actions[i].kind == ACTION_DELETE && p->actions[i].approved)
+                        keep[nk++] = p->actions[i].id;
+        }
+        return store_sync_holds(t->store, held, nh, keep, nk);
+}
+
+int reconcile_plan(Tenant *t, const Roster *r, Plan **ret) {
+        StoreUser *users = NULL;
+        Plan *p = NULL;
+        size_t n = 0;
+        int k;
+
+        k = store_load_users(t->store, &users, &n);
+        if (k >= 0)
+                k = plan_build(r, users, n, t->config, now_usec(), &p);
+        store_users_free(users, n);
+        if (k >= 0)
+                k = sync_holds(t, p);
+        if (k < 0) {
+                plan_free(p);
+                return k;
+        }
+        *ret = p;
+        return 0;
+}
+
+size_t reconcile_jobs(const Plan *p) {
+        return p->n_create + p->n_copy + p->n_delete;
+}
+
+static void log_drift(const Tenant *t, const Action *d, const char *run_id) {
+        char id[GUID_STRING_MAX], want[GUID_STRING_MAX], is[GUID_STRING_MAX];
+        LogEvent ev = { .message_id = MID_DRIFT, .action = "verify", .result = "skipped",
+                        .o365_id = &d->id, .ou = &d->target, .run_id = run_id };
+
+        log_event(t->log, LOG_WARNING, &ev, "drift: %s is in OU %s, the roster says %s; no API call "
+                  "can move a user, move it in the Nimbus portal", guid_format(&d->id, id),
+                  guid_format(&d->actual, is), guid_format(&d->target, want));
+}
+
+void reconcile_log_notes(const Tenant *t, const Plan *p, const char *run_id) {
+        const Config *c = t->config;
+        LogEvent ev = { .message_id = MID_DELETES_HELD, .action = "delete", .result = "held",
+                        .run_id = run_id };
+
+        if (p->n_held > 0)
+                log_event(t->log, LOG_WARNING, &ev,
+                          "%zu deletes held: more than deletes.max_per_run (%u), or more than 5 and "
+                          "more than deletes.max_percent (%u%%) of %zu managed users; review with "
+                          "`nimbus-sync plan`, then run `nimbus-sync approve-deletes`", p->n_held,
+                          c->deletes.max_per_run, c->deletes.max_percent, p->n_managed);
+        if (p->guard == GUARD_EMPTY_ROSTER && p->n_delete_skipped > 0) {
+                ev.result = "skipped";
+                log_event(t->log, LOG_WARNING, &ev, "the roster is empty: %zu deletes skipped "
+                          "(deletes.allow_empty is false)", p->n_delete_skipped);
+        }
+        for (size_t i = 0; i < p->n; i++)
+                if (p->actions[i].kind == ACTION_DRIFT)
+                        log_drift(t, &p->actions[i], run_id);
+}
+
+int reconcile_run_begin(Tenant *t, const Plan *p, const Roster *r, StoreRun *run) {
+        LogEvent ev = { .message_id = MID_RUN_STARTED, .action = "run", .run_id = run->run_id };
+        int k;
+
+        *run = (StoreRun) { .started_usec = now_usec() };
+        snprintf(run->run_id, sizeof(run->run_id), "%016" PRIx64 "%016" PRIx64, backoff_random(),
+                 backoff_random());
+        k = store_run_begin(t->store, run);
+        if (k < 0)
+                return k;
+        log_event(t->log, LOG_NOTICE, &ev, "run started: %zu to create, %zu to copy, %zu to delete, "
+                  "%zu held, %zu users in the roster", p->n_create, p->n_copy, p->n_delete, p->n_held,
+                  r->n);
+        return 0;
+}
+
+int reconcile_exit_code(const Plan *p, const RunnerStats *st, bool interrupted) {
+        if (st->auth_failed || interrupted)
+                return 1;
+        if (st->failed + st->quarantined + st->held + st->blocked + st->paused + st->cancelled +
+            st->deferred > 0 || p->n_failed + p->n_quarantined > 0)
+                return 2;
+        return 0;
+}
+
+void reconcile_run_end(Tenant *t, const Plan *p, const RunnerStats *st, int exit_code, StoreRun *run) {
+        LogEvent ev = { .message_id = MID_RUN_FINISHED, .action = "run", .run_id = run->run_id,
+                        .result = exit_code == 0 ? "ok" : "failed" };
+
+        run->finished_usec = now_usec();
+        run->created = (unsigned) st->created;
+        run->copied = (unsigned) st->copied;
+        run->adopted = (unsigned) st->adopted;
+        run->deleted = (unsigned) (st->deleted + st->gone);
+        run->failed = (unsigned) (st->failed + st->quarantined);
+        run->held = (unsigned) st->held;
+        run->result = exit_code;
+        (void) store_run_finish(t->store, run);
+        log_event(t->log, LOG_NOTICE, &ev,
+                  "run finished: %zu created, %zu copied, %zu adopted, %zu deleted, %zu already gone, "
+                  "%zu failed, %zu quarantined, %zu held, %zu waiting", st->created, st->copied,
+                  st->adopted, st->deleted, st->gone, st->failed, st->quarantined, st->held,
+                  st->blocked + st->paused + st->cancelled + st->deferred + p->n_failed +
+                  p->n_quarantined);
+}
