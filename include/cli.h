@@ -31,6 +31,7 @@ int cli_main(int argc, char **argv);
 int cli_load_config(Cli *cli, Config **ret);
 int cli_load_roster(Cli *cli, const Config *c, Roster **ret);
 
+int cmd_daemon(Cli *cli);
 int cmd_validate(Cli *cli);
 int cmd_plan(Cli *cli);
 int cmd_apply(Cli *cli);

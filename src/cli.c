@@ -16,7 +16,7 @@ typedef struct Command {
 } Command;
 
 static const Command commands[] = {
-        { "daemon", NULL, "daemon", "run as a service (foreground)" },
+        { "daemon", cmd_daemon, "daemon", "run as a service (foreground; systemd Type=notify)" },
         { "apply", cmd_apply, "apply", "reconcile once until nothing actionable is left" },
         { "plan", cmd_plan, "plan [--json] [--refresh]", "show what apply would do; change nothing" },
         { "validate", cmd_validate, "validate [FILE...]", "check the config and the roster" },

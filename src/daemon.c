@@ -1,0 +1,387 @@
+/* daemon.c: `nimbus-sync daemon`, the service. It keeps one tenant in sync continuously:
+ *  - the roster folder is watched (dirwatch); a changed, settled, valid roster replaces the one
+ *    in force, an invalid one is logged and the last valid one stays;
+ *  - every change (roster, approve-deletes seen in the store, a retry time coming due, SIGHUP)
+ *    asks for a new run; a run in progress is stopped first (its in-flight answers are still
+ *    recorded) and the next plan starts from what the store then knows;
+ *  - after every run it plans once more, so nothing waits for a timer that need not;
+ *  - systemd hears READY/RELOADING/STOPPING, a current STATUS= line, and watchdog keep-alives.
+ * Idle, it makes no API call and wakes only for the approvals poll and the rescan. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "dirwatch.h"
+#include "notify.h"
+#include "reconcile.h"
+#include "util.h"
+
+#define POLL_INTERVAL_MS 2000   /* approve-deletes and STATUS= are seen within this */
+
+typedef struct Daemon {
+        Cli *cli;
+        uv_loop_t loop;
+        Tenant *tenant;
+        Roster *roster;          /* the desired state in force: the last valid one */
+        Roster *next_roster;     /* a newer valid one, waiting for the current run to stop */
+        Config *next_config;     /* a reloaded config, waiting for the current run to stop */
+        DirWatch *watch;
+        Runner *runner;          /* the run in progress, or NULL */
+        Plan *plan;              /* its plan */
+        StoreRun run;
+        bool rerun;              /* plan again when the current run has stopped */
+        bool stopping;
+        uint64_t data_version;   /* of the store, to notice approve-deletes */
+        uint64_t next_due;       /* earliest retry time of a skipped user, 0 = none */
+        size_t last_held;        /* held deletes last warned about */
+        char last_result[64];
+        uv_signal_t sigterm, sigint, sighup;
+        uv_timer_t due, poll, watchdog;
+} Daemon;
+
+static void request_run(Daemon *d);
+
+/* ---- STATUS= ---------------------------------------------------------------------------------- */
+
+static void update_status(Daemon *d) {
+        const Tenant *t = d->tenant;
+        unsigned used;
+
+        if (!t)
+                return;
+        used = ratelimit_used(&t->limiter, now_usec());
+        if (d->runner) {
+                size_t pending = runner_count(d->runner, JOB_QUEUED) + runner_count(d->runner, JOB_IN_FLIGHT) +
+                                 runner_count(d->runner, JOB_RETRY_WAIT) + runner_count(d->runner, JOB_WAIT_DEP);
+                double eta = (double) pending * (double) t->config->rate_window_usec /
+                             (double) t->config->rate_operations / USEC_PER_SEC;
+
+                notify_status("syncing: %zu pending (%zu create, %zu copy, %zu delete planned), %zu done, "
+                              "%zu failed, %zu held; rate %u/%u; ETA %.0f s", pending, d->plan->n_create,
+                              d->plan->n_copy, d->plan->n_delete, runner_count(d->runner, JOB_DONE),
+                              runner_count(d->runner, JOB_FAILED) + runner_count(d->runner, JOB_QUARANTINED),
+                              d->plan->n_held, used, t->config->rate_operations, eta);
+        } else
+                notify_status("idle: %zu users in the roster, %zu held, auth %s; rate %u/%u; last run %s",
+                              d->roster ? d->roster->n : 0, d->last_held,
+                              t->auth == AUTH_FAILED ? "FAILED" : "ok", used, t->config->rate_operations,
+                              d->last_result[0] ? d->last_result : "none");
+}
+
+/* ---- runs --------------------------------------------------------------------------------------- */
+
+static void on_due(uv_timer_t *t) {
+        request_run(t->data);
+}
+
+/* Wake when the earliest skipped user (failed, quarantined, out of licenses) comes due. */
+static void arm_due(Daemon *d) {
+        uint64_t now = now_usec();
+
+        if (d->next_due == 0) {
+                (void) uv_timer_stop(&d->due);
+                return;
+        }
+        (void) uv_timer_start(&d->due, on_due,
+                              d->next_due > now ? (d->next_due - now) / USEC_PER_MSEC + 1 : 0, 0);
+}
+
+static void remember_result(Daemon *d, int exit_code) {
+        char when[32];
+        time_t t = time(NULL);
+        struct tm tm;
+
+        if (!localtime_r(&t, &tm) || strftime(when, sizeof(when), "%H:%M:%S", &tm) == 0)
+                snprintf(when, sizeof(when), "?");
+        snprintf(d->last_result, sizeof(d->last_result), "%s %s", when,
+                 exit_code == 0 ? "converged" : "with users remaining");
+}
+
+static void apply_pending_config(Daemon *d);
+static int start_run(Daemon *d);
+
+static void on_run_done(void *userdata, Runner *r) {
+        Daemon *d = userdata;
+        const RunnerStats *st = runner_stats(r);
+        int code = reconcile_exit_code(d->plan, st, false);
+
+        if (d->tenant)
+                reconcile_run_end(d->tenant, d->plan, st, code, &d->run);
+        remember_result(d, code);
+        runner_free(d->runner);
+        d->runner = NULL;
+        d->plan = plan_free(d->plan);
+        if (d->stopping)
+                return;
+        if (d->next_roster) {
+                roster_free(d->roster);
+                d->roster = TAKE_PTR(d->next_roster);
+        }
+        apply_pending_config(d);
+        d->rerun = false;
+        /* Plan once more right away: what is left either runs now or sets the next wake-up. */
+        (void) start_run(d);
+        update_status(d);
+}
+
+static void warn_held(Daemon *d, const Plan *p) {
+        if (p->n_held != d->last_held)
+                reconcile_log_notes(d->tenant, p, NULL);
+        d->last_held = p->n_held;
+}
+
+static int start_run(Daemon *d) {
+        Plan *p = NULL;
+        int k;
+
+        if (d->stopping || !d->roster || !d->tenant)
+                return 0;
+        k = reconcile_plan(d->tenant, d->roster, &p);
+        if (k < 0) {
+                log_msg(d->tenant->log, LOG_ERR, "cannot plan: %s", strerror(-k));
+                return k;
+        }
+        d->next_due = p->next_due_usec;
+        arm_due(d);
+        if (reconcile_jobs(p) == 0) {   /* nothing to send: stay idle, no API call */
+                warn_held(d, p);
+                plan_free(p);
+                return 0;
+        }
+        d->plan = p;
+        d->last_held = p->n_held;
+        k = reconcile_run_begin(d->tenant, p, d->roster, &d->run);
+        if (k >= 0) {
+                reconcile_log_notes(d->tenant, p, d->run.run_id);
+                k = runner_new(d->tenant, p, d->roster, d->run.run_id, &d->runner);
+        }
+        if (k >= 0)
+                k = runner_start(d->runner, on_run_done, d);
+        if (k < 0) {
+                log_msg(d->tenant->log, LOG_ERR, "cannot start a run: %s", strerror(-k));
+                d->plan = plan_free(d->plan);
+        }
+        return k;
+}
+
+/* Something changed: a run in progress stops (in-flight answers are still recorded) and the
+ * next plan starts from the new facts; without a run, plan now. */
+static void request_run(Daemon *d) {
+        if (d->stopping)
+                return;
+        if (d->runner) {
+                d->rerun = true;
+                runner_stop(d->runner);
+                return;
+        }
+        if (d->next_roster) {
+                roster_free(d->roster);
+                d->roster = TAKE_PTR(d->next_roster);
+        }
+        apply_pending_config(d);
+        (void) start_run(d);
+        update_status(d);
+}
+
+/* ---- the roster --------------------------------------------------------------------------------- */
+
+static void roster_rejected(Daemon *d, const Diag *diag) {
+        _cleanup_free_ char *first = NULL;
+
+        log_diag(d->tenant->log, diag, MID_ROSTER_ERROR);
+        log_msg(d->tenant->log, LOG_ERR, "roster rejected: the last valid roster stays in force");
+        if (diag_first_error(diag, &first) >= 0 && first)
+                (void) store_meta_set(d->tenant->store, "roster_error", first);
+}
+
+static void on_roster_changed(void *userdata) {
+        Daemon *d = userdata;
+        const Roster *current = d->next_roster ? d->next_roster : d->roster;
+        Diag diag = DIAG_INIT;
+        Roster *r = NULL;
+        int k;
+
+        k = roster_load_dir(d->tenant->config->roster_dir, d->tenant->config, &r, &diag);
+        if (k < 0) {
+                roster_rejected(d, &diag);
+                diag_clear(&diag);
+                return;
+        }
+        log_diag(d->tenant->log, &diag, NULL);   /* warnings */
+        diag_clear(&diag);
+        (void) store_meta_set(d->tenant->store, "roster_error", NULL);
+        if (current && current->hash == r->hash) {   /* touched, not changed */
+                roster_free(r);
+                return;
+        }
+        log_event(d->tenant->log, LOG_INFO, &(LogEvent) { .message_id = MID_ROSTER_LOADED,
+                  .action = "roster", .result = "ok" }, "roster loaded: %zu users in %zu files", r->n,
+                  r->n_files);
+        roster_free(d->next_roster);
+        d->next_roster = r;
+        request_run(d);
+}
+
+/* ---- config, tenant and watcher --------------------------------------------------------------- */
+
+/* The initial roster is read at once (not after settle_time), so READY=1 means "loaded". */
+static int daemon_open(Daemon *d, Config *c) {
+        Diag diag = DIAG_INIT;
+        int k;
+
+        k = tenant_new(&d->loop, c, &d->cli->log, &d->tenant, &diag);   /* takes c */
+        log_diag(&d->cli->log, &diag, NULL);
+        diag_clear(&diag);
+        if (k < 0)
+                return k;
+        c = d->tenant->config;
+        on_roster_changed(d);
+        k = dirwatch_new(&d->loop, c->roster_dir, c->settle_time_usec, c->scan_interval_usec,
+                         on_roster_changed, d, &d->watch);
+        if (k < 0)
+                log_msg(&d->cli->log, LOG_ERR, "cannot watch %s: %s", c->roster_dir, strerror(-k));
+        (void) store_data_version(d->tenant->store, &d->data_version);
+        return 0;
+}
+
+/* A reloaded config takes effect between runs: a new tenant (credentials, endpoints, limits,
+ * store) and a new watcher; the roster is read again, since OU names may have changed. */
+static void apply_pending_config(Daemon *d) {
+        Config *c = TAKE_PTR(d->next_config);
+        int k;
+
+        if (!c)
+                return;
+        dirwatch_close(d->watch);
+        d->watch = NULL;
+        tenant_close(d->tenant);
+        d->tenant = NULL;
+        roster_free(d->roster);
+        d->roster = NULL;
+        log_init(&d->cli->log, c->log_target, c->log_level);
+        k = daemon_open(d, c);
+        if (k < 0)
+                log_msg(&d->cli->log, LOG_CRIT, "reload: cannot open the tenant (%s); "
+                        "fix the config and send SIGHUP again", strerror(-k));
+        else
+                log_msg(&d->cli->log, LOG_NOTICE, "config reloaded");
+        notify_ready();
+}
+
+/* ---- signals and timers ------------------------------------------------------------------------ */
+
+static void daemon_stop(Daemon *d) {
+        if (d->stopping)
+                return;
+        d->stopping = true;
+        notify_stopping();
+        log_msg(&d->cli->log, LOG_NOTICE, "stopping");
+        if (d->runner)
+                runner_stop(d->runner);
+        tenant_close(d->tenant);     /* in-flight calls end as cancelled; intents stay for the next start */
+        d->tenant = NULL;
+        dirwatch_close(d->watch);
+        d->watch = NULL;
+        uv_close((uv_handle_t *) &d->sigterm, NULL);
+        uv_close((uv_handle_t *) &d->sigint, NULL);
+        uv_close((uv_handle_t *) &d->sighup, NULL);
+        uv_close((uv_handle_t *) &d->due, NULL);
+        uv_close((uv_handle_t *) &d->poll, NULL);
+        uv_close((uv_handle_t *) &d->watchdog, NULL);
+}
+
+static void on_reload(Daemon *d) {
+        Config *c = NULL;
+
+        notify_reloading();
+        log_msg(&d->cli->log, LOG_NOTICE, "reloading %s", d->cli->config_path);
+        if (cli_load_config(d->cli, &c) < 0) {
+                log_msg(&d->cli->log, LOG_ERR, "config reload failed: the old config stays in force");
+                if (d->tenant)
+                        log_init(&d->cli->log, d->tenant->config->log_target, d->tenant->config->log_level);
+                notify_ready();
+                return;
+        }
+        config_free(d->next_config);
+        d->next_config = c;
+        request_run(d);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+        Daemon *d = s->data;
+
+        if (signum == SIGHUP)
+                on_reload(d);
+        else
+                daemon_stop(d);
+}
+
+/* approve-deletes (another process) commits to the store: its data_version moves. */
+static void on_poll(uv_timer_t *t) {
+        Daemon *d = t->data;
+        uint64_t v;
+
+        if (!d->tenant)
+                return;
+        if (store_data_version(d->tenant->store, &v) >= 0 && v != d->data_version) {
+                d->data_version = v;
+                request_run(d);
+        }
+        update_status(d);
+}
+
+static void on_watchdog(uv_timer_t *t) {
+        notify_watchdog();
+}
+
+static int daemon_handles(Daemon *d) {
+        uint64_t wd = notify_watchdog_usec();
+
+        if (uv_signal_init(&d->loop, &d->sigterm) < 0 || uv_signal_init(&d->loop, &d->sigint) < 0 ||
+            uv_signal_init(&d->loop, &d->sighup) < 0 || uv_timer_init(&d->loop, &d->due) < 0 ||
+            uv_timer_init(&d->loop, &d->poll) < 0 || uv_timer_init(&d->loop, &d->watchdog) < 0)
+                return -EIO;
+        d->sigterm.data = d->sigint.data = d->sighup.data = d;
+        d->due.data = d->poll.data = d->watchdog.data = d;
+        if (uv_signal_start(&d->sigterm, on_signal, SIGTERM) < 0 ||
+            uv_signal_start(&d->sigint, on_signal, SIGINT) < 0 ||
+            uv_signal_start(&d->sighup, on_signal, SIGHUP) < 0 ||
+            uv_timer_start(&d->poll, on_poll, POLL_INTERVAL_MS, POLL_INTERVAL_MS) < 0)
+                return -EIO;
+        if (wd > 0 && uv_timer_start(&d->watchdog, on_watchdog, wd / 2 / USEC_PER_MSEC,
+                                     wd / 2 / USEC_PER_MSEC) < 0)
+                return -EIO;
+        return 0;
+}
+
+int cmd_daemon(Cli *cli) {
+        Daemon d = { .cli = cli };
+        Config *c = NULL;
+        int k;
+
+        if (uv_loop_init(&d.loop) < 0)
+                return EXIT_ERROR;
+        k = daemon_handles(&d);
+        if (k >= 0)
+                k = cli_load_config(cli, &c);
+        if (k >= 0)
+                k = daemon_open(&d, c);
+        if (k < 0) {
+                log_msg(&cli->log, LOG_ERR, "cannot start: %s", strerror(-k));
+                d.stopping = false;
+                daemon_stop(&d);
+        } else {
+                log_msg(&cli->log, LOG_NOTICE, "nimbus-sync %s started: %zu users in the roster",
+                        NIMBUS_SYNC_VERSION, d.roster ? d.roster->n : 0);
+                notify_ready();
+                update_status(&d);
+        }
+        (void) uv_run(&d.loop, UV_RUN_DEFAULT);
+        (void) uv_loop_close(&d.loop);
+        roster_free(d.roster);
+        roster_free(d.next_roster);
+        config_free(d.next_config);
+        plan_free(d.plan);
+        return k < 0 ? EXIT_ERROR : EXIT_OK;
+}
