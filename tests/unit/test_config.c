@@ -1,2 +1,865 @@
-/* test_config: placeholder until its module lands. */
-int main(void) { return 77; }
+/* test_config: the configuration file (PRODUCT §4): every key, the defaults, each class of error
+ * with its exact file:line:col, the derived URLs and their overrides, relative paths, and the
+ * client secret's checks. Also parse_duration() and read_file_bounded(), which config relies on. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "util.h"
+
+#define TENANT "9fce70af-a632-49ca-bc0d-53db5a21c5b3"
+#define CLIENT "0b5b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
+#define OU_SUPPORT "3f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10"
+#define BASE "tenant_id: " TENANT "\nclient_id: " CLIENT "\nclient_secret_file: /etc/nimbus-sync/secret\n"
+#define MINIMAL BASE "cluster: ch-01\n" /* four lines */
+#define SECRET "Sup3r-S3cret~value.that/never+leaks"
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+typedef struct Fixture {
+        char dir[512];
+        char cwd[PATH_MAX];
+} Fixture;
+
+static int setup(void **state) {
+        Fixture *f = calloc(1, sizeof(Fixture));
+
+        assert_non_null(f);
+        snprintf(f->dir, sizeof f->dir, "%s/test_config.XXXXXX", getenv("TMPDIR") ?: P_tmpdir);
+        assert_non_null(mkdtemp(f->dir));
+        assert_non_null(getcwd(f->cwd, sizeof f->cwd));
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        Fixture *f = *state;
+        char cmd[PATH_MAX + 16];
+
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+        assert_int_equal(system(cmd), 0);
+        unsetenv("CREDENTIALS_DIRECTORY");
+        free(f);
+        return 0;
+}
+
+static void write_file(const char *path, const char *text, mode_t mode) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, strlen(text)), (ssize_t) strlen(text));
+        assert_int_equal(fchmod(fd, mode), 0);
+        close(fd);
+}
+
+static Config *parse_ok(const char *yaml) {
+        Diag d = DIAG_INIT;
+        Config *c = NULL;
+        int r = config_parse("config.yaml", yaml, strlen(yaml), &c, &d);
+
+        for (size_t i = 0; i < d.n; i++)
+                print_error("unexpected: %s:%u:%u: %s\n", d.entries[i].file, d.entries[i].line,
+                            d.entries[i].col, d.entries[i].msg);
+        assert_int_equal(r, 0);
+        assert_int_equal(d.n_errors, 0);
+        assert_non_null(c);
+        diag_clear(&d);
+        return c;
+}
+
+static bool diag_has(const Diag *d, const char *expected) {
+        for (size_t i = 0; i < d->n; i++) {
+                char *s = NULL;
+                bool same;
+
+                assert_int_equal(diag_entry_format(&d->entries[i], &s), 0);
+                same = streq(s, expected);
+                free(s);
+                if (same)
+                        return true;
+        }
+        return false;
+}
+
+static void print_diag(const Diag *d) {
+        for (size_t i = 0; i < d->n; i++) {
+                char *s = NULL;
+
+                assert_int_equal(diag_entry_format(&d->entries[i], &s), 0);
+                print_error("  got: %s\n", s);
+                free(s);
+        }
+}
+
+/* The config must be refused, and one diagnostic must read exactly `expected`. */
+static void expect_error(const char *yaml, const char *expected) {
+        Diag d = DIAG_INIT;
+        Config *c = NULL;
+        int r = config_parse("config.yaml", yaml, strlen(yaml), &c, &d);
+
+        assert_int_equal(r, -EINVAL);
+        assert_null(c);
+        assert_true(d.n_errors >= 1);
+        if (!diag_has(&d, expected)) {
+                print_error("expected: %s\n", expected);
+                print_diag(&d);
+                fail();
+        }
+        diag_clear(&d);
+}
+
+/* ---- parse_duration and read_file_bounded ------------------------------------------------ */
+
+static void test_parse_duration(void **state) {
+        static const struct {
+                const char *s;
+                uint64_t usec;
+        } good[] = {
+                { "500ms", 500 * USEC_PER_MSEC },    { "2s", 2 * USEC_PER_SEC },
+                { "5m", 300 * USEC_PER_SEC },        { "24h", 86400 * USEC_PER_SEC },
+                { "1d", 86400 * USEC_PER_SEC },      { "90", 90 * USEC_PER_SEC },
+                { "1.5", 1500 * USEC_PER_MSEC },     { "0", 0 },
+                { "0.25h", 900 * USEC_PER_SEC },     { "1.5ms", 1500 },
+                { "0.0000001s", 0 },                 { "007s", 7 * USEC_PER_SEC },
+        };
+        static const char *const bad[] = {
+                "", "s", "ms", "-1", "+1", " 1", "1 ", "1x", "1sec", "1.", ".5", "1..5", "1S", "2ss", "1e3",
+        };
+        uint64_t v;
+
+        for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+                v = 12345;
+                if (parse_duration(good[i].s, &v) != 0 || v != good[i].usec)
+                        fail_msg("\"%s\" gave %llu", good[i].s, (unsigned long long) v);
+        }
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+                if (parse_duration(bad[i], &v) != -EINVAL)
+                        fail_msg("\"%s\" accepted", bad[i]);
+
+        assert_int_equal(parse_duration("18446744073709551615", &v), -ERANGE);
+        assert_int_equal(parse_duration("99999999999999999999999", &v), -ERANGE);
+        assert_int_equal(parse_duration("213503982336d", &v), -ERANGE);
+        assert_int_equal(parse_duration("18446744073709ms", &v), 0);
+        assert_int_equal(v, UINT64_C(18446744073709) * 1000);
+}
+
+static void test_read_file_bounded(void **state) {
+        Fixture *f = *state;
+        char path[PATH_MAX], *buf = NULL;
+        size_t len = 0;
+
+        snprintf(path, sizeof path, "%s/ten", f->dir);
+        write_file(path, "0123456789", 0600);
+        assert_int_equal(read_file_bounded(path, 10, &buf, &len), 0);
+        assert_int_equal(len, 10);
+        assert_string_equal(buf, "0123456789");
+        free(buf);
+        buf = NULL;
+        assert_int_equal(read_file_bounded(path, 9, &buf, &len), -EFBIG);
+        assert_null(buf);
+        assert_int_equal(read_file_bounded(f->dir, 100, &buf, &len), -EISDIR);
+        snprintf(path, sizeof path, "%s/missing", f->dir);
+        assert_int_equal(read_file_bounded(path, 100, &buf, &len), -ENOENT);
+        assert_int_equal(read_file_bounded("/dev/null", 100, &buf, &len), -EBADFD);
+
+        snprintf(path, sizeof path, "%s/empty", f->dir);
+        write_file(path, "", 0600);
+        assert_int_equal(read_file_bounded(path, 0, &buf, &len), 0);
+        assert_int_equal(len, 0);
+        assert_string_equal(buf, "");
+        free(buf);
+}
+
+/* ---- valid configs ----------------------------------------------------------------------- */
+
+static void test_defaults(void **state) {
+        Config *c = parse_ok(MINIMAL);
+        char cwd[PATH_MAX];
+
+        assert_string_equal(c->path, "config.yaml");
+        assert_string_equal(c->tenant_id_str, TENANT);
+        assert_string_equal(c->client_id, CLIENT);
+        assert_string_equal(c->client_secret_file, "/etc/nimbus-sync/secret");
+        assert_null(c->client_secret_credential);
+        assert_string_equal(c->cluster, "ch-01");
+        assert_string_equal(c->api_base, "https://admin.ch-01.luware.cloud/api/public-api-next/");
+        assert_string_equal(c->scope, "https://admin.ch-01.luware.cloud/.default");
+        assert_string_equal(c->token_url, "https://login.microsoftonline.com/" TENANT "/oauth2/v2.0/token");
+        assert_null(c->ca_file);
+        assert_string_equal(c->roster_dir, "/var/lib/nimbus-sync/roster.d");
+        assert_string_equal(c->state_dir, "/var/lib/nimbus-sync");
+        assert_int_equal(c->scan_interval_usec, 60 * USEC_PER_SEC);
+        assert_int_equal(c->settle_time_usec, 2 * USEC_PER_SEC);
+        assert_int_equal(c->n_ous, 0);
+        assert_int_equal(c->rate_operations, 60);
+        assert_int_equal(c->rate_window_usec, 60 * USEC_PER_SEC);
+        assert_true(c->deletes.enabled);
+        assert_int_equal(c->deletes.max_per_run, 25);
+        assert_int_equal(c->deletes.max_percent, 10);
+        assert_false(c->deletes.include_adopted);
+        assert_false(c->deletes.allow_empty);
+        assert_int_equal(c->deletes.n_protected, 0);
+        assert_int_equal(c->retry.base_usec, 2 * USEC_PER_SEC);
+        assert_int_equal(c->retry.cap_usec, 15 * 60 * USEC_PER_SEC);
+        assert_int_equal(c->retry.attempts, 8);
+        assert_int_equal(c->retry.quarantine_usec, 3600 * USEC_PER_SEC);
+        assert_int_equal(c->retry.failed_retry_usec, 6 * 3600 * USEC_PER_SEC);
+        assert_int_equal(c->retry.timeout_usec, 30 * USEC_PER_SEC);
+        assert_int_equal(c->verify_interval_usec, 24 * 3600 * USEC_PER_SEC);
+        assert_int_equal(c->log_target, LOG_TARGET_AUTO);
+        assert_int_equal(c->log_level, LOG_INFO);
+        config_free(c);
+
+        /* With no directory in the path, relative paths are taken from the working directory. */
+        c = parse_ok("tenant_id: " TENANT "\nclient_id: " CLIENT "\nclient_secret_file: s\ncluster: ch-01\n");
+        assert_non_null(getcwd(cwd, sizeof cwd));
+        assert_int_equal(strncmp(c->client_secret_file, cwd, strlen(cwd)), 0);
+        assert_string_equal(c->client_secret_file + strlen(cwd), streq(cwd, "/") ? "s" : "/s");
+        config_free(c);
+}
+
+static const char full_config[] =
+        "# every key\n"
+        "tenant_id: 9FCE70AF-A632-49CA-BC0D-53DB5A21C5B3\n"
+        "client_id: \"{0B5B1C2D-3E4F-4A5B-8C6D-7E8F9A0B1C2D}\"\n"
+        "client_secret_file: secrets/client-secret\n"
+        "cluster: dewe-02\n"
+        "ca_file: ./ca/extra.pem\n"
+        "roster_dir: roster.d\n"
+        "state_dir: /srv/nimbus/state\n"
+        "scan_interval: 5m\n"
+        "settle_time: 500ms\n"
+        "organization_units:\n"
+        "  support: " OU_SUPPORT "\n"
+        "  sales.emea-2_x: 4f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10\n"
+        "  Alpha: 5f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10\n"
+        "rate_limit: {operations: 120, window: 90}\n"
+        "deletes:\n"
+        "  enabled: false\n"
+        "  max_per_run: 3\n"
+        "  max_percent: 50\n"
+        "  include_adopted: yes\n"
+        "  allow_empty: true\n"
+        "  protected:\n"
+        "    - 6f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10\n"
+        "    - 6F2A7C4E-0C1D-4A8B-9E61-2D5F8B7A9C10\n"
+        "    - \"{1f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10}\"\n"
+        "retry: {base: 1s, cap: 10m, attempts: 5, quarantine: 2h, failed_retry: 1d, timeout: 1.5}\n"
+        "verify: {interval: 0}\n"
+        "log: {target: journal, level: debug}\n";
+
+static void test_full_config(void **state) {
+        Fixture *f = *state;
+        char path[PATH_MAX], expect[3 * PATH_MAX];
+        Diag d = DIAG_INIT;
+        Config *c = NULL;
+        Guid g, p;
+
+        snprintf(path, sizeof path, "%s/config.yaml", f->dir);
+        write_file(path, full_config, 0644);
+        assert_int_equal(config_load(path, &c, &d), 0);
+        assert_int_equal(d.n, 0);
+
+        assert_string_equal(c->path, path);
+        assert_string_equal(c->tenant_id_str, TENANT);
+        assert_int_equal(guid_parse(TENANT, 36, &g), 0);
+        assert_true(guid_eq(&c->tenant_id, &g));
+        assert_string_equal(c->client_id, CLIENT);
+        snprintf(expect, sizeof expect, "%s/secrets/client-secret", f->dir);
+        assert_string_equal(c->client_secret_file, expect);
+        assert_string_equal(c->cluster, "dewe-02");
+        assert_string_equal(c->api_base, "https://admin.dewe-02.luware.cloud/api/public-api-next/");
+        assert_string_equal(c->scope, "https://admin.dewe-02.luware.cloud/.default");
+        assert_string_equal(c->token_url, "https://login.microsoftonline.com/" TENANT "/oauth2/v2.0/token");
+        snprintf(expect, sizeof expect, "%s/ca/extra.pem", f->dir);
+        assert_string_equal(c->ca_file, expect);
+        snprintf(expect, sizeof expect, "%s/roster.d", f->dir);
+        assert_string_equal(c->roster_dir, expect);
+        assert_string_equal(c->state_dir, "/srv/nimbus/state");
+        assert_int_equal(c->scan_interval_usec, 300 * USEC_PER_SEC);
+        assert_int_equal(c->settle_time_usec, 500 * USEC_PER_MSEC);
+
+        assert_int_equal(c->n_ous, 3);
+        assert_int_equal(config_resolve_ou(c, "support", 7, &g), 0);
+        assert_int_equal(guid_parse(OU_SUPPORT, 36, &p), 0);
+        assert_true(guid_eq(&g, &p));
+        assert_int_equal(config_resolve_ou(c, "sales.emea-2_x", 14, &g), 0);
+        assert_int_equal(config_resolve_ou(c, "Alpha", 5, &g), 0);
+        assert_int_equal(guid_parse("5f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10", 36, &p), 0);
+        assert_true(guid_eq(&g, &p));
+
+        assert_int_equal(c->rate_operations, 120);
+        assert_int_equal(c->rate_window_usec, 90 * USEC_PER_SEC);
+        assert_false(c->deletes.enabled);
+        assert_int_equal(c->deletes.max_per_run, 3);
+        assert_int_equal(c->deletes.max_percent, 50);
+        assert_true(c->deletes.include_adopted);
+        assert_true(c->deletes.allow_empty);
+        assert_int_equal(c->deletes.n_protected, 2); /* the same id twice counts once */
+        assert_int_equal(guid_parse("6f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10", 36, &p), 0);
+        assert_true(config_is_protected(c, &p));
+        assert_int_equal(guid_parse("1f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10", 36, &p), 0);
+        assert_true(config_is_protected(c, &p));
+        assert_int_equal(guid_parse("2f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10", 36, &p), 0);
+        assert_false(config_is_protected(c, &p));
+
+        assert_int_equal(c->retry.base_usec, USEC_PER_SEC);
+        assert_int_equal(c->retry.cap_usec, 600 * USEC_PER_SEC);
+        assert_int_equal(c->retry.attempts, 5);
+        assert_int_equal(c->retry.quarantine_usec, 7200 * USEC_PER_SEC);
+        assert_int_equal(c->retry.failed_retry_usec, 86400 * USEC_PER_SEC);
+        assert_int_equal(c->retry.timeout_usec, 1500 * USEC_PER_MSEC);
+        assert_int_equal(c->verify_interval_usec, 0);
+        assert_int_equal(c->log_target, LOG_TARGET_JOURNAL);
+        assert_int_equal(c->log_level, LOG_DEBUG);
+        config_free(c);
+}
+
+static void test_relative_config_path(void **state) {
+        Fixture *f = *state;
+        char expect[3 * PATH_MAX];
+        Config *c = NULL;
+        Diag d = DIAG_INIT;
+        const char *yaml = BASE "cluster: ch-01\nstate_dir: state\nroster_dir: ../rosters\n";
+
+        /* "etc/config.yaml" seen from the fixture directory. */
+        assert_int_equal(chdir(f->dir), 0);
+        assert_int_equal(config_parse("etc/config.yaml", yaml, strlen(yaml), &c, &d), 0);
+        assert_int_equal(chdir(f->cwd), 0);
+        snprintf(expect, sizeof expect, "%s/etc/state", f->dir);
+        assert_string_equal(c->state_dir, expect);
+        snprintf(expect, sizeof expect, "%s/etc/../rosters", f->dir);
+        assert_string_equal(c->roster_dir, expect);
+        config_free(c);
+}
+
+static void test_log_levels_and_targets(void **state) {
+        static const struct {
+                const char *name;
+                int level;
+        } levels[] = {
+                { "emerg", LOG_EMERG }, { "alert", LOG_ALERT },   { "crit", LOG_CRIT },
+                { "err", LOG_ERR },     { "error", LOG_ERR },     { "warning", LOG_WARNING },
+                { "warn", LOG_WARNING }, { "notice", LOG_NOTICE }, { "info", LOG_INFO },
+                { "debug", LOG_DEBUG },
+        };
+        char yaml[512];
+        Config *c;
+
+        for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+                snprintf(yaml, sizeof yaml, MINIMAL "log:\n  level: %s\n  target: stderr\n", levels[i].name);
+                c = parse_ok(yaml);
+                assert_int_equal(c->log_level, levels[i].level);
+                assert_int_equal(c->log_target, LOG_TARGET_STDERR);
+                config_free(c);
+        }
+        /* Empty sections are all defaults. */
+        c = parse_ok(MINIMAL "log:\ndeletes:\norganization_units:\n");
+        assert_int_equal(c->log_level, LOG_INFO);
+        assert_true(c->deletes.enabled);
+        config_free(c);
+}
+
+static void test_clusters(void **state) {
+        static const char *const clusters[] = {
+                "ch-01", "ch-02", "dewe-01", "dewe-02", "ukso-01", "aue-01", "euwe-01", "use-01",
+        };
+        char yaml[512], url[128];
+
+        for (size_t i = 0; i < sizeof clusters / sizeof clusters[0]; i++) {
+                Config *c;
+
+                snprintf(yaml, sizeof yaml, BASE "cluster: %s\n", clusters[i]);
+                c = parse_ok(yaml);
+                snprintf(url, sizeof url, "https://admin.%s.luware.cloud/api/public-api-next/", clusters[i]);
+                assert_string_equal(c->api_base, url);
+                snprintf(url, sizeof url, "https://admin.%s.luware.cloud/.default", clusters[i]);
+                assert_string_equal(c->scope, url);
+                config_free(c);
+        }
+        expect_error(BASE "cluster: ch-03\n",
+                     "config.yaml:4:10: error: cluster: unknown cluster \"ch-03\" (expected one of: ch-01 "
+                     "ch-02 dewe-01 dewe-02 ukso-01 aue-01 euwe-01 use-01)");
+}
+
+static void test_overrides(void **state) {
+        Config *c;
+
+        /* api_url and scope replace cluster entirely. */
+        c = parse_ok(BASE "api_url: https://portal.ch-01.luware.cloud\n"
+                     "scope: https://portal.ch-01.luware.cloud/.default\n"
+                     "token_url: https://login.example.net/tenant/token?x=1\n");
+        assert_null(c->cluster);
+        assert_string_equal(c->api_base, "https://portal.ch-01.luware.cloud/api/public-api-next/");
+        assert_string_equal(c->scope, "https://portal.ch-01.luware.cloud/.default");
+        assert_string_equal(c->token_url, "https://login.example.net/tenant/token?x=1");
+        config_free(c);
+
+        /* With a cluster, each override replaces only its own value. */
+        c = parse_ok(MINIMAL "api_url: https://proxy.example.com:8443\n");
+        assert_string_equal(c->api_base, "https://proxy.example.com:8443/api/public-api-next/");
+        assert_string_equal(c->scope, "https://admin.ch-01.luware.cloud/.default");
+        config_free(c);
+
+        c = parse_ok(MINIMAL "scope: api://nimbus/.default\n");
+        assert_string_equal(c->api_base, "https://admin.ch-01.luware.cloud/api/public-api-next/");
+        assert_string_equal(c->scope, "api://nimbus/.default");
+        config_free(c);
+}
+
+static void test_http_only_on_loopback(void **state) {
+        static const char *const loopback[] = {
+                "http://127.0.0.1:8080", "http://127.12.0.3", "http://localhost:9000", "http://LOCALHOST",
+                "http://[::1]:8443",
+        };
+        static const char *const not_loopback[] = {
+                "http://example.com", "http://10.0.0.1:8080", "http://128.0.0.1", "http://[::2]",
+                "http://localhost.example.com",
+        };
+        char yaml[512], expect[3 * PATH_MAX];
+
+        for (size_t i = 0; i < sizeof loopback / sizeof loopback[0]; i++) {
+                Config *c;
+
+                snprintf(yaml, sizeof yaml, MINIMAL "api_url: %s\ntoken_url: %s/token\n", loopback[i],
+                         loopback[i]);
+                c = parse_ok(yaml);
+                assert_non_null(strstr(c->api_base, "/api/public-api-next/"));
+                assert_int_equal(strncmp(c->api_base, "http://", 7), 0);
+                assert_int_equal(strncmp(c->token_url, "http://", 7), 0);
+                config_free(c);
+        }
+        for (size_t i = 0; i < sizeof not_loopback / sizeof not_loopback[0]; i++) {
+                snprintf(yaml, sizeof yaml, MINIMAL "api_url: %s\n", not_loopback[i]);
+                expect_error(yaml, "config.yaml:5:10: error: api_url: plain http:// is accepted only for "
+                             "loopback hosts");
+                snprintf(yaml, sizeof yaml, MINIMAL "token_url: %s/token\n", not_loopback[i]);
+                snprintf(expect, sizeof expect, "config.yaml:5:12: error: token_url: plain http:// is "
+                         "accepted only for loopback hosts");
+                expect_error(yaml, expect);
+        }
+}
+
+static void test_bad_urls(void **state) {
+        static const char path_msg[] =
+                "config.yaml:5:10: error: api_url: api_url takes scheme and host only; "
+                "/api/public-api-next/ is appended";
+
+        expect_error(MINIMAL "api_url: https://admin.ch-01.luware.cloud/\n", path_msg);
+        expect_error(MINIMAL "api_url: https://admin.ch-01.luware.cloud/api/public-api-next/\n", path_msg);
+        expect_error(MINIMAL "api_url: https://admin.ch-01.luware.cloud/x\n", path_msg);
+        expect_error(MINIMAL "api_url: https://admin.ch-01.luware.cloud?q=1\n", path_msg);
+        expect_error(MINIMAL "api_url: ftp://example.com\n",
+                     "config.yaml:5:10: error: api_url: URL must start with https://");
+        expect_error(MINIMAL "api_url: https://user:pw@example.com\n",
+                     "config.yaml:5:10: error: api_url: URL must not contain a user name or password");
+        expect_error(MINIMAL "token_url: https://example.com/token#frag\n",
+                     "config.yaml:5:12: error: token_url: URL must not contain a #fragment");
+        expect_error(MINIMAL "scope: \"a\\tb\"\n",
+                     "config.yaml:5:8: error: scope: scope may contain only printable ASCII");
+
+        /* Not a URL at all: the message is curl's. */
+        {
+                Diag d = DIAG_INIT;
+                Config *c = NULL;
+                const char *yaml = MINIMAL "api_url: admin.ch-01.luware.cloud\n";
+
+                assert_int_equal(config_parse("config.yaml", yaml, strlen(yaml), &c, &d), -EINVAL);
+                assert_int_equal(d.n_errors, 1);
+                assert_int_equal(d.entries[0].line, 5);
+                assert_int_equal(d.entries[0].col, 10);
+                assert_non_null(strstr(d.entries[0].msg, "api_url: invalid URL \"admin.ch-01.luware.cloud\""));
+                diag_clear(&d);
+        }
+}
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+static void test_unknown_keys(void **state) {
+        expect_error(MINIMAL "rate_limt: {operations: 5}\n",
+                     "config.yaml:5:1: error: unknown key \"rate_limt\"");
+        expect_error(MINIMAL "rate_limit:\n  operatons: 5\n",
+                     "config.yaml:6:3: error: unknown key \"operatons\" in rate_limit");
+        expect_error(MINIMAL "deletes:\n  enabled: true\n  protect: []\n",
+                     "config.yaml:7:3: error: unknown key \"protect\" in deletes");
+        expect_error(MINIMAL "? [a, b]\n: c\n", "config.yaml:5:3: error: keys must be plain names, not a list");
+}
+
+static void test_wrong_types(void **state) {
+        expect_error(BASE "cluster:\n  name: ch-01\n",
+                     "config.yaml:5:3: error: cluster: expected a cluster name, got a mapping");
+        expect_error(MINIMAL "scan_interval: [1s]\n",
+                     "config.yaml:5:16: error: scan_interval: expected a duration, got a list");
+        expect_error(MINIMAL "rate_limit: 60\n",
+                     "config.yaml:5:13: error: rate_limit: expected a mapping, got a scalar");
+        expect_error(MINIMAL "rate_limit: {operations: ten}\n",
+                     "config.yaml:5:26: error: rate_limit.operations: expected an integer, got \"ten\"");
+        expect_error(MINIMAL "rate_limit: {operations: 1.5}\n",
+                     "config.yaml:5:26: error: rate_limit.operations: expected an integer, got \"1.5\"");
+        expect_error(MINIMAL "rate_limit: {operations: \"60\"}\n",
+                     "config.yaml:5:26: error: rate_limit.operations: expected an integer, got a quoted string");
+        expect_error(MINIMAL "deletes:\n  enabled: maybe\n",
+                     "config.yaml:6:12: error: deletes.enabled: expected true or false, got \"maybe\"");
+        expect_error(MINIMAL "deletes:\n  allow_empty: 1\n",
+                     "config.yaml:6:16: error: deletes.allow_empty: expected true or false, got \"1\"");
+        expect_error(MINIMAL "deletes:\n  protected: " OU_SUPPORT "\n",
+                     "config.yaml:6:14: error: deletes.protected: expected a list of GUIDs, got a scalar");
+        expect_error(MINIMAL "organization_units: [a]\n",
+                     "config.yaml:5:21: error: organization_units: expected a mapping of name: GUID, got a list");
+        expect_error(MINIMAL "roster_dir:\n",
+                     "config.yaml:5:12: error: roster_dir: expected a path, got an empty value");
+        expect_error(MINIMAL "roster_dir: \"\"\n",
+                     "config.yaml:5:13: error: roster_dir: expected a path, got an empty value");
+        expect_error(MINIMAL "state_dir: \"a\\0b\"\n",
+                     "config.yaml:5:12: error: state_dir: value contains a NUL byte");
+        expect_error("- tenant_id: " TENANT "\n",
+                     "config.yaml:1:1: error: config: expected a mapping, got a list");
+}
+
+static void test_bad_values(void **state) {
+        expect_error("tenant_id: 9fce70af-a632-49ca-bc0d-53db5a21c5b\nclient_id: " CLIENT
+                     "\nclient_secret_file: /s\ncluster: ch-01\n",
+                     "config.yaml:1:12: error: tenant_id: invalid GUID \"9fce70af-a632-49ca-bc0d-53db5a21c5b\"");
+        expect_error("tenant_id: " TENANT "\nclient_id: contoso\nclient_secret_file: /s\ncluster: ch-01\n",
+                     "config.yaml:2:12: error: client_id: invalid GUID \"contoso\"");
+        expect_error(MINIMAL "scan_interval: 5x\n",
+                     "config.yaml:5:16: error: scan_interval: invalid duration \"5x\" (use e.g. 500ms, 2s, 5m, "
+                     "24h, 1d)");
+        expect_error(MINIMAL "settle_time: -2s\n",
+                     "config.yaml:5:14: error: settle_time: invalid duration \"-2s\" (use e.g. 500ms, 2s, 5m, "
+                     "24h, 1d)");
+        expect_error(MINIMAL "log: {target: syslog}\n",
+                     "config.yaml:5:15: error: log.target: unknown value \"syslog\" (expected one of: auto "
+                     "journal stderr)");
+        expect_error(MINIMAL "log: {level: verbose}\n",
+                     "config.yaml:5:14: error: log.level: unknown value \"verbose\" (expected one of: emerg "
+                     "alert crit err warning notice info debug)");
+        expect_error(MINIMAL "deletes:\n  protected:\n    - " OU_SUPPORT "\n    - nope\n",
+                     "config.yaml:8:7: error: deletes.protected: invalid GUID \"nope\"");
+        expect_error(MINIMAL "client_secret_credential: ../x\n",
+                     "config.yaml:5:27: error: client_secret_credential: set only one of client_secret_file "
+                     "and client_secret_credential");
+}
+
+static void test_number_ranges(void **state) {
+        expect_error(MINIMAL "rate_limit: {operations: 0}\n",
+                     "config.yaml:5:26: error: rate_limit.operations: 0 is out of range (1..100000)");
+        expect_error(MINIMAL "rate_limit: {operations: 100001}\n",
+                     "config.yaml:5:26: error: rate_limit.operations: 100001 is out of range (1..100000)");
+        expect_error(MINIMAL "rate_limit: {operations: -5}\n",
+                     "config.yaml:5:26: error: rate_limit.operations: -5 is out of range (1..100000)");
+        expect_error(MINIMAL "rate_limit: {operations: 99999999999999999999999}\n",
+                     "config.yaml:5:26: error: rate_limit.operations: 99999999999999999999999 is out of range "
+                     "(1..100000)");
+        expect_error(MINIMAL "rate_limit: {window: 0}\n",
+                     "config.yaml:5:22: error: rate_limit.window: 0 is out of range (1s..1d)");
+        expect_error(MINIMAL "deletes: {max_percent: 101}\n",
+                     "config.yaml:5:24: error: deletes.max_percent: 101 is out of range (0..100)");
+        expect_error(MINIMAL "deletes: {max_per_run: 10000001}\n",
+                     "config.yaml:5:24: error: deletes.max_per_run: 10000001 is out of range (0..10000000)");
+        expect_error(MINIMAL "retry: {attempts: 0}\n",
+                     "config.yaml:5:19: error: retry.attempts: 0 is out of range (1..1000)");
+        expect_error(MINIMAL "retry: {timeout: 1h}\n",
+                     "config.yaml:5:18: error: retry.timeout: 1h is out of range (1s..10m)");
+        expect_error(MINIMAL "scan_interval: 99999999999999999999d\n",
+                     "config.yaml:5:16: error: scan_interval: 99999999999999999999d is out of range (1s..1d)");
+        expect_error(MINIMAL "retry: {base: 10m, cap: 5m}\n",
+                     "config.yaml:5:25: error: retry.cap: must not be less than retry.base");
+        expect_error(MINIMAL "retry: {base: 1h}\n",
+                     "config.yaml:5:15: error: retry.cap: must not be less than retry.base");
+
+        /* The bounds themselves are accepted. */
+        Config *c = parse_ok(MINIMAL "rate_limit: {operations: 100000}\ndeletes: {max_percent: 0, max_per_run: 0}\n");
+        assert_int_equal(c->rate_operations, 100000);
+        assert_int_equal(c->deletes.max_percent, 0);
+        assert_int_equal(c->deletes.max_per_run, 0);
+        config_free(c);
+}
+
+static void test_missing_required(void **state) {
+        expect_error("client_id: " CLIENT "\nclient_secret_file: /s\ncluster: ch-01\n",
+                     "config.yaml:1:1: error: missing required key \"tenant_id\"");
+        expect_error("tenant_id: " TENANT "\nclient_secret_file: /s\ncluster: ch-01\n",
+                     "config.yaml:1:1: error: missing required key \"client_id\"");
+        expect_error("tenant_id: " TENANT "\nclient_id: " CLIENT "\ncluster: ch-01\n",
+                     "config.yaml:1:1: error: missing required key: one of \"client_secret_file\" or "
+                     "\"client_secret_credential\"");
+        expect_error(BASE,
+                     "config.yaml:1:1: error: missing required key \"cluster\" (needed unless both api_url and "
+                     "scope are given)");
+        expect_error(BASE "api_url: https://x.example\n",
+                     "config.yaml:1:1: error: missing required key \"cluster\" (needed unless both api_url and "
+                     "scope are given)");
+        expect_error(BASE "scope: x/.default\n",
+                     "config.yaml:1:1: error: missing required key \"cluster\" (needed unless both api_url and "
+                     "scope are given)");
+        expect_error("", "config.yaml:1:1: error: missing required key \"tenant_id\"");
+        expect_error("# only a comment\n", "config.yaml:1:1: error: missing required key \"client_id\"");
+}
+
+static void test_duplicates(void **state) {
+        expect_error(MINIMAL "cluster: ch-02\n", "config.yaml:5:1: error: duplicate key \"cluster\"");
+        expect_error(MINIMAL "log:\n  level: info\n  level: debug\n",
+                     "config.yaml:7:3: error: duplicate key \"log.level\"");
+        expect_error(MINIMAL "organization_units:\n  a: " OU_SUPPORT "\n  a: " OU_SUPPORT "\n",
+                     "config.yaml:7:3: error: organization_units: duplicate name \"a\"");
+}
+
+static void test_ou_names(void **state) {
+        expect_error(MINIMAL "organization_units:\n  \"two words\": " OU_SUPPORT "\n",
+                     "config.yaml:6:3: error: organization_units: invalid name \"two words\" (1-64 characters "
+                     "of A-Z a-z 0-9 . _ -, not a GUID)");
+        expect_error(MINIMAL "organization_units:\n  " OU_SUPPORT ": " OU_SUPPORT "\n",
+                     "config.yaml:6:3: error: organization_units: invalid name \"" OU_SUPPORT "\" (1-64 "
+                     "characters of A-Z a-z 0-9 . _ -, not a GUID)");
+        expect_error(MINIMAL "organization_units:\n  "
+                     "a234567890123456789012345678901234567890123456789012345678901234x: " OU_SUPPORT "\n",
+                     "config.yaml:6:3: error: organization_units: invalid name "
+                     "\"a234567890123456789012345678901234567890123456789012345678901234x\" (1-64 characters "
+                     "of A-Z a-z 0-9 . _ -, not a GUID)");
+        expect_error(MINIMAL "organization_units:\n  support: 12\n",
+                     "config.yaml:6:12: error: organization_units.support: invalid GUID \"12\"");
+}
+
+static void test_resolve_ou(void **state) {
+        Config *c = parse_ok(MINIMAL "organization_units:\n  support: " OU_SUPPORT "\n  sales: "
+                             "4f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10\n");
+        Guid g, want;
+
+        assert_int_equal(guid_parse(OU_SUPPORT, 36, &want), 0);
+        assert_int_equal(config_resolve_ou(c, "support", 7, &g), 0);
+        assert_true(guid_eq(&g, &want));
+        /* Only len bytes count: "supportX" cut to 7 is "support". */
+        assert_int_equal(config_resolve_ou(c, "supportX", 7, &g), 0);
+        assert_int_equal(config_resolve_ou(c, "{3F2A7C4E-0C1D-4A8B-9E61-2D5F8B7A9C10}", 38, &g), 0);
+        assert_true(guid_eq(&g, &want));
+        assert_int_equal(config_resolve_ou(c, "Support", 7, &g), -ENOENT);
+        assert_int_equal(config_resolve_ou(c, "supp", 4, &g), -ENOENT);
+        assert_int_equal(config_resolve_ou(c, "supports", 8, &g), -ENOENT);
+        assert_int_equal(config_resolve_ou(c, "", 0, &g), -ENOENT);
+        assert_int_equal(config_resolve_ou(NULL, "support", 7, &g), -ENOENT);
+        assert_int_equal(config_resolve_ou(NULL, OU_SUPPORT, 36, &g), 0);
+        config_free(c);
+}
+
+static void test_yaml_syntax(void **state) {
+        expect_error(BASE "cluster: ch-01: x\n",
+                     "config.yaml:4:15: error: YAML syntax: mapping values are not allowed in this context");
+        expect_error(MINIMAL "---\ncluster: ch-02\n",
+                     "config.yaml:6:1: error: config must be one YAML document");
+
+        /* Invalid UTF-8 is reported where it is. */
+        {
+                Diag d = DIAG_INIT;
+                Config *c = NULL;
+                const char *yaml = MINIMAL "scope: ab\xff\n";
+
+                assert_int_equal(config_parse("config.yaml", yaml, strlen(yaml), &c, &d), -EINVAL);
+                assert_int_equal(d.n_errors, 1);
+                assert_int_equal(d.entries[0].line, 5);
+                assert_int_equal(d.entries[0].col, 10);
+                assert_non_null(strstr(d.entries[0].msg, "YAML syntax"));
+                diag_clear(&d);
+        }
+}
+
+static void test_several_errors_at_once(void **state) {
+        Diag d = DIAG_INIT;
+        Config *c = NULL;
+        const char *yaml = MINIMAL "rate_limt: 1\nlog: {level: loud}\nverify: {interval: soon}\n";
+
+        assert_int_equal(config_parse("config.yaml", yaml, strlen(yaml), &c, &d), -EINVAL);
+        assert_null(c);
+        assert_int_equal(d.n_errors, 3);
+        assert_int_equal(d.entries[0].line, 5);
+        assert_int_equal(d.entries[1].line, 6);
+        assert_int_equal(d.entries[2].line, 7);
+        diag_clear(&d);
+}
+
+static void test_config_load_errors(void **state) {
+        Fixture *f = *state;
+        char path[PATH_MAX], expect[3 * PATH_MAX];
+        char *big;
+        Diag d = DIAG_INIT;
+        Config *c = NULL;
+
+        snprintf(path, sizeof path, "%s/none.yaml", f->dir);
+        assert_int_equal(config_load(path, &c, &d), -ENOENT);
+        snprintf(expect, sizeof expect, "%s: error: cannot read config: No such file or directory", path);
+        assert_true(diag_has(&d, expect));
+        diag_clear(&d);
+
+        big = malloc(CONFIG_MAX_SIZE + 2);
+        assert_non_null(big);
+        memset(big, '#', CONFIG_MAX_SIZE + 1);
+        big[CONFIG_MAX_SIZE + 1] = '\0';
+        snprintf(path, sizeof path, "%s/big.yaml", f->dir);
+        write_file(path, big, 0644);
+        free(big);
+        assert_int_equal(config_load(path, &c, &d), -EFBIG);
+        assert_null(c);
+        assert_int_equal(d.n_errors, 1);
+        diag_clear(&d);
+}
+
+/* ---- the secret -------------------------------------------------------------------------- */
+
+static Config *config_with_secret_file(const char *path) {
+        char yaml[PATH_MAX + 256];
+
+        snprintf(yaml, sizeof yaml, "tenant_id: " TENANT "\nclient_id: " CLIENT "\nclient_secret_file: %s\n"
+                 "cluster: ch-01\n", path);
+        return parse_ok(yaml);
+}
+
+static void assert_no_secret(const Diag *d) {
+        for (size_t i = 0; i < d->n; i++) {
+                assert_null(strstr(d->entries[i].msg, SECRET));
+                assert_null(strstr(d->entries[i].msg, "Sup3r"));
+        }
+}
+
+static void test_secret_file(void **state) {
+        Fixture *f = *state;
+        char path[PATH_MAX], expect[3 * PATH_MAX];
+        Diag d = DIAG_INIT;
+        char *secret = NULL;
+        Config *c;
+
+        snprintf(path, sizeof path, "%s/client-secret", f->dir);
+        c = config_with_secret_file(path);
+
+        write_file(path, SECRET "\r\n\n", 0600);
+        assert_int_equal(config_read_secret(c, &secret, &d), 0);
+        assert_string_equal(secret, SECRET);
+        assert_int_equal(d.n, 0);
+        free(secret);
+        secret = NULL;
+
+        write_file(path, SECRET, 0400);
+        assert_int_equal(config_read_secret(c, &secret, &d), 0);
+        assert_string_equal(secret, SECRET);
+        free(secret);
+        secret = NULL;
+
+        write_file(path, SECRET "\n", 0640);
+        assert_int_equal(config_read_secret(c, &secret, &d), -EPERM);
+        assert_null(secret);
+        write_file(path, SECRET "\n", 0644);
+        assert_int_equal(config_read_secret(c, &secret, &d), -EPERM);
+        assert_null(secret);
+        snprintf(expect, sizeof expect, "%s: error: secret file is readable by group or others (mode 0644); "
+                 "run chmod 600 %s", path, path);
+        assert_true(diag_has(&d, expect));
+        write_file(path, SECRET "\n", 0604);
+        assert_int_equal(config_read_secret(c, &secret, &d), -EPERM);
+
+        write_file(path, "\r\n", 0600);
+        assert_int_equal(config_read_secret(c, &secret, &d), -EINVAL);
+        snprintf(expect, sizeof expect, "%s: error: secret file is empty", path);
+        assert_true(diag_has(&d, expect));
+
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(config_read_secret(c, &secret, &d), -ENOENT);
+        assert_null(secret);
+
+        /* A symlink to a private file is fine (credential stores use them). */
+        snprintf(expect, sizeof expect, "%s/real-secret", f->dir);
+        write_file(expect, SECRET, 0600);
+        assert_int_equal(symlink(expect, path), 0);
+        assert_int_equal(config_read_secret(c, &secret, &d), 0);
+        assert_string_equal(secret, SECRET);
+        free(secret);
+
+        assert_int_equal(d.n_errors, 5);
+        assert_no_secret(&d);
+        diag_clear(&d);
+        config_free(c);
+}
+
+static void test_secret_credential(void **state) {
+        Fixture *f = *state;
+        char path[PATH_MAX], expect[3 * PATH_MAX];
+        const char *yaml = "tenant_id: " TENANT "\nclient_id: " CLIENT "\nclient_secret_credential: client-secret\n"
+                           "cluster: ch-01\n";
+        Diag d = DIAG_INIT;
+        char *secret = NULL;
+        Config *c = parse_ok(yaml);
+
+        assert_null(c->client_secret_file);
+        assert_string_equal(c->client_secret_credential, "client-secret");
+
+        unsetenv("CREDENTIALS_DIRECTORY");
+        assert_int_equal(config_read_secret(c, &secret, &d), -EINVAL);
+        assert_true(diag_has(&d, "config.yaml: error: client_secret_credential is set but "
+                             "$CREDENTIALS_DIRECTORY is not (run under systemd with LoadCredential=)"));
+
+        setenv("CREDENTIALS_DIRECTORY", f->dir, 1);
+        snprintf(path, sizeof path, "%s/client-secret", f->dir);
+        assert_int_equal(config_read_secret(c, &secret, &d), -ENOENT);
+
+        write_file(path, SECRET "\n", 0400); /* as systemd leaves it */
+        assert_int_equal(config_read_secret(c, &secret, &d), 0);
+        assert_string_equal(secret, SECRET);
+        free(secret);
+        secret = NULL;
+
+        write_file(path, SECRET "\n", 0444);
+        assert_int_equal(config_read_secret(c, &secret, &d), -EPERM);
+        snprintf(expect, sizeof expect, "%s: error: secret file is readable by group or others (mode 0444); "
+                 "run chmod 600 %s", path, path);
+        assert_true(diag_has(&d, expect));
+        assert_null(secret);
+
+        assert_no_secret(&d);
+        diag_clear(&d);
+        config_free(c);
+
+        expect_error("tenant_id: " TENANT "\nclient_id: " CLIENT "\nclient_secret_credential: a/b\ncluster: ch-01\n",
+                     "config.yaml:3:27: error: client_secret_credential: \"a/b\" is not a credential name (a "
+                     "file name inside $CREDENTIALS_DIRECTORY, without '/')");
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_parse_duration),
+                cmocka_unit_test_setup_teardown(test_read_file_bounded, setup, teardown),
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test_setup_teardown(test_full_config, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_relative_config_path, setup, teardown),
+                cmocka_unit_test(test_log_levels_and_targets),
+                cmocka_unit_test(test_clusters),
+                cmocka_unit_test(test_overrides),
+                cmocka_unit_test(test_http_only_on_loopback),
+                cmocka_unit_test(test_bad_urls),
+                cmocka_unit_test(test_unknown_keys),
+                cmocka_unit_test(test_wrong_types),
+                cmocka_unit_test(test_bad_values),
+                cmocka_unit_test(test_number_ranges),
+                cmocka_unit_test(test_missing_required),
+                cmocka_unit_test(test_duplicates),
+                cmocka_unit_test(test_ou_names),
+                cmocka_unit_test(test_resolve_ou),
+                cmocka_unit_test(test_yaml_syntax),
+                cmocka_unit_test(test_several_errors_at_once),
+                cmocka_unit_test_setup_teardown(test_config_load_errors, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_secret_file, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_secret_credential, setup, teardown),
+        };
+
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
