@@ -23,6 +23,9 @@ void ratelimit_done(RateLimit *rl);
 void ratelimit_seed(RateLimit *rl, const uint64_t *times, size_t n);
 /* The earliest time >= now at which one more request may start. */
 uint64_t ratelimit_next(const RateLimit *rl, uint64_t now);
+/* The same for a smaller share of the window: the earliest time >= now at which fewer than `limit`
+ * starts lie in the window. Verify GETs use half the window, so they only take spare budget. */
+uint64_t ratelimit_next_within(const RateLimit *rl, uint64_t now, unsigned limit);
 /* Record a start at t (t >= every earlier t). */
 void ratelimit_record(RateLimit *rl, uint64_t t);
 /* Nothing starts before `until` (a later pause extends, an earlier one does not shorten). */

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "planner.h"
 #include "tenant.h"
+#include "verify.h"
 #include "store.h"
 #include "util.h"
 
@@ -156,102 +157,64 @@ static void print_plan_json(const Plan *p) {
 
 typedef struct Refresh {
         Tenant *tenant;
-        size_t pending, errors;
         int result;
 } Refresh;
 
-typedef struct RefreshItem {
-        Refresh *refresh;
-        Guid id;
-        bool in_roster;
-} RefreshItem;
+static void refresh_done(void *userdata, Verify *v) {
+        Refresh *rf = userdata;
+        const VerifyStats *st = verify_stats(v);
 
-static void refresh_record(RefreshItem *it, const NimbusResult *res) {
-        Store *s = it->refresh->tenant->store;
-        NimbusUser nu = { 0 };
-        StoreUser u;
-
-        if (store_get_user(s, &it->id, &u) == -ENOENT)
-                u = (StoreUser) { .id = it->id };
-        if (res->outcome == OUTCOME_GONE) {
-                u.presence = PRESENCE_ABSENT;
-        } else {
-                u.presence = PRESENCE_PRESENT;
-                /* In the roster and already in Nimbus: it existed before we listed it. */
-                if (u.origin == ORIGIN_NONE && it->in_roster)
-                        u.origin = ORIGIN_ADOPTED;
-                if (nimbus_parse_user(res->body, res->body_len, &nu) >= 0 && !guid_is_null(&nu.ou))
-                        u.ou = nu.ou;
-                nimbus_user_clear(&nu);
-        }
-        u.updated_usec = now_usec();
-        if (store_put_user(s, &u) < 0)
-                it->refresh->errors++;
-        store_user_clear(&u);
+        rf->result = st->auth_failed ? -EACCES : st->errors > 0 ? -EIO : 0;
+        verify_free(v);
+        tenant_close(rf->tenant);
 }
 
-static void refresh_done(void *userdata, const NimbusResult *res) {
-        RefreshItem *it = userdata;
-        Refresh *rf = it->refresh;
-        char id[GUID_STRING_MAX];
+static int refresh_ids(const Plan *p, Guid **ret, size_t *ret_n) {
+        Guid *ids = calloc(p->n + 1, sizeof(Guid));
+        size_t n = 0;
 
-        if (res->outcome == OUTCOME_OK || res->outcome == OUTCOME_GONE)
-                refresh_record(it, res);
-        else if (res->error != -ECANCELED) {
-                rf->errors++;
-                fprintf(stderr, "warning: could not check %s: %s\n", guid_format(&it->id, id), res->message);
-        }
-        if (res->outcome == OUTCOME_AUTH)
-                rf->result = -EACCES;
-        free(it);
-        if (--rf->pending == 0)
-                tenant_close(rf->tenant);
-}
-
-static int refresh_queue(Refresh *rf, const Plan *p) {
-        for (size_t i = 0; i < p->n; i++) {
-                const Action *a = &p->actions[i];
-                RefreshItem *it;
-
-                if (a->kind == ACTION_DRIFT)
-                        continue;
-                it = malloc(sizeof(*it));
-                if (!it)
-                        return -ENOMEM;
-                *it = (RefreshItem) { .refresh = rf, .id = a->id, .in_roster = a->entry != NULL };
-                if (tenant_call(rf->tenant, PRIO_VERIFY, CALL_GET_USER, &a->id, NULL, NULL,
-                                refresh_done, it) < 0) {
-                        free(it);
-                        return -ENOMEM;
-                }
-                rf->pending++;
-        }
+        if (!ids)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n; i++)
+                if (p->actions[i].kind != ACTION_DRIFT)
+                        ids[n++] = p->actions[i].id;
+        *ret = ids;
+        *ret_n = n;
         return 0;
 }
 
 /* Runs the GETs on a loop of its own; the config is handed to (and freed with) the tenant. */
-static int plan_refresh(Cli *cli, const Plan *p) {
-        Refresh rf = { 0 };
+static int plan_refresh(Cli *cli, const Plan *p, const Roster *r) {
+        Refresh rf = { .result = -EIO };
         Config *c = NULL;
+        Verify *v = NULL;
         Diag d = DIAG_INIT;
+        Guid *ids = NULL;
         uv_loop_t loop;
+        size_t n = 0;
         int k;
 
-        if (cli_load_config(cli, &c) < 0 || uv_loop_init(&loop) < 0)
+        if (cli_load_config(cli, &c) < 0 || uv_loop_init(&loop) < 0) {
+                config_free(c);
                 return -EINVAL;
+        }
         k = tenant_new(&loop, c, &cli->log, &rf.tenant, &d);
         log_diag(&cli->log, &d, NULL);
         diag_clear(&d);
         if (k >= 0) {
                 rf.tenant->give_up_on_auth = true;
-                k = refresh_queue(&rf, p);
-                if (rf.pending == 0)
+                k = refresh_ids(p, &ids, &n);
+                if (k >= 0)
+                        k = verify_new(rf.tenant, ids, n, r, &v);
+                if (k >= 0)
+                        verify_start(v, refresh_done, &rf);
+                else
                         tenant_close(rf.tenant);
                 (void) uv_run(&loop, UV_RUN_DEFAULT);
                 k = k < 0 ? k : rf.result;
         }
         (void) uv_loop_close(&loop);
-        return k < 0 ? k : rf.errors > 0 ? -EIO : 0;
+        return k;
 }
 
 static int build_plan(const Config *c, const Roster *r, Plan **ret) {
@@ -279,7 +242,7 @@ int cmd_plan(Cli *cli) {
                 goto out;
         k = build_plan(c, r, &p);
         if (k >= 0 && cli->refresh && plan_has_changes(p)) {
-                k = plan_refresh(cli, p);
+                k = plan_refresh(cli, p, r);
                 if (k < 0)
                         fprintf(stderr, "error: plan --refresh: some users could not be checked\n");
                 p = plan_free(p);

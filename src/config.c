@@ -854,7 +854,7 @@ static int report_yaml_error(Ctx *x, const yaml_parser_t *p) {
                                 line++, col = 0;
         }
         if (p->context)
-                return diag_add(x->diag, DIAG_ERROR, x->path, line, col, "YAML syntax: %s %s (line %zu)",
+                return diag_add(x->diag, DIAG_ERROR, x->path, line, col, "YAML syntax: %s (%s that starts at line %zu)",
                                 p->problem ?: "error", p->context, p->context_mark.line + 1);
         return diag_add(x->diag, DIAG_ERROR, x->path, line, col, "YAML syntax: %s", p->problem ?: "error");
 }

@@ -7,6 +7,7 @@
  *  - after every run it plans once more, so nothing waits for a timer that need not;
  *  - systemd hears READY/RELOADING/STOPPING, a current STATUS= line, and watchdog keep-alives.
  * Idle, it makes no API call and wakes only for the approvals poll and the rescan. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #include "dirwatch.h"
 #include "notify.h"
 #include "reconcile.h"
+#include "verify.h"
 #include "util.h"
 
 #define POLL_INTERVAL_MS 2000   /* approve-deletes and STATUS= are seen within this */
@@ -28,6 +30,7 @@ typedef struct Daemon {
         Config *next_config;     /* a reloaded config, waiting for the current run to stop */
         DirWatch *watch;
         Runner *runner;          /* the run in progress, or NULL */
+        Verify *verify;          /* the verify sweep in progress, or NULL */
         Plan *plan;              /* its plan */
         StoreRun run;
         bool rerun;              /* plan again when the current run has stopped */
@@ -37,10 +40,11 @@ typedef struct Daemon {
         size_t last_held;        /* held deletes last warned about */
         char last_result[64];
         uv_signal_t sigterm, sigint, sighup;
-        uv_timer_t due, poll, watchdog;
+        uv_timer_t due, poll, watchdog, sweep;
 } Daemon;
 
 static void request_run(Daemon *d);
+static void arm_sweep(Daemon *d);
 
 /* ---- STATUS= ---------------------------------------------------------------------------------- */
 
@@ -242,6 +246,7 @@ static int daemon_open(Daemon *d, Config *c) {
         if (k < 0)
                 log_msg(&d->cli->log, LOG_ERR, "cannot watch %s: %s", c->roster_dir, strerror(-k));
         (void) store_data_version(d->tenant->store, &d->data_version);
+        arm_sweep(d);
         return 0;
 }
 
@@ -255,8 +260,9 @@ static void apply_pending_config(Daemon *d) {
                 return;
         dirwatch_close(d->watch);
         d->watch = NULL;
-        tenant_close(d->tenant);
-        d->tenant = NULL;
+        if (d->verify)
+                verify_stop(d->verify);  /* its answers end as cancelled when the tenant closes */
+        tenant_close(TAKE_PTR(d->tenant));   /* NULL first: callbacks see no tenant */
         roster_free(d->roster);
         d->roster = NULL;
         log_init(&d->cli->log, c->log_target, c->log_level);
@@ -269,6 +275,77 @@ static void apply_pending_config(Daemon *d) {
         notify_ready();
 }
 
+/* ---- the verify sweep -------------------------------------------------------------------------- */
+
+/* Managed users we believe present: the ones a sweep checks. */
+static int sweep_ids(Daemon *d, Guid **ret, size_t *ret_n) {
+        StoreUser *u = NULL;
+        Guid *ids;
+        size_t n = 0, k = 0;
+        int r;
+
+        r = store_load_users(d->tenant->store, &u, &n);
+        if (r < 0)
+                return r;
+        ids = calloc(n + 1, sizeof(Guid));
+        if (!ids) {
+                store_users_free(u, n);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (u[i].presence == PRESENCE_PRESENT && u[i].origin != ORIGIN_NONE)
+                        ids[k++] = u[i].id;
+        store_users_free(u, n);
+        *ret = ids;
+        *ret_n = k;
+        return 0;
+}
+
+static void on_sweep_done(void *userdata, Verify *v) {
+        Daemon *d = userdata;
+        const VerifyStats *st = verify_stats(v);
+        char when[32];
+
+        d->verify = verify_free(v);
+        if (d->stopping || !d->tenant)
+                return;
+        log_event(d->tenant->log, LOG_INFO, &(LogEvent) { .action = "verify", .result = "ok" },
+                  "verify sweep: %zu checked, %zu missing, %zu in another OU, %zu not answered",
+                  st->checked, st->missing, st->moved, st->errors);
+        snprintf(when, sizeof(when), "%" PRIu64, now_usec());
+        (void) store_meta_set(d->tenant->store, "verify_last", when);
+        if (st->missing + st->moved > 0)
+                request_run(d);
+        arm_sweep(d);
+}
+
+static void on_sweep(uv_timer_t *t) {
+        Daemon *d = t->data;
+        Guid *ids = NULL;
+        size_t n = 0;
+
+        if (d->verify || !d->tenant || sweep_ids(d, &ids, &n) < 0)
+                return;
+        if (verify_new(d->tenant, ids, n, NULL, &d->verify) < 0)
+                return;
+        verify_start(d->verify, on_sweep_done, d);
+}
+
+/* The next sweep is due verify.interval after the last one, across restarts. */
+static void arm_sweep(Daemon *d) {
+        uint64_t interval = d->tenant->config->verify_interval_usec, now = now_usec(), last = 0, at;
+        _cleanup_free_ char *v = NULL;
+
+        if (interval == 0) {
+                (void) uv_timer_stop(&d->sweep);
+                return;
+        }
+        if (store_meta_get(d->tenant->store, "verify_last", &v) >= 0 && v)
+                last = strtoull(v, NULL, 10);
+        at = last > 0 && last <= now ? last + interval : now + interval;
+        (void) uv_timer_start(&d->sweep, on_sweep, at > now ? (at - now) / USEC_PER_MSEC + 1 : 0, 0);
+}
+
 /* ---- signals and timers ------------------------------------------------------------------------ */
 
 static void daemon_stop(Daemon *d) {
@@ -279,8 +356,9 @@ static void daemon_stop(Daemon *d) {
         log_msg(&d->cli->log, LOG_NOTICE, "stopping");
         if (d->runner)
                 runner_stop(d->runner);
-        tenant_close(d->tenant);     /* in-flight calls end as cancelled; intents stay for the next start */
-        d->tenant = NULL;
+        if (d->verify)
+                verify_stop(d->verify);
+        tenant_close(TAKE_PTR(d->tenant));   /* in-flight calls end as cancelled; intents stay */
         dirwatch_close(d->watch);
         d->watch = NULL;
         uv_close((uv_handle_t *) &d->sigterm, NULL);
@@ -289,6 +367,7 @@ static void daemon_stop(Daemon *d) {
         uv_close((uv_handle_t *) &d->due, NULL);
         uv_close((uv_handle_t *) &d->poll, NULL);
         uv_close((uv_handle_t *) &d->watchdog, NULL);
+        uv_close((uv_handle_t *) &d->sweep, NULL);
 }
 
 static void on_reload(Daemon *d) {
@@ -340,10 +419,11 @@ static int daemon_handles(Daemon *d) {
 
         if (uv_signal_init(&d->loop, &d->sigterm) < 0 || uv_signal_init(&d->loop, &d->sigint) < 0 ||
             uv_signal_init(&d->loop, &d->sighup) < 0 || uv_timer_init(&d->loop, &d->due) < 0 ||
-            uv_timer_init(&d->loop, &d->poll) < 0 || uv_timer_init(&d->loop, &d->watchdog) < 0)
+            uv_timer_init(&d->loop, &d->poll) < 0 || uv_timer_init(&d->loop, &d->watchdog) < 0 ||
+            uv_timer_init(&d->loop, &d->sweep) < 0)
                 return -EIO;
         d->sigterm.data = d->sigint.data = d->sighup.data = d;
-        d->due.data = d->poll.data = d->watchdog.data = d;
+        d->due.data = d->poll.data = d->watchdog.data = d->sweep.data = d;
         if (uv_signal_start(&d->sigterm, on_signal, SIGTERM) < 0 ||
             uv_signal_start(&d->sigint, on_signal, SIGINT) < 0 ||
             uv_signal_start(&d->sighup, on_signal, SIGHUP) < 0 ||

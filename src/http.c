@@ -443,6 +443,13 @@ static int transfer_setup(Transfer *t, const HttpRequest *req) {
         }
         if (!streq(req->method, "GET") && !streq(req->method, "POST"))
                 SET(CURLOPT_CUSTOMREQUEST, req->method);
+        /* curl silently re-sends a request whose reused connection closes without an answer.
+         * A create the server already carried out would then come back 409 and be taken for a
+         * user we never made; on a connection of its own a lost answer is reported to us. */
+        if (!streq(req->method, "GET")) {
+                SET(CURLOPT_FRESH_CONNECT, 1L);
+                SET(CURLOPT_FORBID_REUSE, 1L);
+        }
         if (t->req_body) {
                 SET(CURLOPT_POSTFIELDSIZE, (long) strlen(t->req_body));
                 SET(CURLOPT_POSTFIELDS, t->req_body);

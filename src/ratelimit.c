@@ -71,18 +71,26 @@ void ratelimit_seed(RateLimit *rl, const uint64_t *times, size_t n) {
                 ratelimit_record(rl, times[i]);
 }
 
-uint64_t ratelimit_next(const RateLimit *rl, uint64_t now) {
+uint64_t ratelimit_next_within(const RateLimit *rl, uint64_t now, unsigned limit) {
         uint64_t next = max_u64(now, rl->paused_until);
-        if (rl->count < rl->ops)
+
+        if (limit == 0 || limit > rl->ops)
+                limit = rl->ops;
+        if (rl->count < limit)
                 return next;
 
-        /* A start time later than `now` means the wall clock was set back. Counting it as `now`
-         * still waits a full window from now (safe, since it really happened earlier), but
-         * bounds the stall to one window instead of the size of the clock step. */
-        uint64_t oldest = rl->ring[rl->head];
+        /* The limit-th most recent start must leave the window first. A start time later than
+         * `now` means the wall clock was set back. Counting it as `now` still waits a full window
+         * from now (safe, since it really happened earlier), but bounds the stall to one window
+         * instead of the size of the clock step. */
+        uint64_t oldest = rl->ring[(rl->head + rl->count - limit) % rl->ops];
         if (oldest > now)
                 oldest = now;
         return max_u64(next, add_sat(add_sat(oldest, rl->window_usec), rl->margin_usec));
+}
+
+uint64_t ratelimit_next(const RateLimit *rl, uint64_t now) {
+        return ratelimit_next_within(rl, now, rl->ops);
 }
 
 void ratelimit_pause(RateLimit *rl, uint64_t until) {

@@ -351,7 +351,8 @@ static int sort_entries(RosterBuilder *b) {
         size_t n = b->n, *start;
 
         if (n < SORT_BUCKETS) {
-                qsort(e, n, sizeof(RosterEntry), entry_cmp);
+                if (n > 1)
+                        qsort(e, n, sizeof(RosterEntry), entry_cmp);
                 return 0;
         }
         start = calloc(SORT_BUCKETS + 1, sizeof(size_t));

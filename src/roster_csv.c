@@ -182,12 +182,15 @@ static void on_record(int terminator, void *userdata) {
         c->at_record_start = true;
 }
 
-/* The header's most frequent delimiter outside quotes; ties go to ','. */
+/* The header's most frequent delimiter outside quotes; ties go to ','. Blank lines before the
+ * header are skipped, as libcsv skips them. */
 static unsigned char detect_delimiter(const char *s, size_t len) {
-        size_t comma = 0, semicolon = 0, tab = 0;
+        size_t comma = 0, semicolon = 0, tab = 0, i = 0;
         bool quoted = false;
 
-        for (size_t i = 0; i < len && (quoted || s[i] != '\n'); i++) {
+        while (i < len && (s[i] == '\r' || s[i] == '\n'))
+                i++;
+        for (; i < len && (quoted || s[i] != '\n'); i++) {
                 if (s[i] == '"')
                         quoted = !quoted;
                 else if (!quoted && s[i] == ',')
@@ -268,6 +271,9 @@ int roster_csv_parse(RosterBuilder *b, const char *buf, size_t len) {
                 buf += 3;
                 len -= 3;
         }
+        /* Excel's "Unicode text" export: say so rather than report a header without columns. */
+        if (len >= 2 && (memcmp(buf, "\xff\xfe", 2) == 0 || memcmp(buf, "\xfe\xff", 2) == 0))
+                return roster_error(b, 1, 0, "the file is UTF-16; save it as CSV in UTF-8");
 
         if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI) != 0)
                 return -ENOMEM;

@@ -2,9 +2,9 @@
  *
  * Events rather than a document tree: a million-user roster would otherwise cost a node per
  * scalar. Each entry's fields go straight to the RosterBuilder (roster.c), which owns the rules.
- * Keys are checked strictly: a typo such as `templte:` must not quietly turn a copy into an error
- * elsewhere or a create into nothing. After a value error reading goes on; after a syntax error
- * the rest of the file cannot be trusted and reading stops. */
+ * Unknown keys are errors: a typo such as `templte:` must not silently change what is created.
+ * After a bad value reading goes on, to report every problem; after a syntax error the rest of
+ * the file cannot be trusted and reading stops. */
 #include <yaml.h>
 
 #include "roster_internal.h"
@@ -81,7 +81,7 @@ static int report_syntax(YamlReader *y) {
                                 line++, col = 0;
         }
         if (p->context)
-                roster_error(y->b, line, col, "YAML syntax: %s %s (line %zu)", p->problem ?: "error",
+                roster_error(y->b, line, col, "YAML syntax: %s (%s that starts at line %zu)", p->problem ?: "error",
                              p->context, p->context_mark.line + 1);
         else
                 roster_error(y->b, line, col, "YAML syntax: %s", p->problem ?: "error");

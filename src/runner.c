@@ -90,6 +90,8 @@ static void on_retry_timer(uv_timer_t *timer) {
 
                 (void) uv_timer_start(&r->timer, on_retry_timer, (due - now) / USEC_PER_MSEC + 1, 0);
         }
+        /* Nothing else may be running to hand the jobs we just queued to the tenant. */
+        feed(r);
 }
 
 static void arm_retry_timer(Runner *r) {
@@ -275,8 +277,9 @@ static void job_transient(Runner *r, Job *j, const NimbusResult *res) {
         u.error = strdup(res->message);
         job_save(r, j, &u);
         j->due_usec = now + delay;
-        snprintf(detail, sizeof(detail), "%s; %s %.1f s", res->message,
-                 quarantine ? "quarantined, next try in" : "retrying in", (double) delay / USEC_PER_SEC);
+        snprintf(detail, sizeof(detail), "%s; attempt %u of %u, %s %.1f s", res->message, j->attempts,
+                 c->retry.attempts, quarantine ? "quarantined, next try in" : "retrying in",
+                 (double) delay / USEC_PER_SEC);
         job_log(r, j, quarantine ? LOG_ERR : LOG_WARNING, quarantine ? MID_USER_QUARANT : MID_USER_RETRY,
                 quarantine ? "quarantined" : "retry", res->http_status, detail);
         if (quarantine)

@@ -216,7 +216,11 @@ static bool ready_to_send(Tenant *t, uint64_t now) {
                         arm_timer(t, now + t->config->retry.base_usec, now);
                 return false;
         }
-        uint64_t next = ratelimit_next(&t->limiter, now);
+        /* GETs that only refresh our knowledge may use half the window; mutations all of it. */
+        const TenantCall *head = queue_peek(t);
+        unsigned limit = head->prio == PRIO_VERIFY ? (t->config->rate_operations + 1) / 2
+                                                   : t->config->rate_operations;
+        uint64_t next = ratelimit_next_within(&t->limiter, now, limit);
         if (next > now) {
                 arm_timer(t, next, now);
                 return false;

@@ -85,6 +85,22 @@ int parse_duration(const char *s, uint64_t *ret_usec) {
         return 0;
 }
 
+/* Make room when the file grew while we read it, never past max_size + 1 bytes and the NUL: one
+ * byte over the limit is how growth past it is noticed. */
+static int grow_buffer(char **buf, size_t *cap, size_t max_size) {
+        size_t ncap = *cap > max_size / 2 ? max_size + 2 : *cap * 2;
+        char *n;
+
+        if (ncap <= *cap)
+                return -EFBIG;
+        n = realloc(*buf, ncap);
+        if (!n)
+                return -ENOMEM;
+        *buf = n;
+        *cap = ncap;
+        return 0;
+}
+
 int read_fd_bounded(int fd, size_t max_size, char **ret_buf, size_t *ret_len) {
         _cleanup_free_ char *buf = NULL;
         size_t len = 0, cap;
@@ -107,20 +123,10 @@ int read_fd_bounded(int fd, size_t max_size, char **ret_buf, size_t *ret_len) {
 
         for (;;) {
                 ssize_t k;
+                int r;
 
-                if (len + 1 == cap) {
-                        /* The file grew while we read it: keep going, within the limit. */
-                        size_t ncap = cap > max_size / 2 ? max_size + 2 : cap * 2;
-                        char *n;
-
-                        if (len > max_size)
-                                return -EFBIG;
-                        n = realloc(buf, ncap);
-                        if (!n)
-                                return -ENOMEM;
-                        buf = n;
-                        cap = ncap;
-                }
+                if (len + 1 == cap && (r = grow_buffer(&buf, &cap, max_size)) < 0)
+                        return r;
                 k = read(fd, buf + len, cap - 1 - len);
                 if (k < 0 && errno == EINTR)
                         continue;

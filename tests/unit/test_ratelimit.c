@@ -75,6 +75,27 @@ static void test_three_then_wait(void **state) {
         ratelimit_done(&rl);
 }
 
+/* A share of the window: with 4 ops, limit 2 waits for the 2nd most recent start to leave. */
+static void test_next_within_share(void **state) {
+        RateLimit rl;
+        assert_int_equal(ratelimit_init(&rl, 4, SEC), 0);
+        assert_int_equal(ratelimit_next_within(&rl, 0, 2), 0);
+        ratelimit_record(&rl, 0);
+        assert_int_equal(ratelimit_next_within(&rl, 0, 2), 0);
+        ratelimit_record(&rl, 100 * MSEC);
+        /* two in the window: the older (t=0) must leave first */
+        assert_int_equal(ratelimit_next_within(&rl, 100 * MSEC, 2), SEC + 5 * MSEC);
+        ratelimit_record(&rl, 200 * MSEC);
+        /* now the 2nd most recent is t=100ms */
+        assert_int_equal(ratelimit_next_within(&rl, 200 * MSEC, 2), 1100 * MSEC + 5 * MSEC);
+        /* the full window still has room for one more */
+        assert_int_equal(ratelimit_next(&rl, 200 * MSEC), 200 * MSEC);
+        /* limits of 0 or above ops mean the whole window */
+        assert_int_equal(ratelimit_next_within(&rl, 200 * MSEC, 0), 200 * MSEC);
+        assert_int_equal(ratelimit_next_within(&rl, 200 * MSEC, 99), 200 * MSEC);
+        ratelimit_done(&rl);
+}
+
 static void test_ring_wraps(void **state) {
         RateLimit rl;
         assert_int_equal(ratelimit_init(&rl, 3, 10 * SEC), 0);
@@ -228,6 +249,7 @@ int main(void) {
                 cmocka_unit_test(test_init_rejects_zero),
                 cmocka_unit_test(test_margin),
                 cmocka_unit_test(test_three_then_wait),
+                cmocka_unit_test(test_next_within_share),
                 cmocka_unit_test(test_ring_wraps),
                 cmocka_unit_test(test_simulated_backlog),
                 cmocka_unit_test(test_simulated_random_arrivals),
