@@ -20,6 +20,7 @@ typedef struct Cli {
         const char *command;
         char **args;        /* the command's operands */
         int n_args;
+        const char *user;   /* apply --user ID: provision one user now */
         bool json;
         bool refresh;
         Logger log;

@@ -56,5 +56,7 @@ typedef struct Plan {
 
 int plan_build(const Roster *r, const StoreUser *users, size_t n_users, const Config *c,
                uint64_t now_usec, Plan **ret);
+/* Keep only the actions for one user (and the template creates it waits for). */
+int plan_only(Plan *p, const Guid *id);
 Plan *plan_free(Plan *p);
 bool plan_has_changes(const Plan *p); /* create, copy, delete or held */

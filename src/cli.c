@@ -17,7 +17,7 @@ typedef struct Command {
 
 static const Command commands[] = {
         { "daemon", cmd_daemon, "daemon", "run as a service (foreground; systemd Type=notify)" },
-        { "apply", cmd_apply, "apply", "reconcile once until nothing actionable is left" },
+        { "apply", cmd_apply, "apply [--user ID]", "reconcile once until nothing actionable is left; --user: only that user, now" },
         { "plan", cmd_plan, "plan [--json] [--refresh]", "show what apply would do; change nothing" },
         { "validate", cmd_validate, "validate [FILE...]", "check the config and the roster" },
         { "status", cmd_status, "status [--json]", "what the state store knows" },
@@ -57,7 +57,7 @@ static int help_command(const char *name) {
         return EXIT_OK;
 }
 
-enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH };
+enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER };
 
 /* getopt_long permutes, so options may follow the subcommand; what is left are operands. */
 static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret_version) {
@@ -67,6 +67,7 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 { "version", no_argument, NULL, OPT_VERSION },
                 { "json", no_argument, NULL, OPT_JSON },
                 { "refresh", no_argument, NULL, OPT_REFRESH },
+                { "user", required_argument, NULL, OPT_USER },
                 {}
         };
         int o;
@@ -78,6 +79,7 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 case OPT_VERSION: *ret_version = true; break;
                 case OPT_JSON: cli->json = true; break;
                 case OPT_REFRESH: cli->refresh = true; break;
+                case OPT_USER: cli->user = optarg; break;
                 default: return -EINVAL;   /* getopt printed why */
                 }
         if (optind < argc)

@@ -22,6 +22,7 @@ typedef struct Apply {
         int result;
         bool interrupted;
         bool signals_ready;
+        Guid user;         /* --user */
 } Apply;
 
 static void apply_shutdown(Apply *a) {
@@ -75,8 +76,13 @@ static int apply_prepare(Apply *a) {
                 return k;
         a->tenant->give_up_on_auth = true;
         k = reconcile_plan(a->tenant, a->roster, &a->plan);
+        if (k >= 0 && a->cli->user)
+                k = plan_only(a->plan, &a->user);
         if (k < 0)
                 log_msg(&a->cli->log, LOG_ERR, "cannot plan: %s", strerror(-k));
+        else if (a->cli->user && a->plan->n == 0)
+                log_msg(&a->cli->log, LOG_NOTICE, "%s: nothing to do (in sync with the roster, or "
+                        "waiting for its retry time: see `nimbus-sync status`)", a->cli->user);
         return k;
 }
 
@@ -104,6 +110,10 @@ int cmd_apply(Cli *cli) {
         Apply a = { .cli = cli, .result = EXIT_ERROR };
         int k;
 
+        if (cli->user && guid_parse(cli->user, strlen(cli->user), &a.user) < 0) {
+                fprintf(stderr, "error: --user \"%s\" is not an O365 ID (a GUID)\n", cli->user);
+                return EXIT_ERROR;
+        }
         if (uv_loop_init(&a.loop) < 0)
                 return EXIT_ERROR;
         k = apply_prepare(&a);

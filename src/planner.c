@@ -369,3 +369,45 @@ Plan *plan_free(Plan *p) {
 bool plan_has_changes(const Plan *p) {
         return p && p->n_create + p->n_copy + p->n_delete + p->n_held > 0;
 }
+
+/* Keep one user's action, and the chain of template creates it waits for (provision on demand:
+ * a copy cannot go before its template). Order and dependencies stay valid: kept actions keep
+ * their relative order, and depends_on is renumbered. */
+int plan_only(Plan *p, const Guid *id) {
+        _cleanup_free_ size_t *map = NULL;
+        _cleanup_free_ bool *keep = calloc(p->n + 1, sizeof(bool));
+        size_t k = 0;
+
+        map = calloc(p->n + 1, sizeof(size_t));
+        if (!keep || !map)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n; i++) {
+                if (!guid_eq(&p->actions[i].id, id) || p->actions[i].kind == ACTION_DRIFT)
+                        continue;
+                /* The chain is bounded by the plan's size, and depends_on always points back. */
+                for (size_t j = i; j != PLAN_NO_DEP && !keep[j]; j = p->actions[j].depends_on)
+                        keep[j] = true;
+        }
+        /* A copy's template copy may stand later in id order: number everything first. */
+        for (size_t i = 0; i < p->n; i++)
+                if (keep[i])
+                        map[i] = k++;
+        k = 0;
+        p->n_create = p->n_copy = p->n_delete = p->n_held = p->n_drift = 0;
+        for (size_t i = 0; i < p->n; i++) {
+                Action *a = &p->actions[i];
+
+                if (!keep[i])
+                        continue;
+                if (a->depends_on != PLAN_NO_DEP)
+                        a->depends_on = map[a->depends_on];
+                p->n_create += a->kind == ACTION_CREATE;
+                p->n_copy += a->kind == ACTION_COPY;
+                p->n_delete += a->kind == ACTION_DELETE;
+                p->n_held += a->kind == ACTION_HELD;
+                p->actions[k++] = *a;
+        }
+        p->n = k;
+        p->n_failed = p->n_quarantined = p->n_delete_skipped = 0;
+        return 0;
+}

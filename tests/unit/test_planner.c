@@ -185,6 +185,37 @@ static void test_copy_depends_on_template(void **state) {
         plan_free(p);
 }
 
+/* apply --user: one user's action and the template chain it waits for, renumbered. */
+static void test_plan_only(void **state) {
+        TestRoster r = { 0 };
+        TestStore s = { 0 };
+        Config c = config_default();
+        Guid id;
+
+        add_ou(&r, 1, 7);     /* create */
+        add_copy(&r, 2, 1);   /* waits for 1 */
+        add_copy(&r, 3, 2);   /* waits for 2 */
+        add_ou(&r, 5, 7);     /* unrelated */
+        add_user(&s, 8, 7);   /* unrelated delete */
+        Plan *p = plan(&r, &s, &c);
+        id = G(3);
+        assert_int_equal(plan_only(p, &id), 0);
+        assert_counts(p, 1, 2, 0, 0, 0);
+        assert_int_equal(p->n, 3);
+        assert_guid(&p->actions[0].id, G(1));
+        assert_guid(&p->actions[1].id, G(2));
+        assert_guid(&p->actions[2].id, G(3));
+        assert_true(p->actions[0].depends_on == PLAN_NO_DEP);
+        assert_int_equal(p->actions[1].depends_on, 0);
+        assert_int_equal(p->actions[2].depends_on, 1);
+        /* a user with nothing to do leaves an empty plan */
+        id = G(42);
+        assert_int_equal(plan_only(p, &id), 0);
+        assert_int_equal(p->n, 0);
+        assert_false(plan_has_changes(p));
+        plan_free(p);
+}
+
 static void test_copy_cycles_broken(void **state) {
         TestRoster r = { 0 };
         TestStore s = { 0 };
@@ -669,6 +700,7 @@ int main(void) {
                 cmocka_unit_test(test_copy_of_present_template),
                 cmocka_unit_test(test_copy_depends_on_template),
                 cmocka_unit_test(test_copy_cycles_broken),
+                cmocka_unit_test(test_plan_only),
                 cmocka_unit_test(test_drift),
                 cmocka_unit_test(test_failed_skipped_until_changed_or_due),
                 cmocka_unit_test(test_quarantined),
