@@ -21,7 +21,7 @@ run_suite() {
         meson test -C "$dir" --suite unit --print-errorlogs
         echo "== $name: integration tests"
         NIMBUS_SYNC_BIN="$PWD/$dir/src/nimbus-sync" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-                tests/sim tests/integration $(ls -d tests/packaging 2>/dev/null)
+                tests/sim tests/integration $(ls -d tests/daemon tests/packaging 2>/dev/null)
 }
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
