@@ -34,7 +34,7 @@ typedef struct Config {
         char *client_id;                /* canonical GUID form */
         char *client_secret_file;       /* exactly one of these two is set */
         char *client_secret_credential; /* file name inside $CREDENTIALS_DIRECTORY */
-        char *cluster;                  /* may be NULL when api_url, token_url and scope are all given */
+        char *cluster;                  /* may be NULL when api_url and scope are given */
 
         char *api_base;                 /* scheme://host[:port] + API_PATH, always ends in '/' */
         char *token_url;

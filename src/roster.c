@@ -19,6 +19,9 @@
 
 #define QUOTE_MAX 80 /* at most this much of a bad value is quoted back */
 
+/* A million users in 48 MB is part of the performance contract (PRODUCT §10). */
+_Static_assert(sizeof(RosterEntry) == 48, "RosterEntry grew");
+
 typedef enum RosterFormat {
         FORMAT_NONE,
         FORMAT_YAML,
