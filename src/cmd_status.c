@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "planner.h"
 #include "store.h"
 #include "util.h"
 
@@ -19,6 +20,11 @@ typedef struct Summary {
         StoreRun last;
         bool has_last;
         char *auth_state, *auth_error;
+        char *roster_error;      /* the roster as it is now, or as the daemon last saw it */
+        size_t roster_users, roster_files;
+        bool roster_ok;
+        Plan *plan;              /* what a run would do now; NULL when the roster is invalid */
+        uint64_t verify_last;
 } Summary;
 
 static void summarize_user(Summary *s, const StoreUser *u) {
@@ -55,6 +61,28 @@ static int summarize(Store *st, const Config *c, const StoreUser *u, size_t n, S
         return 0;
 }
 
+/* Pending work by kind: plan against the roster as it is now (read-only, nothing is sent). */
+static void summarize_roster(const Config *c, const StoreUser *u, size_t n, Store *st, Summary *s) {
+        _cleanup_free_ char *last = NULL;
+        Diag d = DIAG_INIT;
+        Roster *r = NULL;
+
+        if (roster_load_dir(c->roster_dir, c, &r, &d) < 0) {
+                if (diag_first_error(&d, &s->roster_error) < 0 || !s->roster_error)
+                        s->roster_error = strdup("cannot read the roster folder");
+        } else {
+                s->roster_ok = true;
+                s->roster_users = r->n;
+                s->roster_files = r->n_files;
+                if (plan_build(r, u, n, c, now_usec(), &s->plan) < 0)
+                        s->plan = NULL;
+        }
+        diag_clear(&d);
+        roster_free(r);
+        if (store_meta_get(st, "verify_last", &last) >= 0 && last)
+                s->verify_last = strtoull(last, NULL, 10);
+}
+
 static const char *status_word(const StoreUser *u) {
         return u->status == STATUS_FAILED ? "failed" : u->status == STATUS_QUARANTINED ? "quarantined" :
                u->status == STATUS_RETRY ? "retry" : u->hold == HOLD_HELD ? "held" :
@@ -79,7 +107,16 @@ static void print_status_human(const Config *c, const Summary *s, const StoreUse
 
         printf("Users known:   %zu (%zu present: %zu created, %zu copied, %zu adopted; %zu deleted)\n",
                s->users, s->present, s->created, s->copied, s->adopted, s->absent);
-        printf("Pending:       %zu retrying, %zu with an unsettled call\n", s->retry, s->unknown_intent);
+        if (s->roster_ok)
+                printf("Roster:        %zu users in %zu files\n", s->roster_users, s->roster_files);
+        else
+                printf("Roster:        REJECTED, the last valid roster stays in force: %s\n", s->roster_error);
+        if (s->plan)
+                printf("Pending:       %zu to create, %zu to copy, %zu to delete, %zu drift; "
+                       "%zu retrying, %zu with an unsettled call\n", s->plan->n_create, s->plan->n_copy,
+                       s->plan->n_delete, s->plan->n_drift, s->retry, s->unknown_intent);
+        else
+                printf("Pending:       %zu retrying, %zu with an unsettled call\n", s->retry, s->unknown_intent);
         printf("Failed:        %zu failed, %zu quarantined\n", s->failed, s->quarantined);
         printf("Held deletes:  %zu held, %zu approved%s\n", s->held, s->approved,
                s->held ? " (review with `nimbus-sync plan`, release with `nimbus-sync approve-deletes`)" : "");
@@ -95,6 +132,9 @@ static void print_status_human(const Config *c, const Summary *s, const StoreUse
                        s->last.held, s->last.result);
         } else
                 printf("Last run:      never\n");
+        format_time(s->verify_last, when, sizeof(when));
+        printf("Last verify:   %s (every %.0f s%s)\n", when, (double) c->verify_interval_usec / USEC_PER_SEC,
+               c->verify_interval_usec ? "" : ": off");
         for (size_t i = 0; i < n && listed < STATUS_HUMAN_LISTED; i++)
                 if (user_is_notable(&u[i])) {
                         printf("  %-11s %s%s%s\n", status_word(&u[i]), guid_format(&u[i].id, id),
@@ -120,6 +160,32 @@ static void add_size(json_object *o, const char *key, size_t v) {
         json_object_object_add(o, key, json_object_new_int64((int64_t) v));
 }
 
+static json_object *roster_json(const Summary *s) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "ok", json_object_new_boolean(s->roster_ok));
+        add_size(o, "users", s->roster_users);
+        add_size(o, "files", s->roster_files);
+        json_object_object_add(o, "error", s->roster_error ? json_object_new_string(s->roster_error) : NULL);
+        return o;
+}
+
+static json_object *pending_json(const Summary *s) {
+        json_object *o;
+
+        if (!s->plan)
+                return NULL;
+        o = json_object_new_object();
+        add_size(o, "create", s->plan->n_create);
+        add_size(o, "copy", s->plan->n_copy);
+        add_size(o, "delete", s->plan->n_delete);
+        add_size(o, "held", s->plan->n_held);
+        add_size(o, "drift", s->plan->n_drift);
+        add_size(o, "retrying", s->retry);
+        add_size(o, "unsettled", s->unknown_intent);
+        return o;
+}
+
 static void print_status_json(const Config *c, const Summary *s, const StoreUser *u, size_t n) {
         json_object *root = json_object_new_object(), *users = json_object_new_object();
         json_object *list = json_object_new_array(), *rate = json_object_new_object();
@@ -139,6 +205,8 @@ static void print_status_json(const Config *c, const Summary *s, const StoreUser
         add_size(users, "held", s->held);
         add_size(users, "approved", s->approved);
         json_object_object_add(root, "users", users);
+        json_object_object_add(root, "roster", roster_json(s));
+        json_object_object_add(root, "pending", pending_json(s));
         for (size_t i = 0; i < n && listed < STATUS_MAX_LISTED; i++)
                 if (user_is_notable(&u[i])) {
                         json_object_array_add(list, user_json(&u[i]));
@@ -191,6 +259,8 @@ int cmd_status(Cli *cli) {
                 k = store_load_users(st, &u, &n);
         if (k >= 0)
                 k = summarize(st, c, u, n, &s);
+        if (k >= 0)
+                summarize_roster(c, u, n, st, &s);
         if (k < 0)
                 fprintf(stderr, "%s: error: cannot read the state store: %s\n", c->state_dir, strerror(-k));
         else if (cli->json)
@@ -199,6 +269,8 @@ int cmd_status(Cli *cli) {
                 print_status_human(c, &s, u, n);
         free(s.auth_state);
         free(s.auth_error);
+        free(s.roster_error);
+        plan_free(s.plan);
         store_users_free(u, n);
         store_close(st);
         config_free(c);

@@ -1,7 +1,7 @@
 #!/bin/sh
-# The quick start: builds nimbus-sync, starts the bundled Nimbus + Entra simulator on loopback,
-# drops the example rosters into a roster folder and provisions them, so you can watch users
-# being created, copied and then deleted. Everything lives in a temporary folder that is removed
+# The quick start: builds nimbus-sync, starts the bundled Nimbus + Entra simulator on loopback
+# (HTTPS with a throwaway CA), runs the daemon on a roster folder holding the example rosters,
+# then changes the folder, so you can watch users being created, copied, deleted and re-created. Everything lives in a temporary folder that is removed
 # at the end; nothing leaves this machine.
 set -eu
 cd "$(dirname "$0")/.."
@@ -40,20 +40,44 @@ roster_dir: roster.d
 state_dir: state
 organization_units:
   support: 3f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10
+settle_time: 1s
 log: {target: stderr}
 CONF
 export NIMBUS_SYNC_CONFIG="$DEMO/config.yaml"
 cp config/examples/support-team.yaml config/examples/entra-export.csv "$DEMO/roster.d/"
 
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
-step nimbus-sync validate;  "$BIN" validate
-step nimbus-sync plan;      "$BIN" plan || true
-step nimbus-sync apply;     "$BIN" apply
-step nimbus-sync status;    "$BIN" status
-step "rm roster.d/entra-export.csv && nimbus-sync plan"
-rm "$DEMO/roster.d/entra-export.csv"; "$BIN" plan || true
-step nimbus-sync apply;     "$BIN" apply
-step "nimbus-sync user show 1f0e6b8a-5c3d-4e2f-9a1b-7c8d9e0f1a2b"
-"$BIN" user show 1f0e6b8a-5c3d-4e2f-9a1b-7c8d9e0f1a2b
-step nimbus-sync licenses;  "$BIN" licenses
+# Waits (at most 30 s) until plan has nothing left to do: the daemon has converged.
+converged() {
+        i=0
+        until "$BIN" plan >/dev/null 2>&1; do
+                i=$((i + 1)); [ $i -lt 300 ] || { echo "demo: the daemon did not converge" >&2; exit 1; }
+                sleep 0.1
+        done
+}
+
+step "nimbus-sync validate   # the config and the roster folder"
+"$BIN" validate
+step "nimbus-sync plan       # what would change; nothing is sent"
+"$BIN" plan || true
+step "nimbus-sync daemon &   # the service; its log follows"
+"$BIN" daemon &
+DAEMON_PID=$!
+trap 'kill $DAEMON_PID 2>/dev/null; cleanup' EXIT INT TERM
+converged
+step "nimbus-sync status"
+"$BIN" status
+step "rm roster.d/entra-export.csv   # the daemon notices and deletes its users"
+rm "$DEMO/roster.d/entra-export.csv"
+sleep 3; converged
+step "cp entra-export.csv roster.d/.new.tmp && mv roster.d/.new.tmp roster.d/entra-export.csv"
+cp config/examples/entra-export.csv "$DEMO/roster.d/.new.tmp"
+mv "$DEMO/roster.d/.new.tmp" "$DEMO/roster.d/entra-export.csv"
+sleep 3; converged
+step "nimbus-sync user show 2a1b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+"$BIN" user show 2a1b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d
+step "nimbus-sync licenses"
+"$BIN" licenses
+step "kill -TERM daemon"
+kill -TERM $DAEMON_PID; wait $DAEMON_PID || true
 printf '\nDemo done. The simulator and the demo folder are removed now.\n'
