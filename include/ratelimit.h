@@ -13,7 +13,7 @@ typedef struct RateLimit {
         size_t head, count;
         unsigned ops;
         uint64_t window_usec;
-        uint64_t margin_usec;   /* safety gap against clock and network jitter: window/200, at most 250 ms */
+        uint64_t margin_usec;   /* safety gap against clock and network jitter: window/100 within [50 ms, 250 ms], at most window/10 */
         uint64_t paused_until;  /* 429 or Retry-After: nothing starts before this */
 } RateLimit;
 

@@ -10,6 +10,7 @@
 
 #include "util.h"
 
+#define MARGIN_MIN_USEC (50 * USEC_PER_MSEC)
 #define MARGIN_MAX_USEC (250 * USEC_PER_MSEC)
 
 static uint64_t add_sat(uint64_t a, uint64_t b) {
@@ -32,7 +33,13 @@ int ratelimit_init(RateLimit *rl, unsigned ops, uint64_t window_usec) {
         if (!ring)
                 return -ENOMEM;
 
-        uint64_t margin = window_usec / 200;
+        /* A hundredth of the window, but at least 50 ms (network and server-side jitter do not
+         * shrink with the window), at most 250 ms, and never more than a tenth of the window. */
+        uint64_t margin = window_usec / 100;
+        if (margin < MARGIN_MIN_USEC)
+                margin = MARGIN_MIN_USEC;
+        if (margin > window_usec / 10)
+                margin = window_usec / 10;
         *rl = (RateLimit) {
                 .ring = ring,
                 .ops = ops,

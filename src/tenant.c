@@ -192,7 +192,9 @@ static void call_send(Tenant *t, TenantCall *c, uint64_t now) {
                 call_fail(c, OUTCOME_TRANSIENT, 0, r, "could not record the call in the state store");
                 return;
         }
-        ratelimit_record(&t->limiter, now);
+        /* Stamp the send after the durable commit, right before the request leaves: an fsync
+         * of varying length between the two would otherwise shrink the real gap between sends. */
+        ratelimit_record(&t->limiter, now_usec());
         r = nimbus_client_call(t->client, c->call, &c->id, &c->target, call_done, c);
         if (r < 0) {
                 call_fail(c, OUTCOME_TRANSIENT, 0, r, "could not start the request");

@@ -50,14 +50,14 @@ static void test_init_rejects_zero(void **state) {
 static void test_margin(void **state) {
         RateLimit rl;
         assert_int_equal(ratelimit_init(&rl, 3, SEC), 0);
-        assert_int_equal(rl.margin_usec, 5 * MSEC);              /* window / 200 */
+        assert_int_equal(rl.margin_usec, 50 * MSEC);             /* window / 100 = 10 ms, raised to 50 ms */
         ratelimit_done(&rl);
         assert_null(rl.ring);
         assert_int_equal(ratelimit_init(&rl, 60, 60 * SEC), 0);
-        assert_int_equal(rl.margin_usec, 250 * MSEC);            /* 300 ms, capped */
+        assert_int_equal(rl.margin_usec, 250 * MSEC);            /* 600 ms, capped */
         ratelimit_done(&rl);
         assert_int_equal(ratelimit_init(&rl, 1, 100), 0);
-        assert_int_equal(rl.margin_usec, 0);
+        assert_int_equal(rl.margin_usec, 10);                     /* a tenth of a tiny window */
         ratelimit_done(&rl);
         ratelimit_done(&rl);                                      /* twice is harmless */
 }
@@ -69,8 +69,8 @@ static void test_three_then_wait(void **state) {
                 assert_int_equal(ratelimit_next(&rl, 0), 0);
                 ratelimit_record(&rl, 0);
         }
-        assert_int_equal(ratelimit_next(&rl, 0), SEC + 5 * MSEC);
-        assert_int_equal(ratelimit_next(&rl, 500 * MSEC), SEC + 5 * MSEC);
+        assert_int_equal(ratelimit_next(&rl, 0), SEC + 50 * MSEC);
+        assert_int_equal(ratelimit_next(&rl, 500 * MSEC), SEC + 50 * MSEC);
         assert_int_equal(ratelimit_next(&rl, 2 * SEC), 2 * SEC);  /* never earlier than now */
         ratelimit_done(&rl);
 }
@@ -84,10 +84,10 @@ static void test_next_within_share(void **state) {
         assert_int_equal(ratelimit_next_within(&rl, 0, 2), 0);
         ratelimit_record(&rl, 100 * MSEC);
         /* two in the window: the older (t=0) must leave first */
-        assert_int_equal(ratelimit_next_within(&rl, 100 * MSEC, 2), SEC + 5 * MSEC);
+        assert_int_equal(ratelimit_next_within(&rl, 100 * MSEC, 2), SEC + 50 * MSEC);
         ratelimit_record(&rl, 200 * MSEC);
         /* now the 2nd most recent is t=100ms */
-        assert_int_equal(ratelimit_next_within(&rl, 200 * MSEC, 2), 1100 * MSEC + 5 * MSEC);
+        assert_int_equal(ratelimit_next_within(&rl, 200 * MSEC, 2), 1100 * MSEC + 50 * MSEC);
         /* the full window still has room for one more */
         assert_int_equal(ratelimit_next(&rl, 200 * MSEC), 200 * MSEC);
         /* limits of 0 or above ops mean the whole window */
@@ -102,9 +102,9 @@ static void test_ring_wraps(void **state) {
         for (uint64_t t = 0; t < 5; t++)
                 ratelimit_record(&rl, t * SEC);
         /* The ring holds 2, 3, 4 s: the third most recent start is at 2 s. */
-        assert_int_equal(ratelimit_next(&rl, 4 * SEC), 12 * SEC + 50 * MSEC);
-        ratelimit_record(&rl, 12 * SEC + 50 * MSEC);
-        assert_int_equal(ratelimit_next(&rl, 12 * SEC + 50 * MSEC), 13 * SEC + 50 * MSEC);
+        assert_int_equal(ratelimit_next(&rl, 4 * SEC), 12 * SEC + 100 * MSEC);
+        ratelimit_record(&rl, 12 * SEC + 100 * MSEC);
+        assert_int_equal(ratelimit_next(&rl, 12 * SEC + 100 * MSEC), 13 * SEC + 100 * MSEC);
         ratelimit_done(&rl);
 }
 
@@ -176,7 +176,7 @@ static void test_seed_keeps_last_ops(void **state) {
         ratelimit_seed(&rl, stored, 10);
         assert_int_equal(rl.count, 3);
         /* The last three are 700, 800, 900 ms: the next may start at 700 ms + 1 s + margin. */
-        assert_int_equal(ratelimit_next(&rl, 950 * MSEC), 1705 * MSEC);
+        assert_int_equal(ratelimit_next(&rl, 950 * MSEC), 1750 * MSEC);
         assert_int_equal(ratelimit_used(&rl, 950 * MSEC), 3);
         ratelimit_done(&rl);
 
@@ -184,7 +184,7 @@ static void test_seed_keeps_last_ops(void **state) {
         ratelimit_seed(&rl, stored, 2);                           /* fewer than ops: no wait */
         assert_int_equal(ratelimit_next(&rl, 150 * MSEC), 150 * MSEC);
         ratelimit_record(&rl, 150 * MSEC);
-        assert_int_equal(ratelimit_next(&rl, 150 * MSEC), 1005 * MSEC);
+        assert_int_equal(ratelimit_next(&rl, 150 * MSEC), 1050 * MSEC);
         ratelimit_seed(&rl, NULL, 0);
         assert_int_equal(rl.count, 3);
         ratelimit_done(&rl);
@@ -204,7 +204,7 @@ static void test_pause(void **state) {
         /* Window and pause together: the later of the two wins. */
         for (int i = 0; i < 3; i++)
                 ratelimit_record(&rl, 7 * SEC);
-        assert_int_equal(ratelimit_next(&rl, 7 * SEC), 8 * SEC + 5 * MSEC);
+        assert_int_equal(ratelimit_next(&rl, 7 * SEC), 8 * SEC + 50 * MSEC);
         ratelimit_pause(&rl, 20 * SEC);
         assert_int_equal(ratelimit_next(&rl, 7 * SEC), 20 * SEC);
         ratelimit_done(&rl);
@@ -232,7 +232,7 @@ static void test_clock_set_back(void **state) {
         for (int i = 0; i < 3; i++)
                 ratelimit_record(&rl, 3600 * SEC);
         /* The wall clock went back an hour: wait one window from now, not an hour. */
-        assert_int_equal(ratelimit_next(&rl, 10 * SEC), 11 * SEC + 5 * MSEC);
+        assert_int_equal(ratelimit_next(&rl, 10 * SEC), 11 * SEC + 50 * MSEC);
         ratelimit_done(&rl);
 }
 
