@@ -117,28 +117,30 @@ static void log_emit(const Logger *l, int priority, const LogEvent *ev, const ch
         (void) sd_journal_sendv(f.iov, f.n);
 }
 
-void log_event(const Logger *l, int priority, const LogEvent *ev, const char *fmt, ...) {
+static void __attribute__((format(printf, 4, 0)))
+log_eventv(const Logger *l, int priority, const LogEvent *ev, const char *fmt, va_list ap) {
         char text[1024];
-        va_list ap;
 
         if (priority > l->level)
                 return;
-        va_start(ap, fmt);
         vsnprintf(text, sizeof(text), fmt, ap);
-        va_end(ap);
         log_emit(l, priority, ev, text);
 }
 
-void log_msg(const Logger *l, int priority, const char *fmt, ...) {
-        char text[1024];
+void log_event(const Logger *l, int priority, const LogEvent *ev, const char *fmt, ...) {
         va_list ap;
 
-        if (priority > l->level)
-                return;
         va_start(ap, fmt);
-        vsnprintf(text, sizeof(text), fmt, ap);
+        log_eventv(l, priority, ev, fmt, ap);
         va_end(ap);
-        log_emit(l, priority, NULL, text);
+}
+
+void log_msg(const Logger *l, int priority, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        log_eventv(l, priority, NULL, fmt, ap);
+        va_end(ap);
 }
 
 void log_diag(const Logger *l, const Diag *d, const char *message_id) {
