@@ -12,7 +12,8 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/nimbus-sync/config.yaml"
 #define CONFIG_MAX_SIZE (1024 * 1024)   /* a config larger than this is refused */
-#define SECRET_MAX_SIZE (64 * 1024)
+#define SECRET_MAX_SIZE (64 * 1024)  /* also the limit of a private key file */
+#define CERT_MAX_SIZE (64 * 1024)
 #define API_PATH "/api/public-api-next/"
 
 typedef enum LogTarget {
@@ -32,8 +33,13 @@ typedef struct Config {
         Guid tenant_id;
         char *tenant_id_str;            /* canonical form, for URLs */
         char *client_id;                /* canonical GUID form */
-        char *client_secret_file;       /* exactly one of these two is set */
+        /* The credential: a client secret (one of the first two), or a certificate and its
+         * private key (the third and one of the last two); never both. */
+        char *client_secret_file;
         char *client_secret_credential; /* file name inside $CREDENTIALS_DIRECTORY */
+        char *client_certificate_file;  /* PEM certificate, may be world-readable */
+        char *client_key_file;          /* PEM RSA private key */
+        char *client_key_credential;    /* file name inside $CREDENTIALS_DIRECTORY */
         char *cluster;                  /* may be NULL when api_url and scope are given */
 
         char *api_base;                 /* scheme://host[:port] + API_PATH, always ends in '/' */
@@ -90,6 +96,21 @@ Config *config_free(Config *c);
  * -EINVAL. Trailing newlines are stripped. On error a one-line diagnostic is added. The secret is
  * never put into a diagnostic. */
 int config_read_secret(const Config *c, char **ret, Diag *diag);
+
+/* The client's credential as read from disk: a secret, or a certificate with its private key
+ * (PEM text, and the files they came from, for diagnostics). */
+typedef struct ClientCredential {
+        char *secret;
+        char *cert_pem, *cert_path;
+        char *key_pem, *key_path;
+} ClientCredential;
+
+/* Read whichever credential the config names. The private key gets the secret's checks (a file
+ * readable by group or others is -EPERM) and is never put into a diagnostic; the certificate may
+ * be readable by anyone. On error a one-line diagnostic is added and *ret is left empty. */
+int config_read_credential(const Config *c, ClientCredential *ret, Diag *diag);
+/* Wipes the secret and the key from memory and frees everything. */
+void client_credential_clear(ClientCredential *cred);
 
 /* Resolve a roster's `ou:` value: a GUID, or a name from organization_units. -ENOENT if neither. */
 int config_resolve_ou(const Config *c, const char *s, size_t len, Guid *ret);

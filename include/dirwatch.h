@@ -5,6 +5,7 @@
  * unchanged folder costs no work. A periodic rescan is the safety net for missed events. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -22,3 +23,6 @@ void dirwatch_invalidate(DirWatch *w);
 
 /* The fingerprint of the roster files in dir; -errno if the folder cannot be read. */
 int dirwatch_fingerprint(const char *dir, uint64_t *ret);
+/* False while a roster file in dir was modified within the last settle_usec (it may still be
+ * being written); true otherwise, and when the folder cannot be read. */
+bool dirwatch_settled(const char *dir, uint64_t settle_usec);

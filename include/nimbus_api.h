@@ -69,6 +69,10 @@ void nimbus_licenses_free(NimbusLicense *l, size_t n);
 int oauth_parse_token(const char *body, size_t len, char **ret_token, uint64_t *ret_expires_usec);
 /* Form body for the client-credentials grant, with the scope URL-encoded. */
 int oauth_request_body(const char *scope, char **ret);
+/* The same grant authenticated by a signed client assertion (RFC 7523 §2.2) instead of a secret:
+ * client_id, scope, client_assertion_type (jwt-bearer) and client_assertion, all URL-encoded. */
+int oauth_assertion_request_body(const char *scope, const char *client_id, const char *assertion,
+                                 char **ret);
 
 /* Retry-After: delta-seconds or an HTTP-date, relative to now. -EINVAL if unparsable. Values are
  * capped at 1 hour. */

@@ -1,7 +1,9 @@
 /* nimbus_client.h: one tenant's connection to Nimbus: the Entra access token (client credentials
- * with an HTTP Basic header; cached, and refreshed before it expires) and the five API calls over
- * the HTTP engine. It decides neither when a call may start (the tenant's limiter does) nor what an
- * answer means for a user (the runner does): it moves bytes and classifies answers. */
+ * grant, proven by the client secret in an HTTP Basic header or by a client assertion signed with
+ * the application's certificate key; cached, and refreshed before it expires) and the five API
+ * calls over the HTTP engine. It decides neither when a call may start (the tenant's limiter
+ * does) nor what an answer means for a user (the runner does): it moves bytes and classifies
+ * answers. */
 #pragma once
 
 #include <stdbool.h>
@@ -9,6 +11,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "diag.h"
 #include "guid.h"
 #include "nimbus_api.h"
 
@@ -35,8 +38,12 @@ typedef enum TokenStatus {
 
 typedef void (*TokenDoneFn)(void *userdata, TokenStatus status, long http_status, const char *message);
 
-/* secret is copied and wiped from memory when the client is closed. */
-int nimbus_client_new(uv_loop_t *loop, const Config *c, const char *secret, NimbusClient **ret);
+/* cred holds a secret, or a certificate and its key (as config_read_credential() gives them). The
+ * secret is copied and wiped from memory when the client is closed; key and certificate are
+ * parsed here, once, and checked to belong together: a problem with them is -EBADMSG or
+ * -EKEYREJECTED with a one-line diagnostic. The caller may wipe cred right after the call. */
+int nimbus_client_new(uv_loop_t *loop, const Config *c, const ClientCredential *cred,
+                      NimbusClient **ret, Diag *diag);
 /* Cancels what is in flight (callbacks run with a transport error -ECANCELED). Accepts NULL. */
 void nimbus_client_close(NimbusClient *nc);
 

@@ -56,8 +56,8 @@ typedef struct Tenant {
         unsigned long sent;     /* API requests started by this process */
 } Tenant;
 
-/* Takes ownership of c. Opens the store read-write and seeds the limiter from it. The secret is
- * read from the configured file or credential; a problem is reported in diag. */
+/* Takes ownership of c. Opens the store read-write and seeds the limiter from it. The credential
+ * (secret, or certificate and key) is read from the configured files; problems go to diag. */
 int tenant_new(uv_loop_t *loop, Config *c, Logger *log, Tenant **ret, Diag *diag);
 /* Cancels queued and in-flight calls (their callbacks see -ECANCELED), then frees the tenant
  * from the timer's close callback: run the loop afterwards. Accepts NULL. */

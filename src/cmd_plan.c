@@ -99,11 +99,14 @@ static void print_plan_human(const Roster *r, const Plan *p, const Config *c) {
         if (p->n_held > 0 || p->n_delete_skipped > 0)
                 printf("Deletes %s: %s.\n", p->n_held > 0 ? "held" : "skipped",
                        guard_reason(p, c, why, sizeof(why)));
-        if (!plan_has_changes(p))
-                printf("No changes. Nimbus matches the roster (%zu users).\n", r->n);
-        else
+        if (plan_has_changes(p))
                 printf("Plan: %zu to create, %zu to copy, %zu to delete, %zu held.\n", p->n_create,
                        p->n_copy, p->n_delete, p->n_held);
+        else if (p->n_delete_skipped + p->n_drift + p->n_failed + p->n_quarantined > 0)
+                /* Skipped deletes, drift and failures are differences no call may fix now. */
+                printf("No changes to make now, but Nimbus still differs from the roster.\n");
+        else
+                printf("No changes. Nimbus matches the roster (%zu users).\n", r->n);
         if (p->n_drift > 0)
                 printf("%zu users are in another OU than the roster says (no API call can move them).\n",
                        p->n_drift);

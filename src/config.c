@@ -37,6 +37,7 @@
 #define QUOTE_MAX 80        /* at most this much of a bad value is quoted back */
 #define OU_NAME_MAX 64
 #define SCOPE_MAX 1024
+#define MAX_DEPTH 64        /* YAML nesting; the config itself needs three levels */
 
 #define SEC USEC_PER_SEC
 #define MIN (60 * SEC)
@@ -297,36 +298,59 @@ static int field_path(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
         return format_into((char **) dest, "%s%s%s", x->dir, streq(x->dir, "/") ? "" : "/", s);
 }
 
-/* ---- the secret: exactly one of two keys ------------------------------------------------- */
+/* ---- the credential: a secret or a certificate ------------------------------------------- */
 
-static int check_one_secret(Ctx *x, const Field *f, yaml_node_t *v) {
-        if (x->c->client_secret_file || x->c->client_secret_credential)
-                return error_at(x, v, "%s: set only one of client_secret_file and "
-                                "client_secret_credential", f->name);
+/* Each credential has two ways of naming its private part: a path or a systemd credential. */
+static int check_one(Ctx *x, const Field *f, yaml_node_t *v, bool taken, const char *keys) {
+        if (taken)
+                return error_at(x, v, "%s: set only one of %s", f->name, keys);
         return 0;
 }
 
-static int field_secret_file(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
-        int r = check_one_secret(x, f, v);
-
-        return r < 0 ? r : field_path(x, f, v, dest);
+static bool secret_taken(const Config *c) {
+        return c->client_secret_file || c->client_secret_credential;
 }
 
-static int field_credential(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+static bool key_taken(const Config *c) {
+        return c->client_key_file || c->client_key_credential;
+}
+
+/* A name inside $CREDENTIALS_DIRECTORY, as systemd's LoadCredential= gives it. */
+static int field_credential_name(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
         const char *s;
         int r;
 
-        r = check_one_secret(x, f, v);
-        if (r < 0)
-                return r;
         r = node_text(x, f, v, "a credential name", &s);
         if (r < 0)
                 return r;
-        /* A name inside $CREDENTIALS_DIRECTORY, as systemd's LoadCredential= gives it. */
         if (strchr(s, '/') || streq(s, ".") || streq(s, "..") || strlen(s) > NAME_MAX)
                 return error_at(x, v, "%s: \"%.*s\" is not a credential name (a file name inside "
                                 "$CREDENTIALS_DIRECTORY, without '/')", f->name, qlen(s), s);
         return strdup_checked(s, (char **) dest);
+}
+
+static int field_secret_file(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        int r = check_one(x, f, v, secret_taken(x->c), "client_secret_file and client_secret_credential");
+
+        return r < 0 ? r : field_path(x, f, v, dest);
+}
+
+static int field_secret_credential(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        int r = check_one(x, f, v, secret_taken(x->c), "client_secret_file and client_secret_credential");
+
+        return r < 0 ? r : field_credential_name(x, f, v, dest);
+}
+
+static int field_key_file(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        int r = check_one(x, f, v, key_taken(x->c), "client_key_file and client_key_credential");
+
+        return r < 0 ? r : field_path(x, f, v, dest);
+}
+
+static int field_key_credential(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        int r = check_one(x, f, v, key_taken(x->c), "client_key_file and client_key_credential");
+
+        return r < 0 ? r : field_credential_name(x, f, v, dest);
 }
 
 /* ---- enumerations ------------------------------------------------------------------------ */
@@ -730,7 +754,10 @@ static const Field top_fields[] = {
         FIELD("tenant_id", field_tenant, tenant_id_str, 0, 0),
         FIELD("client_id", field_guid_string, client_id, 0, 0),
         FIELD("client_secret_file", field_secret_file, client_secret_file, 0, 0),
-        FIELD("client_secret_credential", field_credential, client_secret_credential, 0, 0),
+        FIELD("client_secret_credential", field_secret_credential, client_secret_credential, 0, 0),
+        FIELD("client_certificate_file", field_path, client_certificate_file, 0, 0),
+        FIELD("client_key_file", field_key_file, client_key_file, 0, 0),
+        FIELD("client_key_credential", field_key_credential, client_key_credential, 0, 0),
         FIELD("cluster", field_cluster, cluster, 0, 0),
         FIELD("api_url", field_api_url, api_base, 0, 0),
         FIELD("token_url", field_token_url, token_url, 0, 0),
@@ -782,6 +809,29 @@ static yaml_node_t *lookup(Ctx *x, yaml_node_t *map, const char *key) {
         return NULL;
 }
 
+/* Exactly one credential: a client secret, or a certificate together with its private key. */
+static void check_credential(Ctx *x) {
+        const char *key_name = lookup(x, x->root, "client_key_file") ? "client_key_file" :
+                                                                       "client_key_credential";
+        yaml_node_t *secret = lookup(x, x->root, "client_secret_file") ?:
+                              lookup(x, x->root, "client_secret_credential");
+        yaml_node_t *cert = lookup(x, x->root, "client_certificate_file");
+        yaml_node_t *key = lookup(x, x->root, key_name);
+
+        if (secret && (cert || key))
+                error_at(x, cert ?: key, "%s: set either a client secret or a certificate, not both",
+                         cert ? "client_certificate_file" : key_name);
+        else if (!secret && !cert && !key)
+                error_at(x, x->root, "missing required key: one of \"client_secret_file\", "
+                         "\"client_secret_credential\" or \"client_certificate_file\" (with "
+                         "\"client_key_file\")");
+        else if (cert && !key)
+                error_at(x, cert, "client_certificate_file: needs its private key in client_key_file "
+                         "(or client_key_credential)");
+        else if (key && !cert)
+                error_at(x, key, "%s: needs client_certificate_file, the certificate of the key", key_name);
+}
+
 static void check_required(Ctx *x) {
         Config *c = x->c;
 
@@ -789,9 +839,7 @@ static void check_required(Ctx *x) {
                 error_at(x, x->root, "missing required key \"tenant_id\"");
         if (!lookup(x, x->root, "client_id"))
                 error_at(x, x->root, "missing required key \"client_id\"");
-        if (!lookup(x, x->root, "client_secret_file") && !lookup(x, x->root, "client_secret_credential"))
-                error_at(x, x->root, "missing required key: one of \"client_secret_file\" or "
-                         "\"client_secret_credential\"");
+        check_credential(x);
         if (!lookup(x, x->root, "cluster") &&
             (!lookup(x, x->root, "api_url") || !lookup(x, x->root, "scope")))
                 error_at(x, x->root, "missing required key \"cluster\" (needed unless both api_url "
@@ -859,12 +907,47 @@ static int report_yaml_error(Ctx *x, const yaml_parser_t *p) {
         return diag_add(x->diag, DIAG_ERROR, x->path, line, col, "YAML syntax: %s", p->problem ?: "error");
 }
 
+/* libyaml's scanner takes time quadratic in the nesting of flow collections ("[[[[..."), and
+ * yaml_parser_load() reads the whole file before we see any of it: a first pass over the events
+ * refuses deep nesting, so a hostile config costs milliseconds, not many minutes. Syntax errors
+ * are left to the loader, which reports them. */
+static int check_depth(Ctx *x) {
+        yaml_parser_t parser;
+        yaml_event_t ev;
+        unsigned depth = 0;
+        int r = 0;
+
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&parser, (const unsigned char *) x->buf, x->len);
+        while (r == 0 && yaml_parser_parse(&parser, &ev)) {
+                yaml_event_type_t t = ev.type;
+
+                if (t == YAML_MAPPING_START_EVENT || t == YAML_SEQUENCE_START_EVENT)
+                        depth++;
+                else if (t == YAML_MAPPING_END_EVENT || t == YAML_SEQUENCE_END_EVENT)
+                        depth--;
+                if (depth > MAX_DEPTH)
+                        r = diag_add(x->diag, DIAG_ERROR, x->path, (unsigned) ev.start_mark.line + 1,
+                                     (unsigned) ev.start_mark.column + 1, "YAML nested more than %d "
+                                     "levels deep", MAX_DEPTH);
+                yaml_event_delete(&ev);
+                if (t == YAML_STREAM_END_EVENT)
+                        break;
+        }
+        yaml_parser_delete(&parser);
+        return r;
+}
+
 /* One document; a second one would be silently ignored by most tools, so it is an error. */
 static int load_document(Ctx *x, yaml_document_t *doc) {
         yaml_parser_t parser;
         yaml_document_t extra;
-        int r = 0;
+        int r;
 
+        r = check_depth(x);
+        if (r < 0)
+                return r;
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *) x->buf, x->len);
@@ -960,6 +1043,9 @@ Config *config_free(Config *c) {
         free(c->client_id);
         free(c->client_secret_file);
         free(c->client_secret_credential);
+        free(c->client_certificate_file);
+        free(c->client_key_file);
+        free(c->client_key_credential);
         free(c->cluster);
         free(c->api_base);
         free(c->token_url);
@@ -975,52 +1061,58 @@ Config *config_free(Config *c) {
         return NULL;
 }
 
-/* ---- the secret -------------------------------------------------------------------------- */
+/* ---- the credential files ---------------------------------------------------------------- */
 
-static int secret_path(const Config *c, char **ret, Diag *diag) {
+/* A file that only we may read: the client secret or the private key. */
+typedef struct PrivateFile {
+        const char *what;           /* "secret file", "key file": for messages */
+        const char *path;           /* the configured path, or NULL */
+        const char *credential;     /* else this name inside $CREDENTIALS_DIRECTORY */
+        const char *credential_key; /* the config key naming the credential, for messages */
+} PrivateFile;
+
+static int private_path(const Config *c, const PrivateFile *pf, char **ret, Diag *diag) {
         const char *dir;
 
-        if (c->client_secret_file)
-                return strdup_checked(c->client_secret_file, ret);
-        if (!c->client_secret_credential)
-                return diag_add(diag, DIAG_ERROR, c->path, 0, 0, "no client secret is configured");
+        if (pf->path)
+                return strdup_checked(pf->path, ret);
         dir = getenv("CREDENTIALS_DIRECTORY");
         if (!dir || !*dir)
-                return diag_add(diag, DIAG_ERROR, c->path, 0, 0, "client_secret_credential is set but "
-                                "$CREDENTIALS_DIRECTORY is not (run under systemd with LoadCredential=)");
-        return format_into(ret, "%s/%s", dir, c->client_secret_credential);
+                return diag_add(diag, DIAG_ERROR, c->path, 0, 0, "%s is set but $CREDENTIALS_DIRECTORY "
+                                "is not (run under systemd with LoadCredential=)", pf->credential_key);
+        return format_into(ret, "%s/%s", dir, pf->credential);
 }
 
 /* Checks on the open file, so what is checked is what is read. */
-static int secret_check(int fd, const char *path, Diag *diag) {
+static int private_check(int fd, const char *path, const char *what, Diag *diag) {
         struct stat st;
 
         if (fstat(fd, &st) < 0) {
                 int r = -errno;
 
-                diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot stat secret file: %s", strerror(-r));
+                diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot stat %s: %s", what, strerror(-r));
                 return r;
         }
         if (!S_ISREG(st.st_mode))
-                return diag_add(diag, DIAG_ERROR, path, 0, 0, "secret file is not a regular file");
+                return diag_add(diag, DIAG_ERROR, path, 0, 0, "%s is not a regular file", what);
         if (st.st_mode & 077) {
-                diag_add(diag, DIAG_ERROR, path, 0, 0, "secret file is readable by group or others "
-                         "(mode %04o); run chmod 600 %s", (unsigned) (st.st_mode & 07777), path);
+                diag_add(diag, DIAG_ERROR, path, 0, 0, "%s is readable by group or others "
+                         "(mode %04o); run chmod 600 %s", what, (unsigned) (st.st_mode & 07777), path);
                 return -EPERM;
         }
         return 0;
 }
 
-static int secret_read(int fd, const char *path, char **ret, Diag *diag) {
+static int private_read(int fd, const char *path, const char *what, char **ret, Diag *diag) {
         char *buf = NULL;
         size_t len;
         int r;
 
         r = read_fd_bounded(fd, SECRET_MAX_SIZE, &buf, &len);
         if (r == -EFBIG)
-                diag_add(diag, DIAG_ERROR, path, 0, 0, "secret file is larger than %d bytes", SECRET_MAX_SIZE);
+                diag_add(diag, DIAG_ERROR, path, 0, 0, "%s is larger than %d bytes", what, SECRET_MAX_SIZE);
         else if (r < 0)
-                diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot read secret file: %s", strerror(-r));
+                diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot read %s: %s", what, strerror(-r));
         if (r < 0)
                 return r;
 
@@ -1029,32 +1121,103 @@ static int secret_read(int fd, const char *path, char **ret, Diag *diag) {
         if (len == 0 || strlen(buf) != len) {
                 explicit_bzero(buf, len);
                 free(buf);
-                return diag_add(diag, DIAG_ERROR, path, 0, 0, len == 0 ? "secret file is empty" :
-                                "secret file contains a NUL byte");
+                return diag_add(diag, DIAG_ERROR, path, 0, 0, len == 0 ? "%s is empty" :
+                                "%s contains a NUL byte", what);
         }
         *ret = buf;
         return 0;
 }
 
-int config_read_secret(const Config *c, char **ret, Diag *diag) {
+/* The contents, and the path it was read from when ret_path is not NULL. */
+static int private_file_read(const Config *c, const PrivateFile *pf, char **ret, char **ret_path,
+                             Diag *diag) {
         _cleanup_free_ char *path = NULL;
         int fd, r;
 
-        r = secret_path(c, &path, diag);
+        r = private_path(c, pf, &path, diag);
         if (r < 0)
                 return r;
         /* Symlinks are followed: systemd credentials and config management tools use them. */
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
                 r = -errno;
-                diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot open secret file: %s", strerror(-r));
+                diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot open %s: %s", pf->what, strerror(-r));
                 return r;
         }
-        r = secret_check(fd, path, diag);
+        r = private_check(fd, path, pf->what, diag);
         if (r == 0)
-                r = secret_read(fd, path, ret, diag);
+                r = private_read(fd, path, pf->what, ret, diag);
         close(fd);
+        if (r == 0 && ret_path)
+                *ret_path = TAKE_PTR(path);
         return r;
+}
+
+int config_read_secret(const Config *c, char **ret, Diag *diag) {
+        const PrivateFile pf = { "secret file", c->client_secret_file, c->client_secret_credential,
+                                 "client_secret_credential" };
+
+        if (!pf.path && !pf.credential)
+                return diag_add(diag, DIAG_ERROR, c->path, 0, 0, "no client secret is configured");
+        return private_file_read(c, &pf, ret, NULL, diag);
+}
+
+/* The certificate is public: any mode will do. The key is as private as a secret. */
+static int certificate_read(const Config *c, ClientCredential *cred, Diag *diag) {
+        const PrivateFile pf = { "key file", c->client_key_file, c->client_key_credential,
+                                 "client_key_credential" };
+        size_t len;
+        int r;
+
+        if (!pf.path && !pf.credential)
+                return diag_add(diag, DIAG_ERROR, c->path, 0, 0, "no private key is configured");
+        r = strdup_checked(c->client_certificate_file, &cred->cert_path);
+        if (r < 0)
+                return r;
+        r = read_file_bounded(cred->cert_path, CERT_MAX_SIZE, &cred->cert_pem, &len);
+        if (r == -EFBIG)
+                diag_add(diag, DIAG_ERROR, cred->cert_path, 0, 0, "certificate file is larger than %d bytes",
+                         CERT_MAX_SIZE);
+        else if (r < 0)
+                diag_add(diag, DIAG_ERROR, cred->cert_path, 0, 0, "cannot read certificate file: %s",
+                         strerror(-r));
+        if (r < 0)
+                return r;
+        return private_file_read(c, &pf, &cred->key_pem, &cred->key_path, diag);
+}
+
+int config_read_credential(const Config *c, ClientCredential *ret, Diag *diag) {
+        ClientCredential cred = { 0 };
+        int r;
+
+        if (c->client_certificate_file)
+                r = certificate_read(c, &cred, diag);
+        else
+                r = config_read_secret(c, &cred.secret, diag);
+        if (r < 0) {
+                client_credential_clear(&cred);
+                return r;
+        }
+        *ret = cred;
+        return 0;
+}
+
+static void wipe_free(char *s) {
+        if (s) {
+                explicit_bzero(s, strlen(s));
+                free(s);
+        }
+}
+
+void client_credential_clear(ClientCredential *cred) {
+        if (!cred)
+                return;
+        wipe_free(cred->secret);
+        wipe_free(cred->key_pem);
+        free(cred->key_path);
+        free(cred->cert_pem);
+        free(cred->cert_path);
+        *cred = (ClientCredential) { 0 };
 }
 
 /* ---- lookups ----------------------------------------------------------------------------- */

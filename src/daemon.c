@@ -37,7 +37,8 @@ typedef struct Daemon {
         bool stopping;
         uint64_t data_version;   /* of the store, to notice approve-deletes */
         uint64_t next_due;       /* earliest retry time of a skipped user, 0 = none */
-        size_t last_held;        /* held deletes last warned about */
+        size_t last_held;        /* held deletes in the last plan */
+        size_t last_notes[3];    /* held, empty-roster skipped and drift counts last logged */
         char last_result[64];
         uv_signal_t sigterm, sigint, sighup;
         uv_timer_t due, poll, watchdog, sweep;
@@ -129,9 +130,14 @@ static void on_run_done(void *userdata, Runner *r) {
         update_status(d);
 }
 
-static void warn_held(Daemon *d, const Plan *p) {
-        if (p->n_held != d->last_held)
-                reconcile_log_notes(d->tenant, p, NULL);
+/* A plan's warnings (held deletes, an empty roster, drift) are logged when they change, whether
+ * or not the plan has jobs: the daemon plans again after every run and every wake-up. */
+static void log_notes(Daemon *d, const Plan *p, const char *run_id) {
+        size_t notes[3] = { p->n_held, p->n_delete_skipped, p->n_drift };
+
+        if (memcmp(notes, d->last_notes, sizeof(notes)) != 0)
+                reconcile_log_notes(d->tenant, p, run_id);
+        memcpy(d->last_notes, notes, sizeof(notes));
         d->last_held = p->n_held;
 }
 
@@ -139,7 +145,8 @@ static int start_run(Daemon *d) {
         Plan *p = NULL;
         int k;
 
-        if (d->stopping || !d->roster || !d->tenant)
+        /* A reload plans from inside daemon_open(): its caller then finds the run started. */
+        if (d->stopping || d->runner || !d->roster || !d->tenant)
                 return 0;
         k = reconcile_plan(d->tenant, d->roster, &p);
         if (k < 0) {
@@ -149,15 +156,14 @@ static int start_run(Daemon *d) {
         d->next_due = p->next_due_usec;
         arm_due(d);
         if (reconcile_jobs(p) == 0) {   /* nothing to send: stay idle, no API call */
-                warn_held(d, p);
+                log_notes(d, p, NULL);
                 plan_free(p);
                 return 0;
         }
         d->plan = p;
-        d->last_held = p->n_held;
         k = reconcile_run_begin(d->tenant, p, d->roster, &d->run);
         if (k >= 0) {
-                reconcile_log_notes(d->tenant, p, d->run.run_id);
+                log_notes(d, p, d->run.run_id);
                 k = runner_new(d->tenant, p, d->roster, d->run.run_id, &d->runner);
         }
         if (k >= 0)
@@ -229,7 +235,8 @@ static void on_roster_changed(void *userdata) {
 
 /* ---- config, tenant and watcher --------------------------------------------------------------- */
 
-/* The initial roster is read at once (not after settle_time), so READY=1 means "loaded". */
+/* The initial roster is read at once (not after settle_time), so READY=1 means "loaded";
+ * unless a file in it is still being written: then the watcher reads it once it has settled. */
 static int daemon_open(Daemon *d, Config *c) {
         Diag diag = DIAG_INIT;
         int k;
@@ -240,7 +247,12 @@ static int daemon_open(Daemon *d, Config *c) {
         if (k < 0)
                 return k;
         c = d->tenant->config;
-        on_roster_changed(d);
+        if (dirwatch_settled(c->roster_dir, c->settle_time_usec))
+                on_roster_changed(d);
+        else
+                log_msg(d->tenant->log, LOG_NOTICE, "%s: a roster file changed within the last "
+                        "%.1f s; the roster is read once it has settled", c->roster_dir,
+                        (double) c->settle_time_usec / USEC_PER_SEC);
         k = dirwatch_new(&d->loop, c->roster_dir, c->settle_time_usec, c->scan_interval_usec,
                          on_roster_changed, d, &d->watch);
         if (k < 0)
@@ -303,7 +315,7 @@ static int sweep_ids(Daemon *d, Guid **ret, size_t *ret_n) {
 
 static void on_sweep_done(void *userdata, Verify *v) {
         Daemon *d = userdata;
-        const VerifyStats *st = verify_stats(v);
+        VerifyStats st = *verify_stats(v);   /* a copy: v is freed next */
         char when[32];
 
         d->verify = verify_free(v);
@@ -311,10 +323,10 @@ static void on_sweep_done(void *userdata, Verify *v) {
                 return;
         log_event(d->tenant->log, LOG_INFO, &(LogEvent) { .action = "verify", .result = "ok" },
                   "verify sweep: %zu checked, %zu missing, %zu in another OU, %zu not answered",
-                  st->checked, st->missing, st->moved, st->errors);
+                  st.checked, st.missing, st.moved, st.errors);
         snprintf(when, sizeof(when), "%" PRIu64, now_usec());
         (void) store_meta_set(d->tenant->store, "verify_last", when);
-        if (st->missing + st->moved > 0)
+        if (st.missing + st.moved > 0)
                 request_run(d);
         arm_sweep(d);
 }

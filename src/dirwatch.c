@@ -20,6 +20,8 @@ struct DirWatch {
         uint64_t candidate;      /* fingerprint seen when the settle timer was started */
         bool have_reported;
         bool watching;           /* uv_fs_event started */
+        dev_t dev;               /* ... on this folder */
+        ino_t ino;
         unsigned open_handles;
         DirWatchFn changed;
         void *userdata;
@@ -62,13 +64,59 @@ int dirwatch_fingerprint(const char *dir, uint64_t *ret) {
         return 0;
 }
 
+bool dirwatch_settled(const char *dir, uint64_t settle_usec) {
+        uint64_t now = now_usec();
+        struct dirent *de;
+        bool settled = true;
+        DIR *d;
+
+        d = opendir(dir);
+        if (!d)
+                return true;    /* nothing to wait for: loading it reports the error */
+        while (settled && (de = readdir(d))) {
+                struct stat st;
+
+                if (!roster_is_candidate_name(de->d_name) ||
+                    fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                /* A modification time in the future (clock skew) counts as recent. */
+                settled = st.st_mtim.tv_sec >= 0 &&
+                          (uint64_t) st.st_mtim.tv_sec * USEC_PER_SEC +
+                          (uint64_t) st.st_mtim.tv_nsec / 1000 + settle_usec <= now;
+        }
+        closedir(d);
+        return settled;
+}
+
 static void on_settle(uv_timer_t *t);
+static void on_event(uv_fs_event_t *e, const char *name, int events, int status);
+
+/* A watch dies with its folder, and none starts on a folder that is missing: whenever we look,
+ * watch the folder that is there now, so inotify is back as soon as the folder is. */
+static void watch_folder(DirWatch *w) {
+        struct stat st;
+
+        if (stat(w->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                if (w->watching)
+                        (void) uv_fs_event_stop(&w->event);
+                w->watching = false;
+                return;
+        }
+        if (w->watching && st.st_dev == w->dev && st.st_ino == w->ino)
+                return;
+        if (w->watching)
+                (void) uv_fs_event_stop(&w->event);
+        w->watching = uv_fs_event_start(&w->event, on_event, w->dir, 0) >= 0;
+        w->dev = st.st_dev;
+        w->ino = st.st_ino;
+}
 
 /* Something may have changed: (re)start the settle timer if the files differ from what we last
  * reported or from what the running settle period started with. */
 static void check(DirWatch *w) {
         uint64_t fp = 0;
 
+        watch_folder(w);
         (void) dirwatch_fingerprint(w->dir, &fp);   /* an unreadable folder is fingerprint 0 */
         if (uv_is_active((uv_handle_t *) &w->settle) && fp == w->candidate)
                 return;
@@ -82,6 +130,7 @@ static void on_settle(uv_timer_t *t) {
         DirWatch *w = t->data;
         uint64_t fp = 0;
 
+        watch_folder(w);
         (void) dirwatch_fingerprint(w->dir, &fp);
         if (fp != w->candidate) {       /* still being written: wait another settle period */
                 w->candidate = fp;
@@ -103,12 +152,7 @@ static void on_event(uv_fs_event_t *e, const char *name, int events, int status)
 }
 
 static void on_rescan(uv_timer_t *t) {
-        DirWatch *w = t->data;
-
-        /* The watch dies with its folder; try to set it up again. */
-        if (!w->watching && uv_fs_event_start(&w->event, on_event, w->dir, 0) >= 0)
-                w->watching = true;
-        check(w);
+        check(t->data);
 }
 
 int dirwatch_new(uv_loop_t *loop, const char *dir, uint64_t settle_usec, uint64_t rescan_usec,
@@ -132,10 +176,9 @@ int dirwatch_new(uv_loop_t *loop, const char *dir, uint64_t settle_usec, uint64_
         }
         w->open_handles = 3;
         w->event.data = w->settle.data = w->rescan.data = w;
-        w->watching = uv_fs_event_start(&w->event, on_event, dir, 0) >= 0;
         if (rescan_ms > 0)
                 (void) uv_timer_start(&w->rescan, on_rescan, rescan_ms, rescan_ms);
-        check(w);       /* the first load goes through the same settle rule */
+        check(w);       /* starts the watch; the first load goes through the same settle rule */
         *ret = w;
         return 0;
 }

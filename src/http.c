@@ -132,6 +132,8 @@ static void transfer_free(Transfer *t) {
         if (t->easy)
                 curl_easy_cleanup(t->easy);
         curl_slist_free_all(t->headers);
+        if (t->req_body)   /* a token request's body holds a signed client assertion */
+                explicit_bzero(t->req_body, strlen(t->req_body));
         free(t->req_body);
         free(t->body);
         free(t);

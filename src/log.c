@@ -4,6 +4,8 @@
 
 #include <stdio.h>
 #include <sys/stat.h>
+/* Without this every entry would carry CODE_FILE=log.c, CODE_FUNC=log_emit: true, and useless. */
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 

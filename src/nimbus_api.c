@@ -20,6 +20,7 @@
 #define LICENSES_MAX 1000
 #define LICENSE_NAME_MAX 128
 #define SCOPE_MAX 4096
+#define ASSERTION_MAX (16 * 1024)           /* a client assertion is under 2 KiB */
 #define RETRY_AFTER_MAX_SEC 3600
 #define RETRY_AFTER_TEXT_MAX 128
 
@@ -659,6 +660,51 @@ int oauth_request_body(const char *scope, char **ret) {
                 return -ENOMEM;
         *ret = body;
         return 0;
+}
+
+#define ASSERTION_TYPE_JWT_BEARER "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+/* The assertion is a credential for its lifetime: its escaped copy is wiped, not just freed. */
+static void escape_free(char *s) {
+        if (s) {
+                explicit_bzero(s, strlen(s));
+                curl_free(s);
+        }
+}
+
+/* Only for strings whose length was checked against ASSERTION_MAX. */
+static char *form_escape(const char *s) {
+        return curl_easy_escape(NULL, s, (int) strlen(s));
+}
+
+static bool form_value_ok(const char *s, size_t max) {
+        return s && *s && strlen(s) <= max;
+}
+
+int oauth_assertion_request_body(const char *scope, const char *client_id, const char *assertion,
+                                 char **ret) {
+        char *e_scope, *e_client, *e_type, *e_assertion, *body = NULL;
+        int r = -ENOMEM;
+
+        if (!form_value_ok(scope, SCOPE_MAX) || !form_value_ok(client_id, SCOPE_MAX) ||
+            !form_value_ok(assertion, ASSERTION_MAX))
+                return -EINVAL;
+        e_scope = form_escape(scope);
+        e_client = form_escape(client_id);
+        e_type = form_escape(ASSERTION_TYPE_JWT_BEARER);
+        e_assertion = form_escape(assertion);
+        if (e_scope && e_client && e_type && e_assertion &&
+            asprintf(&body, "grant_type=client_credentials&client_id=%s&scope=%s"
+                     "&client_assertion_type=%s&client_assertion=%s",
+                     e_client, e_scope, e_type, e_assertion) >= 0)
+                r = 0;
+        curl_free(e_scope);
+        curl_free(e_client);
+        curl_free(e_type);
+        escape_free(e_assertion);
+        if (r == 0)
+                *ret = body;
+        return r;
 }
 
 /* ---- Retry-After ------------------------------------------------------------------------------- */

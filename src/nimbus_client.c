@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "jwt.h"
 #include "util.h"
 
 #define TOKEN_MARGIN_MAX (60 * USEC_PER_SEC)
@@ -16,7 +17,8 @@ struct NimbusClient {
         char *token_url;
         char *scope;
         char *client_id;
-        char *secret;
+        char *secret;                /* one of these two: HTTP Basic, or */
+        JwtSigner *signer;           /* a signed client assertion per token request */
         uint64_t timeout_usec;
 
         char *token;                 /* never logged, never stored */
@@ -42,7 +44,18 @@ static void wipe_free(char *s) {
         free(s);
 }
 
-int nimbus_client_new(uv_loop_t *loop, const Config *c, const char *secret, NimbusClient **ret) {
+static int credential_set(NimbusClient *nc, const ClientCredential *cred, Diag *diag) {
+        if (cred->key_pem && cred->cert_pem)
+                return jwt_signer_new(cred->cert_pem, cred->cert_path, cred->key_pem, cred->key_path,
+                                      &nc->signer, diag);
+        if (!cred->secret)
+                return -EINVAL;
+        nc->secret = strdup(cred->secret);
+        return nc->secret ? 0 : -ENOMEM;
+}
+
+int nimbus_client_new(uv_loop_t *loop, const Config *c, const ClientCredential *cred,
+                      NimbusClient **ret, Diag *diag) {
         NimbusClient *nc = calloc(1, sizeof(*nc));
         int r;
 
@@ -50,11 +63,13 @@ int nimbus_client_new(uv_loop_t *loop, const Config *c, const char *secret, Nimb
                 return -ENOMEM;
         nc->timeout_usec = c->retry.timeout_usec;
         if (!(nc->api_base = strdup(c->api_base)) || !(nc->token_url = strdup(c->token_url)) ||
-            !(nc->scope = strdup(c->scope)) || !(nc->client_id = strdup(c->client_id)) ||
-            !(nc->secret = strdup(secret))) {
+            !(nc->scope = strdup(c->scope)) || !(nc->client_id = strdup(c->client_id))) {
                 r = -ENOMEM;
                 goto fail;
         }
+        r = credential_set(nc, cred, diag);
+        if (r < 0)
+                goto fail;
         r = http_engine_new(loop, c->ca_file, &nc->http);
         if (r < 0)
                 goto fail;
@@ -74,6 +89,7 @@ void nimbus_client_close(NimbusClient *nc) {
         free(nc->scope);
         free(nc->client_id);
         wipe_free(nc->secret);
+        jwt_signer_free(nc->signer);
         wipe_free(nc->token);
         free(nc);
 }
@@ -124,25 +140,41 @@ static void token_answer(void *userdata, const HttpResponse *resp) {
         nc->token_done(nc->token_userdata, st, resp->status, st == TOKEN_OK ? "" : msg ? msg : "out of memory");
 }
 
+/* With a certificate, a fresh assertion for each request: Entra refuses a reused one. */
+static int token_request_body(NimbusClient *nc, char **ret) {
+        char *assertion = NULL;
+        int r;
+
+        if (!nc->signer)
+                return oauth_request_body(nc->scope, ret);
+        r = jwt_client_assertion(nc->signer, nc->client_id, nc->token_url, now_usec(), &assertion);
+        if (r < 0)
+                return r;
+        r = oauth_assertion_request_body(nc->scope, nc->client_id, assertion, ret);
+        wipe_free(assertion);
+        return r;
+}
+
 int nimbus_client_token_fetch(NimbusClient *nc, TokenDoneFn done, void *userdata) {
-        _cleanup_free_ char *body = NULL;
+        char *body = NULL;
         HttpRequest req = {
                 .method = "POST", .url = nc->token_url,
                 .content_type = "application/x-www-form-urlencoded",
-                .basic_user = nc->client_id, .basic_pass = nc->secret,
+                .basic_user = nc->secret ? nc->client_id : NULL, .basic_pass = nc->secret,
                 .timeout_usec = nc->timeout_usec, .max_body = NIMBUS_MAX_BODY,
         };
         int r;
 
         if (nc->fetching)
                 return -EBUSY;
-        r = oauth_request_body(nc->scope, &body);
+        r = token_request_body(nc, &body);
         if (r < 0)
                 return r;
         req.body = body;
         nc->token_done = done;
         nc->token_userdata = userdata;
         r = http_submit(nc->http, &req, token_answer, nc);
+        wipe_free(body);   /* the engine has its own copy */
         if (r < 0)
                 return r;
         nc->fetching = true;

@@ -11,6 +11,7 @@
 #include "util.h"
 
 #define QUOTE_MAX 80
+#define MAX_DEPTH 64 /* nesting inside a value we skip; a roster itself needs three levels */
 
 typedef enum UserKey {
         KEY_O365_ID,
@@ -99,7 +100,9 @@ static int next(YamlReader *y) {
         return 0;
 }
 
-/* Step over the node that starts at the current event. */
+/* Step over the node that starts at the current event. libyaml's scanner takes time quadratic
+ * in the nesting of flow collections ("[[[[..."), so a few hundred kilobytes of brackets would
+ * stall reading for hours: deep nesting is an error that stops reading. */
 static int skip_node(YamlReader *y) {
         unsigned depth = 0;
 
@@ -113,6 +116,9 @@ static int skip_node(YamlReader *y) {
                         depth--;
                 if (depth == 0)
                         return 0;
+                if (depth > MAX_DEPTH)
+                        return roster_error(y->b, ev_line(y), ev_col(y), "YAML nested more than %d levels "
+                                            "deep", MAX_DEPTH);
                 r = next(y);
                 if (r < 0)
                         return r;

@@ -170,6 +170,10 @@ static int job_on_send(void *userdata) {
         StoreUser u;
         int k;
 
+        /* Handed to the tenant before the first "no licenses" came back: it would only fail too.
+         * -EDQUOT cancels the call unsent; job_on_done() pauses the job. */
+        if (r->licenses_paused && j->call != CALL_DELETE)
+                return -EDQUOT;
         k = job_load(r, j, &u);
         if (k < 0)
                 return k;
@@ -316,6 +320,11 @@ static void job_on_done(void *userdata, const NimbusResult *res) {
                 /* Never answered: a sent intent stays in the store and the next start settles it.
                  * A real answer after runner_stop() is still recorded below. */
                 job_set_state(r, j, JOB_CANCELLED);
+                return;
+        }
+        if (res->error == -EDQUOT) {
+                job_set_state(r, j, JOB_PAUSED);   /* held back by job_on_send(), never sent */
+                feed(r);
                 return;
         }
         switch (res->outcome) {

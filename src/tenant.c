@@ -148,6 +148,9 @@ static void call_done(void *userdata, const NimbusResult *res) {
         Tenant *t = c->tenant;
         uint64_t now = now_usec();
 
+        /* The server saw the request at the latest now: counting it in the window from here
+         * (and as taking a slot while in flight) keeps the window whatever the transit time. */
+        ratelimit_record(&t->limiter, now);
         t->in_flight--;
         if (t->closing) {
                 c->done(c->userdata, res);
@@ -192,9 +195,6 @@ static void call_send(Tenant *t, TenantCall *c, uint64_t now) {
                 call_fail(c, OUTCOME_TRANSIENT, 0, r, "could not record the call in the state store");
                 return;
         }
-        /* Stamp the send after the durable commit, right before the request leaves: an fsync
-         * of varying length between the two would otherwise shrink the real gap between sends. */
-        ratelimit_record(&t->limiter, now_usec());
         r = nimbus_client_call(t->client, c->call, &c->id, &c->target, call_done, c);
         if (r < 0) {
                 call_fail(c, OUTCOME_TRANSIENT, 0, r, "could not start the request");
@@ -222,7 +222,10 @@ static bool ready_to_send(Tenant *t, uint64_t now) {
         const TenantCall *head = queue_peek(t);
         unsigned limit = head->prio == PRIO_VERIFY ? (t->config->rate_operations + 1) / 2
                                                    : t->config->rate_operations;
-        uint64_t next = ratelimit_next_within(&t->limiter, now, limit);
+        /* Calls in flight hold a slot each until their answer enters the window (call_done). */
+        if (t->in_flight >= limit)
+                return false;
+        uint64_t next = ratelimit_next_within(&t->limiter, now, limit - t->in_flight);
         if (next > now) {
                 arm_timer(t, next, now);
                 return false;
@@ -306,7 +309,7 @@ static int tenant_open_store(Tenant *t, Diag *diag) {
 }
 
 int tenant_new(uv_loop_t *loop, Config *c, Logger *log, Tenant **ret, Diag *diag) {
-        _cleanup_free_ char *secret = NULL;
+        ClientCredential cred = { 0 };
         Tenant *t;
         int r;
 
@@ -318,13 +321,12 @@ int tenant_new(uv_loop_t *loop, Config *c, Logger *log, Tenant **ret, Diag *diag
         t->config = c;
         t->log = log;
         t->loop = loop;
-        r = config_read_secret(c, &secret, diag);
+        r = config_read_credential(c, &cred, diag);
         if (r >= 0)
                 r = tenant_open_store(t, diag);
         if (r >= 0)
-                r = nimbus_client_new(loop, c, secret, &t->client);
-        if (secret)
-                explicit_bzero(secret, strlen(secret));
+                r = nimbus_client_new(loop, c, &cred, &t->client, diag);
+        client_credential_clear(&cred);
         if (r < 0)
                 goto fail;
         r = uv_timer_init(loop, &t->timer);

@@ -6,6 +6,11 @@
 #   DIR/server.pem, DIR/server.key  a server certificate signed by that CA for
 #                                   IP:127.0.0.1 and DNS:localhost
 #   DIR/other-ca.pem                an unrelated CA, for "wrong CA is refused" tests
+#   DIR/client.pem, DIR/client.key  an application's certificate credential (RSA 2048,
+#                                   self-signed, as Entra ID takes them): give client.pem to
+#                                   the simulator (--client-cert), both to nimbus-sync
+#   DIR/client-wrong.key            another RSA key, which does not belong to client.pem,
+#   DIR/client-wrong.pem            and its own certificate, which the simulator does not know
 # Prints nothing on success; on failure shows openssl's output and exits non-zero.
 set -eu
 
@@ -36,6 +41,12 @@ make_ca() {
 		-addext "subjectKeyIdentifier=hash"
 }
 
+# make_client NAME: a self-signed RSA certificate NAME.pem with key NAME.key.
+make_client() {
+	run openssl req -x509 -new -nodes -newkey rsa:2048 \
+		-keyout "$dir/$1.key" -out "$dir/$1.pem" -days 2 -subj "/CN=nimbus-sync test app ($1)"
+}
+
 make_ca ca "/CN=nimbus-sim test CA"
 make_ca other-ca "/CN=nimbus-sim unrelated CA"
 rm -f "$dir/other-ca.key"
@@ -55,5 +66,8 @@ run openssl x509 -req -in "$dir/.server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.k
 	-CAcreateserial -CAserial "$dir/.ca.srl" -days 2 -sha256 \
 	-extfile "$dir/.server.ext" -out "$dir/server.pem"
 
-chmod 644 "$dir/ca.pem" "$dir/other-ca.pem" "$dir/server.pem"
+make_client client
+make_client client-wrong
+
+chmod 644 "$dir/ca.pem" "$dir/other-ca.pem" "$dir/server.pem" "$dir/client.pem" "$dir/client-wrong.pem"
 rm -f "$dir/.server.csr" "$dir/.server.ext" "$dir/.ca.srl" "$log"

@@ -9,7 +9,10 @@ answers, dropped connections, garbage bodies, scripted answers) so that every
 row of PRODUCT.md section 6.2 can be provoked on purpose.
 
 Routes:
-  POST /{tenant}/oauth2/v2.0/token    Entra client-credentials token endpoint
+  POST /{tenant}/oauth2/v2.0/token    Entra client-credentials token endpoint: the client
+                                       secret (Basic header or form), or with --client-cert
+                                       a client assertion (RFC 7523) signed RS256 with that
+                                       certificate's key
   *    /api/public-api-next/...        the Nimbus Public API (needs a Bearer token)
   POST /_sim/config                    merge settings (see SETTING_CHECKS)
   GET  /_sim/state                     users, counters, request log, window statistics
@@ -24,6 +27,14 @@ connection without answering) and "after": true (process the call first, so
 the scripted answer replaces a real outcome); its "path" is a glob ("user/*").
 Each request-log entry also names the injected fault, if any ("fault").
 
+Client assertions are checked as Entra ID checks them: three base64url parts,
+alg RS256, x5t#S256 naming the registered certificate, aud the token URL the
+request was sent to, iss = sub = client_id, nbf/exp around now (five minutes of
+clock skew), a jti not seen before, and the signature. The standard library has
+no RSA, so the signature is checked by the openssl command-line tool. Refusals
+carry Entra's AADSTS codes where they are known (700027 signature or unknown
+certificate, 700024 time range, 700021 issuer, 50027 malformed).
+
 Only the Python standard library is used. The server binds to 127.0.0.1 only,
 prints one line "LISTENING <scheme>://127.0.0.1:<port>" and runs until SIGTERM
 or SIGINT. One lock guards all state; sleeps (rate delay, delay_ms) happen
@@ -34,6 +45,7 @@ import argparse
 import base64
 import collections
 import fnmatch
+import hashlib
 import http.server
 import json
 import math
@@ -41,10 +53,13 @@ import os
 import random
 import re
 import secrets
+import shutil
 import signal
 import socket
 import ssl
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -60,6 +75,10 @@ MAX_TOKEN_LOG = 10_000
 MAX_TOKENS = 100_000
 LICENSE_NAME = "Contact Center"
 USER_TYPES = ("SkillBased", "MsTeams")
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_MAX = 16 * 1024
+ASSERTION_SKEW = 300        # seconds of clock skew Entra tolerates on nbf and exp
+MAX_JTIS = 100_000
 
 DROP = object()  # a handler result meaning "close the connection, answer nothing"
 
@@ -209,6 +228,8 @@ class SimState:
         self.tenant = canonical_guid(args.tenant)
         self.client_id = canonical_guid(args.client_id)
         self.client_secret = args.client_secret
+        self.verifier = getattr(args, "verifier", None)  # AssertionVerifier; immutable, used unlocked
+        self.jtis = {}                  # jti of an accepted assertion -> its exp (wall clock)
         self.scope_suffix = args.scope_suffix
         self.settings = {
             "error_rate": 0.0, "after_error_rate": 0.0, "drop_rate": 0.0,
@@ -578,6 +599,55 @@ def parse_json_body(raw):
 
 # --- Entra token endpoint --------------------------------------------------
 
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text):
+    """Bytes of a base64url string without padding; ValueError if it is not one."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", text) or len(text) % 4 == 1:
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class AssertionVerifier:
+    """The certificate registered for the application (--client-cert).
+
+    The thumbprint is hashed here; the public key is extracted once with the
+    openssl tool, which then checks each signature. Thread-safe: every check
+    uses files of its own.
+    """
+
+    def __init__(self, pem_path):
+        with open(pem_path, encoding="ascii") as f:
+            der = ssl.PEM_cert_to_DER_cert(f.read())
+        self.x5t_s256 = b64url(hashlib.sha256(der).digest())
+        self.workdir = tempfile.mkdtemp(prefix="nimbus-sim-cert-")
+        self.pubkey = os.path.join(self.workdir, "client-pub.pem")
+        out = subprocess.run(["openssl", "x509", "-pubkey", "-noout", "-in", pem_path],
+                             check=True, capture_output=True)
+        with open(self.pubkey, "wb") as f:
+            f.write(out.stdout)
+
+    def signature_ok(self, signed, signature):
+        """Does SIGNATURE verify RS256 over SIGNED (bytes) with the registered key?"""
+        tmp = tempfile.mkdtemp(dir=self.workdir)
+        try:
+            data, sig = os.path.join(tmp, "data"), os.path.join(tmp, "sig")
+            with open(data, "wb") as f:
+                f.write(signed)
+            with open(sig, "wb") as f:
+                f.write(signature)
+            p = subprocess.run(["openssl", "dgst", "-sha256", "-verify", self.pubkey,
+                                "-signature", sig, data], capture_output=True)
+            return p.returncode == 0
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def close(self):
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 def client_credentials(headers, form):
     """Client id and secret from the Basic header, else from the form."""
     auth = headers.get("Authorization", "")
@@ -597,8 +667,131 @@ def missing_param(name):
                    f"AADSTS900144: The request body must contain the following parameter: '{name}'.")
 
 
-def token_checks(st, tenant, headers, form):
-    """Validate one token request the way Entra would; None when it may pass."""
+def malformed_assertion(reason):
+    return aad_err(400, "invalid_request",
+                   f"AADSTS50027: JWT token is invalid or malformed. [Reason - {reason}]")
+
+
+def bad_signature(reason):
+    return aad_err(401, "invalid_client",
+                   f"AADSTS700027: Client assertion contains an invalid signature. [Reason - {reason}]")
+
+
+def quote(value):
+    return repr(value)[:80]
+
+
+def split_assertion(assertion):
+    """(header, claims, signed bytes, signature) of a compact JWS, or a Response."""
+    if not isinstance(assertion, str) or not assertion:
+        return missing_param("client_assertion")
+    if len(assertion) > ASSERTION_MAX:
+        return malformed_assertion("The assertion is too long.")
+    parts = assertion.split(".")
+    if len(parts) != 3:
+        return malformed_assertion(f"The token has {len(parts)} parts, not 3.")
+    try:
+        header = json.loads(b64url_decode(parts[0]))
+        claims = json.loads(b64url_decode(parts[1]))
+        signature = b64url_decode(parts[2])
+    except (ValueError, RecursionError):
+        return malformed_assertion("A part is not base64url-encoded JSON.")
+    if not isinstance(header, dict) or not isinstance(claims, dict) or not signature:
+        return malformed_assertion("The header or the claims are not a JSON object.")
+    return header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
+
+
+def check_signature(verifier, header, signed, signature):
+    if header.get("alg") != "RS256":
+        return malformed_assertion(f"The algorithm {quote(header.get('alg'))} is not supported; "
+                                   "use RS256.")
+    thumb = header.get("x5t#S256")
+    if verifier is None or thumb != verifier.x5t_s256:
+        return bad_signature(f"The key was not found., Thumbprint of key used by client: "
+                             f"{quote(thumb)}")
+    if not verifier.signature_ok(signed, signature):
+        return bad_signature("The signature does not verify with the registered certificate.")
+    return None
+
+
+def check_claims(claims, client_id, audience, now):
+    if claims.get("iss") != claims.get("sub") or canonical_guid(claims.get("iss")) is None \
+            or canonical_guid(claims.get("iss")) != canonical_guid(client_id):
+        return aad_err(401, "invalid_client", "AADSTS700021: Client assertion application "
+                       "identifier doesn't match 'client_id' parameter.")
+    if claims.get("aud") != audience:
+        return malformed_assertion(f"The audience {quote(claims.get('aud'))} is not the token "
+                                   f"endpoint {audience}.")
+    nbf, exp = claims.get("nbf"), claims.get("exp")
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (nbf, exp)):
+        return malformed_assertion("nbf and exp must be numbers.")
+    if nbf > now + ASSERTION_SKEW or exp < now - ASSERTION_SKEW or exp < nbf:
+        return aad_err(401, "invalid_client", "AADSTS700024: Client assertion is not within its "
+                       f"valid time range. Current time: {int(now)}, assertion valid from "
+                       f"{int(nbf)}, expiry time of assertion {int(exp)}.")
+    if not isinstance(claims.get("jti"), str) or not claims["jti"]:
+        return malformed_assertion("The assertion has no jti.")
+    return None
+
+
+def check_assertion(verifier, form, audience):
+    """The checks of a client assertion that need no state (so run them unlocked).
+
+    Return (error Response, None) or (None, (jti, exp)) for the replay check.
+    """
+    if form.get("client_assertion_type") != ASSERTION_TYPE:
+        return aad_err(400, "invalid_request", "AADSTS50027: JWT token is invalid or malformed. "
+                       f"[Reason - client_assertion_type must be {ASSERTION_TYPE}.]"), None
+    parts = split_assertion(form.get("client_assertion"))
+    if isinstance(parts, Response):
+        return parts, None
+    header, claims, signed, signature = parts
+    resp = check_signature(verifier, header, signed, signature) or \
+        check_claims(claims, form.get("client_id"), audience, time.time())
+    return (resp, None) if resp else (None, (claims["jti"], claims["exp"]))
+
+
+def accept_jti(st, jti, exp, now):
+    """Remember an accepted assertion's jti; False if it was used before (lock held)."""
+    if jti in st.jtis and st.jtis[jti] >= now - ASSERTION_SKEW:
+        return False
+    if len(st.jtis) >= MAX_JTIS:
+        st.jtis = {j: e for j, e in st.jtis.items() if e >= now - ASSERTION_SKEW}
+    while len(st.jtis) >= MAX_JTIS:
+        st.jtis.pop(next(iter(st.jtis)))
+    st.jtis[jti] = exp
+    return True
+
+
+def assertion_auth(st, headers, form, checked):
+    """The credential part of token_checks for a request that carries an assertion."""
+    if form.get("client_secret") or headers.get("Authorization"):
+        return aad_err(400, "invalid_request", "AADSTS50027: JWT token is invalid or malformed. "
+                       "[Reason - A client assertion and a client secret were both presented.]")
+    resp, claim = checked
+    if resp is not None:
+        return resp
+    if not accept_jti(st, claim[0], claim[1], time.time()):
+        return malformed_assertion("The jti of the assertion was used before.")
+    return None
+
+
+def secret_auth(st, secret):
+    if not secret:
+        return aad_err(401, "invalid_client", "AADSTS7000216: 'client_assertion', "
+                       "'client_secret' or 'request' is required for the "
+                       "'client_credentials' grant type.")
+    if not secrets.compare_digest(secret.encode(), st.client_secret.encode()):
+        return aad_err(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
+    return None
+
+
+def token_checks(st, tenant, headers, form, checked):
+    """Validate one token request the way Entra would; None when it may pass.
+
+    CHECKED is check_assertion()'s result when the request carries a client
+    assertion, else None.
+    """
     if canonical_guid(tenant) != st.tenant:
         return aad_err(400, "invalid_request", f"AADSTS90002: Tenant '{tenant}' not found.")
     cid, secret = client_credentials(headers, form)
@@ -608,12 +801,9 @@ def token_checks(st, tenant, headers, form):
         return aad_err(400, "unauthorized_client",
                        f"AADSTS700016: Application with identifier '{cid}' was not found "
                        "in the directory.")
-    if not secret:
-        return aad_err(401, "invalid_client", "AADSTS7000216: 'client_assertion', "
-                       "'client_secret' or 'request' is required for the "
-                       "'client_credentials' grant type.")
-    if not secrets.compare_digest(secret.encode(), st.client_secret.encode()):
-        return aad_err(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
+    resp = assertion_auth(st, headers, form, checked) if checked else secret_auth(st, secret)
+    if resp is not None:
+        return resp
     grant = form.get("grant_type")
     if not grant:
         return missing_param("grant_type")
@@ -631,24 +821,30 @@ def token_checks(st, tenant, headers, form):
     return None
 
 
-def handle_token(st, tenant, headers, body_raw):
+def handle_token(st, tenant, headers, body_raw, audience):
+    """One token request; AUDIENCE is the URL it was sent to (an assertion's aud)."""
     try:
         pairs = urllib.parse.parse_qsl(body_raw.decode(), keep_blank_values=True)
     except UnicodeDecodeError:
         pairs = []
     form = dict(pairs)
+    uses_assertion = "client_assertion" in form or "client_assertion_type" in form
+    # The signature check runs a process: outside the lock.
+    checked = check_assertion(st.verifier, form, audience) if uses_assertion else None
     with st.lock:
         if st.settings["token_fail_next"] > 0:
             st.settings["token_fail_next"] -= 1
             resp = Response(500, {"error": "temporarily_unavailable"})
         else:
-            resp = token_checks(st, tenant, headers, form)
+            resp = token_checks(st, tenant, headers, form, checked)
         if resp is None:
             token, ttl = st.issue_token(time.monotonic())
             resp = Response(200, {"token_type": "Bearer", "expires_in": ttl,
                                   "ext_expires_in": ttl, "access_token": token})
         st.token_log.append({"t": time.time(), "tenant": tenant,
-                             "scope": form.get("scope"), "status": resp.status})
+                             "scope": form.get("scope"), "status": resp.status,
+                             "auth": "assertion" if uses_assertion else "secret",
+                             "basic": headers.get("Authorization", "").lower().startswith("basic ")})
     return resp
 
 
@@ -761,7 +957,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path.startswith(SIM_PREFIX):
             resp = handle_sim(st, method, path[len(SIM_PREFIX):], body)
         elif m and method == "POST":
-            resp = handle_token(st, urllib.parse.unquote(m.group(1)), self.headers, body)
+            audience = f"{'https' if self.server.tls_context else 'http'}://" \
+                       f"{self.headers.get('Host', '')}{path}"
+            resp = handle_token(st, urllib.parse.unquote(m.group(1)), self.headers, body, audience)
         else:
             resp = Response(404, {"error": "NotFound", "message": "No such endpoint"})
         if resp is DROP:
@@ -857,6 +1055,9 @@ def parse_args(argv):
     p.add_argument("--tenant", type=guid_arg, required=True)
     p.add_argument("--client-id", type=guid_arg, required=True)
     p.add_argument("--client-secret", required=True)
+    p.add_argument("--client-cert", metavar="PEM",
+                   help="the application's registered certificate: accept client assertions "
+                        "signed with its key")
     p.add_argument("--scope-suffix", default="/.default")
     p.add_argument("--ou", type=guid_arg, action="append", default=[])
     p.add_argument("--licenses", type=int, default=100000)
@@ -890,6 +1091,7 @@ def write_port_file(path, port):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     ctx = tls_context(args.tls) if args.tls else None
+    args.verifier = AssertionVerifier(args.client_cert) if args.client_cert else None
     server = SimServer(args.port, SimState(args), ctx, args.verbose)
     port = server.server_address[1]
     stop = threading.Event()
@@ -905,6 +1107,8 @@ def main(argv=None):
         pass
     server.shutdown()
     server.server_close()
+    if args.verifier:
+        args.verifier.close()
     return 0
 
 

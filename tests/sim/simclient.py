@@ -10,11 +10,19 @@ Used by the pytest suites and by the README demo:
 
 Each instance gets a fresh tenant id, client id and secret, runs in its own
 directory under the given tmpdir, and is always stopped again (on exit of the
-with block, by stop(), or at interpreter exit). Only the standard library.
+with block, by stop(), or at interpreter exit). Only the standard library (and
+the openssl tool, for TLS material and client assertions).
+
+Certificate credentials: Sim.start(tmp_path, client_cert=True) makes a client
+certificate and key (sim.client_cert_file, sim.client_key_file) and registers
+the certificate with the simulator; sim.wrong_key_file / sim.wrong_cert_file
+are a key pair it does not know. sim.assertion() builds a signed client
+assertion, sim.request_token_assertion() sends one.
 """
 
 import atexit
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -35,9 +43,11 @@ API_PATH = "/api/public-api-next/"
 START_TIMEOUT = 15.0
 HTTP_TIMEOUT = 30.0
 
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
 # Sim.start keyword -> command-line flag; list-valued ones repeat the flag.
 SCALAR_OPTIONS = ("port", "scope_suffix", "licenses", "rate_ops", "rate_window",
-                  "rate_mode", "token_ttl", "seed")
+                  "rate_mode", "token_ttl", "seed", "client_cert")
 LIST_OPTIONS = {"ous": "--ou", "seed_users": "--seed-user"}
 
 
@@ -70,6 +80,50 @@ def build_command(certdir, port_file, tenant, client_id, secret, options):
     return cmd
 
 
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def cert_thumbprint(cert_file):
+    """x5t#S256 of a PEM certificate: base64url SHA-256 of its DER."""
+    with open(cert_file, encoding="ascii") as f:
+        return b64url(hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read())).digest())
+
+
+def _merge_claims(base, patch):
+    for key, value in (patch or {}).items():
+        if value is None:
+            base.pop(key, None)
+        else:
+            base[key] = value
+    return base
+
+
+def make_assertion(key_file, cert_file, client_id, audience, header=None, claims=None,
+                   workdir=None):
+    """A client assertion (compact JWS) signed RS256 with KEY_FILE by the openssl tool.
+
+    The header names CERT_FILE by x5t#S256; HEADER and CLAIMS entries override the
+    defaults (None removes one), so tests can build every wrong variant.
+    """
+    now = int(time.time())
+    head = _merge_claims({"alg": "RS256", "typ": "JWT", "x5t#S256": cert_thumbprint(cert_file)},
+                         header)
+    body = _merge_claims({"aud": audience, "iss": client_id, "sub": client_id,
+                          "jti": secrets.token_hex(16), "nbf": now, "exp": now + 600,
+                          "iat": now}, claims)
+    signed = b64url(json.dumps(head).encode()) + "." + b64url(json.dumps(body).encode())
+    tmp = tempfile.mkdtemp(prefix="assertion-", dir=workdir)
+    data = os.path.join(tmp, "data")
+    with open(data, "w", encoding="ascii") as f:
+        f.write(signed)
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key_file, data],
+                         check=True, capture_output=True).stdout
+    os.unlink(data)
+    os.rmdir(tmp)
+    return signed + "." + b64url(sig)
+
+
 class Sim:
     """A running simulator process and the credentials it accepts."""
 
@@ -81,9 +135,13 @@ class Sim:
         self.secret = secret
         self.scope = ("https://admin.sim.test" + scope_suffix
                       if scope_suffix.startswith("/") else scope_suffix)
-        self.certdir = os.path.join(workdir, "certs") if tls else None
+        self.certdir = os.path.join(workdir, "certs")
         self.ca_file = os.path.join(self.certdir, "ca.pem") if tls else None
         self.other_ca_file = os.path.join(self.certdir, "other-ca.pem") if tls else None
+        self.client_cert_file = None    # the certificate registered with the simulator
+        self.client_key_file = None     # its key, when mkcerts.sh made them
+        self.wrong_key_file = None      # a key pair the simulator does not know
+        self.wrong_cert_file = None
         self.proc = None
         self.url = None
         self.port = None
@@ -97,7 +155,9 @@ class Sim:
         OPTIONS: ous=[GUID...], licenses, rate_ops, rate_window, rate_mode,
         token_ttl, seed_users=[(id, ou, "MsTeams"|"SkillBased") or "id:ou:type"],
         scope_suffix, seed, port, verbose, and tenant/client_id/secret to
-        override the freshly generated credentials.
+        override the freshly generated credentials. client_cert=True makes a
+        client certificate and registers it (the secret stays valid too);
+        client_cert=PATH registers that PEM certificate instead.
         """
         workdir = tempfile.mkdtemp(prefix="sim-", dir=os.fspath(tmpdir))
         tenant = options.pop("tenant", str(uuid.uuid4()))
@@ -105,12 +165,23 @@ class Sim:
         secret = options.pop("secret", "sim~" + secrets.token_urlsafe(24))
         sim = cls(workdir, tls, tenant, client_id, secret,
                   options.get("scope_suffix", "/.default"))
-        if tls:
+        if tls or options.get("client_cert") is True:
             subprocess.run(["sh", MKCERTS, sim.certdir], check=True)
-        cmd = build_command(sim.certdir, os.path.join(workdir, "port"),
+        if options.get("client_cert") is True:
+            sim._use_generated_client_cert()
+            options["client_cert"] = sim.client_cert_file
+        elif options.get("client_cert"):
+            sim.client_cert_file = os.fspath(options["client_cert"])
+        cmd = build_command(sim.certdir if tls else None, os.path.join(workdir, "port"),
                             tenant, client_id, secret, options)
         sim._spawn(cmd)
         return sim
+
+    def _use_generated_client_cert(self):
+        self.client_cert_file = os.path.join(self.certdir, "client.pem")
+        self.client_key_file = os.path.join(self.certdir, "client.key")
+        self.wrong_key_file = os.path.join(self.certdir, "client-wrong.key")
+        self.wrong_cert_file = os.path.join(self.certdir, "client-wrong.pem")
 
     def _spawn(self, cmd):
         out_path = os.path.join(self.workdir, "stdout")
@@ -212,6 +283,29 @@ class Sim:
         path = f"/{self.tenant if tenant is None else tenant}/oauth2/v2.0/token"
         status, _, data = self.request("POST", path, form, {
             "Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"})
+        return status, json.loads(data)
+
+    def assertion(self, key_file=None, cert_file=None, header=None, claims=None):
+        """A client assertion for this sim (its client id and token URL), signed with
+        KEY_FILE (default: the registered key) and naming CERT_FILE (default: the
+        registered certificate); HEADER and CLAIMS override entries."""
+        return make_assertion(key_file or self.client_key_file,
+                              cert_file or self.client_cert_file, self.client_id,
+                              self.token_url, header, claims, workdir=self.workdir)
+
+    def request_token_assertion(self, assertion, client_id=None, scope=None, tenant=None,
+                                assertion_type=ASSERTION_TYPE, headers=None):
+        """POST to the token endpoint with a client assertion and no Basic header.
+        Return (status, JSON)."""
+        form = urllib.parse.urlencode({
+            "grant_type": "client_credentials",
+            "client_id": self.client_id if client_id is None else client_id,
+            "scope": self.scope if scope is None else scope,
+            "client_assertion_type": assertion_type,
+            "client_assertion": assertion})
+        path = f"/{self.tenant if tenant is None else tenant}/oauth2/v2.0/token"
+        hdrs = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
+        status, _, data = self.request("POST", path, form, hdrs)
         return status, json.loads(data)
 
     def token(self):

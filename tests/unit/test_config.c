@@ -1,6 +1,7 @@
 /* test_config: the configuration file (PRODUCT §4): every key, the defaults, each class of error
  * with its exact file:line:col, the derived URLs and their overrides, relative paths, and the
- * client secret's checks. Also parse_duration() and read_file_bounded(), which config relies on. */
+ * checks of the client secret and of the certificate credential. Also parse_duration() and
+ * read_file_bounded(), which config relies on. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -595,8 +596,8 @@ static void test_missing_required(void **state) {
         expect_error("tenant_id: " TENANT "\nclient_secret_file: /s\ncluster: ch-01\n",
                      "config.yaml:1:1: error: missing required key \"client_id\"");
         expect_error("tenant_id: " TENANT "\nclient_id: " CLIENT "\ncluster: ch-01\n",
-                     "config.yaml:1:1: error: missing required key: one of \"client_secret_file\" or "
-                     "\"client_secret_credential\"");
+                     "config.yaml:1:1: error: missing required key: one of \"client_secret_file\", "
+                     "\"client_secret_credential\" or \"client_certificate_file\" (with \"client_key_file\")");
         expect_error(BASE,
                      "config.yaml:1:1: error: missing required key \"cluster\" (needed unless both api_url and "
                      "scope are given)");
@@ -834,6 +835,179 @@ static void test_secret_credential(void **state) {
                      "file name inside $CREDENTIALS_DIRECTORY, without '/')");
 }
 
+/* ---- the certificate credential ---------------------------------------------------------- */
+
+#define CERT_BASE "tenant_id: " TENANT "\nclient_id: " CLIENT "\ncluster: ch-01\n" /* three lines */
+#define KEY_TEXT "-----BEGIN PRIVATE KEY-----\nK3yM4terial+never/leaks==\n-----END PRIVATE KEY-----"
+#define CERT_TEXT "-----BEGIN CERTIFICATE-----\nQ2VydA==\n-----END CERTIFICATE-----\n"
+
+static void test_certificate_keys(void **state) {
+        Fixture *f = *state;
+        char path[PATH_MAX], expect[3 * PATH_MAX];
+        Diag d = DIAG_INIT;
+        Config *c = NULL;
+
+        /* Relative paths are taken from the config's folder, like the secret's. */
+        snprintf(path, sizeof path, "%s/config.yaml", f->dir);
+        write_file(path, CERT_BASE "client_certificate_file: certs/app.pem\nclient_key_file: ./certs/app.key\n",
+                   0644);
+        assert_int_equal(config_load(path, &c, &d), 0);
+        assert_int_equal(d.n, 0);
+        snprintf(expect, sizeof expect, "%s/certs/app.pem", f->dir);
+        assert_string_equal(c->client_certificate_file, expect);
+        snprintf(expect, sizeof expect, "%s/certs/app.key", f->dir);
+        assert_string_equal(c->client_key_file, expect);
+        assert_null(c->client_key_credential);
+        assert_null(c->client_secret_file);
+        assert_null(c->client_secret_credential);
+        config_free(c);
+
+        c = parse_ok(CERT_BASE "client_certificate_file: /etc/nimbus-sync/app.pem\nclient_key_credential: app-key\n");
+        assert_string_equal(c->client_certificate_file, "/etc/nimbus-sync/app.pem");
+        assert_string_equal(c->client_key_credential, "app-key");
+        assert_null(c->client_key_file);
+        config_free(c);
+}
+
+static void test_certificate_key_errors(void **state) {
+        expect_error(MINIMAL "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n",
+                     "config.yaml:5:26: error: client_certificate_file: set either a client secret or a "
+                     "certificate, not both");
+        expect_error(MINIMAL "client_key_file: /k.pem\n",
+                     "config.yaml:5:18: error: client_key_file: set either a client secret or a certificate, "
+                     "not both");
+        expect_error(CERT_BASE "client_certificate_file: /c.pem\n",
+                     "config.yaml:4:26: error: client_certificate_file: needs its private key in "
+                     "client_key_file (or client_key_credential)");
+        expect_error(CERT_BASE "client_key_file: /k.pem\n",
+                     "config.yaml:4:18: error: client_key_file: needs client_certificate_file, the "
+                     "certificate of the key");
+        expect_error(CERT_BASE "client_key_credential: k\n",
+                     "config.yaml:4:24: error: client_key_credential: needs client_certificate_file, the "
+                     "certificate of the key");
+        expect_error(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\nclient_key_credential: k\n",
+                     "config.yaml:6:24: error: client_key_credential: set only one of client_key_file and "
+                     "client_key_credential");
+        expect_error(CERT_BASE "client_certificate_file: /c.pem\nclient_key_credential: ../k\n",
+                     "config.yaml:5:24: error: client_key_credential: \"../k\" is not a credential name (a "
+                     "file name inside $CREDENTIALS_DIRECTORY, without '/')");
+        expect_error(CERT_BASE "client_certificate_file: [a]\nclient_key_file: /k.pem\n",
+                     "config.yaml:4:26: error: client_certificate_file: expected a path, got a list");
+}
+
+static void assert_no_key(const Diag *d) {
+        for (size_t i = 0; i < d->n; i++)
+                assert_null(strstr(d->entries[i].msg, "K3yM4terial"));
+}
+
+static Config *config_with_certificate(const char *cert, const char *key) {
+        char yaml[3 * PATH_MAX];
+
+        snprintf(yaml, sizeof yaml, CERT_BASE "client_certificate_file: %s\nclient_key_file: %s\n", cert, key);
+        return parse_ok(yaml);
+}
+
+static void test_certificate_read(void **state) {
+        Fixture *f = *state;
+        char cert[PATH_MAX], key[PATH_MAX], expect[3 * PATH_MAX];
+        ClientCredential cred = { 0 };
+        Diag d = DIAG_INIT;
+        Config *c;
+
+        snprintf(cert, sizeof cert, "%s/app.pem", f->dir);
+        snprintf(key, sizeof key, "%s/app.key", f->dir);
+        c = config_with_certificate(cert, key);
+
+        /* The certificate is public; the key as private as a secret. */
+        write_file(cert, CERT_TEXT, 0644);
+        write_file(key, KEY_TEXT "\n", 0600);
+        assert_int_equal(config_read_credential(c, &cred, &d), 0);
+        assert_int_equal(d.n, 0);
+        assert_null(cred.secret);
+        assert_string_equal(cred.cert_pem, CERT_TEXT);
+        assert_string_equal(cred.cert_path, cert);
+        assert_string_equal(cred.key_pem, KEY_TEXT);
+        assert_string_equal(cred.key_path, key);
+        client_credential_clear(&cred);
+        assert_null(cred.key_pem);
+        assert_null(cred.cert_pem);
+
+        write_file(key, KEY_TEXT "\n", 0644);
+        assert_int_equal(config_read_credential(c, &cred, &d), -EPERM);
+        assert_null(cred.key_pem);
+        assert_null(cred.cert_pem);
+        snprintf(expect, sizeof expect, "%s: error: key file is readable by group or others (mode 0644); "
+                 "run chmod 600 %s", key, key);
+        assert_true(diag_has(&d, expect));
+        write_file(key, KEY_TEXT "\n", 0640);
+        assert_int_equal(config_read_credential(c, &cred, &d), -EPERM);
+
+        write_file(key, "\n", 0600);
+        assert_int_equal(config_read_credential(c, &cred, &d), -EINVAL);
+        snprintf(expect, sizeof expect, "%s: error: key file is empty", key);
+        assert_true(diag_has(&d, expect));
+
+        assert_int_equal(unlink(key), 0);
+        assert_int_equal(config_read_credential(c, &cred, &d), -ENOENT);
+        snprintf(expect, sizeof expect, "%s: error: cannot open key file: No such file or directory", key);
+        assert_true(diag_has(&d, expect));
+
+        write_file(key, KEY_TEXT, 0400);
+        assert_int_equal(unlink(cert), 0);
+        assert_int_equal(config_read_credential(c, &cred, &d), -ENOENT);
+        assert_null(cred.key_pem);
+        snprintf(expect, sizeof expect, "%s: error: cannot read certificate file: No such file or directory", cert);
+        assert_true(diag_has(&d, expect));
+
+        assert_int_equal(d.n_errors, 5);
+        assert_no_key(&d);
+        diag_clear(&d);
+        config_free(c);
+}
+
+static void test_certificate_key_credential(void **state) {
+        Fixture *f = *state;
+        char cert[PATH_MAX], key[PATH_MAX], yaml[2 * PATH_MAX];
+        ClientCredential cred = { 0 };
+        Diag d = DIAG_INIT;
+        Config *c;
+
+        snprintf(cert, sizeof cert, "%s/app.pem", f->dir);
+        snprintf(key, sizeof key, "%s/app-key", f->dir);
+        snprintf(yaml, sizeof yaml, CERT_BASE "client_certificate_file: %s\nclient_key_credential: app-key\n", cert);
+        c = parse_ok(yaml);
+        write_file(cert, CERT_TEXT, 0444);
+        write_file(key, KEY_TEXT, 0400);   /* as systemd leaves it */
+
+        unsetenv("CREDENTIALS_DIRECTORY");
+        assert_int_equal(config_read_credential(c, &cred, &d), -EINVAL);
+        assert_true(diag_has(&d, "config.yaml: error: client_key_credential is set but $CREDENTIALS_DIRECTORY "
+                             "is not (run under systemd with LoadCredential=)"));
+
+        setenv("CREDENTIALS_DIRECTORY", f->dir, 1);
+        assert_int_equal(config_read_credential(c, &cred, &d), 0);
+        assert_string_equal(cred.key_pem, KEY_TEXT);
+        assert_string_equal(cred.key_path, key);
+        assert_string_equal(cred.cert_pem, CERT_TEXT);
+        client_credential_clear(&cred);
+        assert_no_key(&d);
+        diag_clear(&d);
+        config_free(c);
+
+        /* A secret config reads the secret through the same call, and nothing else. */
+        snprintf(key, sizeof key, "%s/client-secret", f->dir);
+        write_file(key, SECRET "\n", 0600);
+        c = config_with_secret_file(key);
+        assert_int_equal(config_read_credential(c, &cred, &d), 0);
+        assert_string_equal(cred.secret, SECRET);
+        assert_null(cred.cert_pem);
+        assert_null(cred.key_pem);
+        client_credential_clear(&cred);
+        assert_null(cred.secret);
+        assert_int_equal(d.n, 0);
+        config_free(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_duration),
@@ -859,6 +1033,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_config_load_errors, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_secret_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_secret_credential, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_certificate_keys, setup, teardown),
+                cmocka_unit_test(test_certificate_key_errors),
+                cmocka_unit_test_setup_teardown(test_certificate_read, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_certificate_key_credential, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
