@@ -229,8 +229,9 @@ class NimbusSync:
             assert p.returncode in (0, 2), describe(p)
             if p.returncode == 0:
                 return runs
+        status = self.run("status")
         raise AssertionError(f"apply did not converge in {max_runs} runs; last:\n"
-                             + describe(runs[-1]))
+                             + describe(runs[-1]) + "\n--- status ---\n" + status.stdout)
 
     # --- reading results ---------------------------------------------------
 
