@@ -24,7 +24,8 @@ typedef struct HttpRequest {
 
 typedef struct HttpResponse {
         long status;              /* 0 when the transfer failed */
-        int error;                /* 0, or negative errno for a transport failure */
+        int error;                /* 0, or negative errno for a transport failure; -EKEYREJECTED
+                                   * when the server's certificate is not trusted */
         const char *error_text;   /* curl's description of the failure, or "" */
         const char *body;         /* NUL-terminated, may contain NULs */
         size_t body_len;

@@ -257,7 +257,7 @@ int cmd_plan(Cli *cli) {
                 print_plan_json(p);
         else
                 print_plan_human(r, p, c);
-        ret = plan_has_changes(p) ? EXIT_PENDING : EXIT_OK;
+        ret = plan_has_changes(p) || plan_guard_skipped(p) ? EXIT_PENDING : EXIT_OK;
 out:
         plan_free(p);
         roster_free(r);

@@ -56,6 +56,7 @@ typedef struct Ctx {
         yaml_document_t *doc;
         yaml_node_t *root;
         char *dir;              /* absolute directory of the config: base of relative paths */
+        size_t errors_before;   /* diag->n_errors when parsing began */
         Config *c;
 } Ctx;
 
@@ -844,7 +845,9 @@ static void check_required(Ctx *x) {
             (!lookup(x, x->root, "api_url") || !lookup(x, x->root, "scope")))
                 error_at(x, x->root, "missing required key \"cluster\" (needed unless both api_url "
                          "and scope are given)");
-        if (c->retry.cap_usec < c->retry.base_usec) {
+        /* Compare values only once each parsed cleanly: a bad retry.base would otherwise leave
+         * its default in place and add a second, misleading error. */
+        if (x->diag->n_errors == x->errors_before && c->retry.cap_usec < c->retry.base_usec) {
                 yaml_node_t *retry = lookup(x, x->root, "retry");
 
                 error_at(x, lookup(x, retry, "cap") ?: lookup(x, retry, "base"),
@@ -990,7 +993,8 @@ int config_parse(const char *path, const char *buf, size_t len, Config **ret, Di
         size_t errors = diag->n_errors;
         yaml_document_t doc;
         Config *c = NULL;
-        Ctx x = { .path = path, .buf = buf, .len = len, .diag = diag, .doc = &doc };
+        Ctx x = { .path = path, .buf = buf, .len = len, .diag = diag, .doc = &doc,
+                  .errors_before = errors };
         int r;
 
         r = load_document(&x, &doc);

@@ -117,8 +117,8 @@ static int curl_to_errno(CURLcode c) {
         case CURLE_SEND_ERROR:
         case CURLE_PARTIAL_FILE:         return -ECONNRESET;
         case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CACERT_BADFILE:   return -EKEYREJECTED;  /* not trusted: needs an admin */
         case CURLE_SSL_CONNECT_ERROR:
-        case CURLE_SSL_CACERT_BADFILE:
         case CURLE_SSL_CERTPROBLEM:      return -EPROTO;
         case CURLE_UNSUPPORTED_PROTOCOL:
         case CURLE_URL_MALFORMAT:        return -EINVAL;

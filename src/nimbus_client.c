@@ -118,7 +118,9 @@ static TokenStatus token_status(const HttpResponse *resp) {
 
 static void token_answer(void *userdata, const HttpResponse *resp) {
         NimbusClient *nc = userdata;
-        TokenStatus st = resp->status ? token_status(resp) : TOKEN_TRANSIENT;
+        /* An untrusted certificate will not become trusted by retrying: report it at once. */
+        TokenStatus st = resp->status ? token_status(resp) :
+                         resp->error == -EKEYREJECTED ? TOKEN_REFUSED : TOKEN_TRANSIENT;
         _cleanup_free_ char *msg = NULL;
         char *token = NULL;
         uint64_t lifetime = 0;
@@ -131,6 +133,9 @@ static void token_answer(void *userdata, const HttpResponse *resp) {
                 nc->token = token;
                 nc->token_expires = now_usec() + lifetime;
                 nc->token_margin = lifetime / 4 < TOKEN_MARGIN_MAX ? lifetime / 4 : TOKEN_MARGIN_MAX;
+        } else if (resp->error == -EKEYREJECTED) {
+                if (asprintf(&msg, "%s (if a proxy inspects TLS, set ca_file to its CA)", resp->error_text) < 0)
+                        msg = NULL;
         } else if (resp->status == 0)
                 msg = strdup(resp->error_text);
         else if (resp->status == 200)

@@ -366,6 +366,10 @@ Plan *plan_free(Plan *p) {
         return NULL;
 }
 
+bool plan_guard_skipped(const Plan *p) {
+        return p && p->guard == GUARD_EMPTY_ROSTER && p->n_delete_skipped > 0;
+}
+
 bool plan_has_changes(const Plan *p) {
         return p && p->n_create + p->n_copy + p->n_delete + p->n_held > 0;
 }
