@@ -47,7 +47,8 @@ typedef struct Tenant {
 
         TenantCall *queue[2], *queue_tail[2]; /* by CallPriority */
         unsigned in_flight;
-        unsigned token_attempts;/* consecutive transient token failures */
+        unsigned token_failures;/* consecutive transient token endpoint failures */
+        unsigned auth_failures; /* consecutive refusals (token refused, or 401 with a fresh token) */
         AuthState auth;
         char *auth_error;       /* the server's reason, for logs and status */
         uint64_t auth_retry_at; /* AUTH_FAILED: when to try again (daemon) */

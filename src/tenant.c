@@ -104,9 +104,10 @@ static void auth_failed(Tenant *t, long status, const char *reason) {
         bool first = t->auth != AUTH_FAILED;
 
         auth_set(t, AUTH_FAILED, reason);
-        t->token_attempts++;
+        /* The delay grows with every refusal until a call gets through: no request storm. */
+        t->auth_failures++;
         t->auth_retry_at = now_usec() + backoff_delay(c->retry.base_usec, c->retry.cap_usec,
-                                                      t->token_attempts, backoff_random());
+                                                      t->auth_failures, backoff_random());
         if (first)
                 log_event(t->log, LOG_CRIT, &ev, "Nimbus refused our credentials, tenant paused: %s",
                           t->auth_error);
@@ -125,18 +126,21 @@ static void token_done(void *userdata, TokenStatus st, long status, const char *
         if (st == TOKEN_REFUSED) {
                 auth_failed(t, status, message);
         } else if (st == TOKEN_TRANSIENT) {
-                t->token_attempts++;
-                ev.attempt = t->token_attempts;
+                t->token_failures++;
+                ev.attempt = t->token_failures;
                 log_event(t->log, LOG_WARNING, &ev, "token request failed: %s", message);
-                if (t->token_attempts >= c->retry.attempts && t->give_up_on_auth) {
+                if (t->token_failures >= c->retry.attempts && t->give_up_on_auth) {
                         auth_failed(t, status, message);
                         return;
                 }
                 t->auth_retry_at = now_usec() + backoff_delay(c->retry.base_usec, c->retry.cap_usec,
-                                                              t->token_attempts, backoff_random());
+                                                              t->token_failures, backoff_random());
         } else {
-                t->token_attempts = 0;
-                t->auth_retry_at = 0;
+                t->token_failures = 0;
+                /* A new token proves nothing while the API itself refuses us: the backoff of
+                 * AUTH_FAILED stands until a call gets through (call_done). */
+                if (t->auth != AUTH_FAILED)
+                        t->auth_retry_at = 0;
                 if (t->auth == AUTH_NONE)
                         auth_set(t, AUTH_OK, NULL);
         }
@@ -163,15 +167,18 @@ static void call_done(void *userdata, const NimbusResult *res) {
                 c->auth_retried = true;
                 queue_push(t, c, true);
         } else if (res->outcome == OUTCOME_AUTH && !t->give_up_on_auth) {
-                /* The daemon keeps the call and waits for the admin (or the server) to fix it. */
+                /* The daemon keeps the call and waits for the admin (or the server) to fix it;
+                 * it goes again after the backoff with the token it has, as a probe. */
                 auth_failed(t, res->http_status, res->message);
-                c->auth_retried = false;
                 queue_push(t, c, true);
         } else {
                 if (res->outcome == OUTCOME_AUTH)
                         auth_failed(t, res->http_status, res->message);
-                else if (t->auth == AUTH_FAILED && res->http_status > 0)
+                else if (t->auth == AUTH_FAILED && res->http_status > 0) {
                         auth_set(t, AUTH_OK, NULL);
+                        t->auth_failures = 0;
+                        log_msg(t->log, LOG_NOTICE, "Nimbus accepts our credentials again; resuming");
+                }
                 if (res->http_status == 429)
                         ratelimit_pause(&t->limiter, now + (res->retry_after_usec ? res->retry_after_usec
                                                                     : t->config->rate_window_usec / 10));
@@ -212,6 +219,9 @@ static bool ready_to_send(Tenant *t, uint64_t now) {
                 arm_timer(t, t->auth_retry_at, now);
                 return false;
         }
+        /* While refused, one call at a time probes whether the server accepts us again. */
+        if (t->auth == AUTH_FAILED && t->in_flight > 0)
+                return false;
         if (!nimbus_client_token_valid(t->client, now)) {
                 r = nimbus_client_token_fetch(t->client, token_done, t);
                 if (r < 0 && r != -EBUSY)
