@@ -40,9 +40,13 @@ static void apply_shutdown(Apply *a) {
 static void on_signal(uv_signal_t *s, int signum) {
         Apply *a = s->data;
 
+        if (a->interrupted)     /* a second signal: already stopping */
+                return;
         log_msg(&a->cli->log, LOG_NOTICE, "received %s, stopping", strsignal(signum));
         a->interrupted = true;
         runner_stop(a->runner);
+        /* Recorded now, while the store is open: the run ends interrupted (exit 1). */
+        reconcile_run_end(a->tenant, a->plan, runner_stats(a->runner), EXIT_ERROR, &a->run);
         tenant_close(a->tenant);   /* in-flight calls end as cancelled; the runner then finishes */
         a->tenant = NULL;
 }

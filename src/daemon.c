@@ -366,8 +366,11 @@ static void daemon_stop(Daemon *d) {
         d->stopping = true;
         notify_stopping();
         log_msg(&d->cli->log, LOG_NOTICE, "stopping");
-        if (d->runner)
+        if (d->runner) {
                 runner_stop(d->runner);
+                /* Recorded now, while the store is open: the run ends interrupted (exit 1). */
+                reconcile_run_end(d->tenant, d->plan, runner_stats(d->runner), 1, &d->run);
+        }
         if (d->verify)
                 verify_stop(d->verify);
         tenant_close(TAKE_PTR(d->tenant));   /* in-flight calls end as cancelled; intents stay */

@@ -77,6 +77,8 @@ def test_sigterm_during_busy_sync(daemon, sim):
     assert elapsed <= STOP_TIMEOUT
     done = len(sim.state()["created_ok"])
     assert done < len(ids), "the sync was over before SIGTERM: nothing was tested"
+    last = daemon.status_json()["last_run"]
+    assert last["finished"] > 0 and last["result"] == 1, "the interrupted run must be recorded"
 
     sim.config(delay_ms=0)
     daemon.start()
