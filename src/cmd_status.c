@@ -25,6 +25,8 @@ typedef struct Summary {
         bool roster_ok;
         Plan *plan;              /* what a run would do now; NULL when the roster is invalid */
         uint64_t verify_last;
+        long daemon_pid;         /* a running daemon, or 0 */
+        uint64_t next_scan;      /* its next full rescan, wall clock */
 } Summary;
 
 static void summarize_user(Summary *s, const StoreUser *u) {
@@ -61,6 +63,34 @@ static int summarize(Store *st, const Config *c, const StoreUser *u, size_t n, S
         return 0;
 }
 
+/* Is the daemon that wrote daemon_pid still running? /proc tells without signalling it. */
+static bool daemon_alive(long pid) {
+        char path[64], comm[32] = "";
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+        f = fopen(path, "re");
+        if (!f)
+                return false;
+        if (!fgets(comm, sizeof(comm), f))
+                comm[0] = 0;
+        fclose(f);
+        return strncmp(comm, "nimbus-sync", 11) == 0;
+}
+
+static void summarize_daemon(const Config *c, Store *st, Summary *s) {
+        _cleanup_free_ char *pid = NULL, *epoch = NULL;
+        uint64_t now = now_usec(), e, iv = c->scan_interval_usec;
+
+        if (store_meta_get(st, "daemon_pid", &pid) < 0 || !pid || !daemon_alive(strtol(pid, NULL, 10)))
+                return;
+        s->daemon_pid = strtol(pid, NULL, 10);
+        if (iv == 0 || store_meta_get(st, "scan_epoch", &epoch) < 0 || !epoch)
+                return;
+        e = strtoull(epoch, NULL, 10);
+        s->next_scan = e >= now ? e + iv : e + ((now - e) / iv + 1) * iv;
+}
+
 /* Pending work by kind: plan against the roster as it is now (read-only, nothing is sent). */
 static void summarize_roster(const Config *c, const StoreUser *u, size_t n, Store *st, Summary *s) {
         _cleanup_free_ char *last = NULL;
@@ -81,6 +111,7 @@ static void summarize_roster(const Config *c, const StoreUser *u, size_t n, Stor
         roster_free(r);
         if (store_meta_get(st, "verify_last", &last) >= 0 && last)
                 s->verify_last = strtoull(last, NULL, 10);
+        summarize_daemon(c, st, s);
 }
 
 static const char *status_word(const StoreUser *u) {
@@ -132,6 +163,11 @@ static void print_status_human(const Config *c, const Summary *s, const StoreUse
                        s->last.held, s->last.result);
         } else
                 printf("Last run:      never\n");
+        if (s->daemon_pid) {
+                format_time(s->next_scan, when, sizeof(when));
+                printf("Daemon:        running (pid %ld), next full rescan %s\n", s->daemon_pid, when);
+        } else
+                printf("Daemon:        not running\n");
         format_time(s->verify_last, when, sizeof(when));
         printf("Last verify:   %s (every %.0f s%s)\n", when, (double) c->verify_interval_usec / USEC_PER_SEC,
                c->verify_interval_usec ? "" : ": off");
@@ -186,6 +222,18 @@ static json_object *pending_json(const Summary *s) {
         return o;
 }
 
+static json_object *daemon_json(const Summary *s) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "running", json_object_new_boolean(s->daemon_pid != 0));
+        json_object_object_add(o, "pid", s->daemon_pid ? json_object_new_int64(s->daemon_pid) : NULL);
+        json_object_object_add(o, "next_scan", s->next_scan ?
+                               json_object_new_int64((int64_t) (s->next_scan / USEC_PER_SEC)) : NULL);
+        json_object_object_add(o, "verify_last", s->verify_last ?
+                               json_object_new_int64((int64_t) (s->verify_last / USEC_PER_SEC)) : NULL);
+        return o;
+}
+
 static void print_status_json(const Config *c, const Summary *s, const StoreUser *u, size_t n) {
         json_object *root = json_object_new_object(), *users = json_object_new_object();
         json_object *list = json_object_new_array(), *rate = json_object_new_object();
@@ -234,6 +282,7 @@ static void print_status_json(const Config *c, const Summary *s, const StoreUser
                 json_object_object_add(last, "result", json_object_new_int(s->last.result));
         }
         json_object_object_add(root, "last_run", last);
+        json_object_object_add(root, "daemon", daemon_json(s));
         printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(root);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "dirwatch.h"
@@ -233,7 +234,19 @@ static void on_roster_changed(void *userdata) {
         request_run(d);
 }
 
-/* ---- config, tenant and watcher --------------------------------------------------------------- */
+/* ---- config, tenant and watcher ---------------------------------------------------------------
+ * `status` shows whether a daemon runs and when it rescans: the rescan timer starts with the
+ * watcher, so its epoch and our pid are all it needs. */
+static void record_presence(Daemon *d) {
+        char buf[32];
+
+        snprintf(buf, sizeof(buf), "%ld", (long) getpid());
+        (void) store_meta_set(d->tenant->store, "daemon_pid", buf);
+        snprintf(buf, sizeof(buf), "%" PRIu64, now_usec());
+        (void) store_meta_set(d->tenant->store, "scan_epoch", buf);
+}
+
+/* ----  --------------------------------------------------------------- */
 
 /* The initial roster is read at once (not after settle_time), so READY=1 means "loaded";
  * unless a file in it is still being written: then the watcher reads it once it has settled. */
@@ -257,6 +270,7 @@ static int daemon_open(Daemon *d, Config *c) {
                          on_roster_changed, d, &d->watch);
         if (k < 0)
                 log_msg(&d->cli->log, LOG_ERR, "cannot watch %s: %s", c->roster_dir, strerror(-k));
+        record_presence(d);
         (void) store_data_version(d->tenant->store, &d->data_version);
         arm_sweep(d);
         return 0;
@@ -373,6 +387,8 @@ static void daemon_stop(Daemon *d) {
         }
         if (d->verify)
                 verify_stop(d->verify);
+        if (d->tenant)
+                (void) store_meta_set(d->tenant->store, "daemon_pid", NULL);
         tenant_close(TAKE_PTR(d->tenant));   /* in-flight calls end as cancelled; intents stay */
         dirwatch_close(d->watch);
         d->watch = NULL;

@@ -5,7 +5,7 @@ a sync, and an idle daemon that stays quiet."""
 import os
 import time
 
-from .conftest import creates, guid, guids, poll, sim_ids, wait_for, wait_users
+from .conftest import SCAN, creates, guid, guids, poll, sim_ids, wait_for, wait_users
 
 OU = guid()
 HELD = r"(\d+) deletes held"
@@ -117,3 +117,19 @@ def test_roster_change_during_busy_sync(daemon, sim):
     assert set(st["deleted_ok"]) == set(st["created_ok"]) - set(second)
     assert len(st["created_ok"]) < len(first) + len(added), "the first sync had finished"
     daemon.stop_clean()
+
+
+def test_status_shows_the_running_daemon_and_its_next_rescan(daemon, sim):
+    daemon.write_roster(creates(guids(2), OU))
+    daemon.start()
+    daemon.wait_ready()
+    wait_for(lambda: daemon.status_json()["daemon"]["running"], 5, "status to see the daemon")
+    d = daemon.status_json()["daemon"]
+    now = time.time()
+    assert d["pid"] == daemon.proc.pid
+    # The rescan runs every scan_interval from the watcher's start: the next one is ahead, and
+    # no further than one interval away.
+    assert now - 1 <= d["next_scan"] <= now + SCAN + 1, d
+    daemon.stop_clean()
+    d = daemon.status_json()["daemon"]
+    assert d["running"] is False and d["pid"] is None

@@ -56,6 +56,32 @@ def test_copy_waits_for_its_template_created_in_the_same_run(ns, sim):
     assert all(log[k]["t"] >= log[create_at[0]]["t"] for k in copy_at)
 
 
+def test_apply_user_provisions_one_user_with_its_template(ns, sim):
+    """apply --user: only that user, and the template create it waits for; nothing else."""
+    template, copy, other = guid(), guid(), guid()
+    ns.write_roster([{"o365_id": template, "ou": OU}, {"o365_id": copy, "template": template},
+                     {"o365_id": other, "ou": OU}])
+
+    p = ns.run("apply", "--user", copy.upper())
+    # The rest of the roster is still to do: "something remains" is for a full apply to say,
+    # but --user ran its one user to the end.
+    assert p.returncode == 0, describe(p)
+    st = sim.state()
+    assert sim_ids(st) == {template, copy}
+    assert [r["id"] for r in mutating(st)] == [template, copy]
+
+    p = ns.run("apply", "--user", copy)
+    assert p.returncode == 0 and "nothing to do" in p.stderr, describe(p)
+    assert len(mutating(sim.state())) == 2
+
+    p = ns.run("apply", "--user", "not-a-guid")
+    assert p.returncode == 1 and "not an O365 ID" in p.stderr, describe(p)
+
+    p = ns.run("apply")
+    assert p.returncode == 0, describe(p)
+    assert sim_ids(sim.state()) == {template, copy, other}
+
+
 def test_plan_human_output_and_exit_code(ns, sim):
     template = guid()
     copy_id = guid()
