@@ -39,5 +39,9 @@ int read_file_bounded(const char *path, size_t max_size, char **ret_buf, size_t 
  * they read, e.g. to check a secret's mode without a race. */
 int read_fd_bounded(int fd, size_t max_size, char **ret_buf, size_t *ret_len);
 
+/* The length of the longest prefix of s (len bytes) that is at most max bytes long and does not
+ * end inside a UTF-8 sequence: for cutting text to a limit without making it invalid. */
+size_t utf8_prefix(const char *s, size_t len, size_t max);
+
 /* strdup() that reports failure as -ENOMEM through the return value. */
 int strdup_checked(const char *s, char **ret);

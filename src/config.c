@@ -31,6 +31,7 @@
 #include <yaml.h>
 
 #include "util.h"
+#include "yaml_problem.h"
 
 #define DEFAULT_ROSTER_DIR "/var/lib/nimbus-sync/roster.d"
 #define DEFAULT_STATE_DIR "/var/lib/nimbus-sync"
@@ -893,21 +894,11 @@ static int config_dir(const char *path, char **ret) {
 /* ---- YAML document loading --------------------------------------------------------------- */
 
 static int report_yaml_error(Ctx *x, const yaml_parser_t *p) {
-        unsigned line = (unsigned) p->problem_mark.line + 1, col = (unsigned) p->problem_mark.column + 1;
+        YamlProblem pr;
 
-        if (p->error == YAML_MEMORY_ERROR)
+        if (yaml_problem(p, x->buf, x->len, &pr) < 0)
                 return -ENOMEM;
-        if (p->error == YAML_READER_ERROR) {
-                /* Reader errors (bad UTF-8) carry only a byte offset. */
-                line = 1, col = 1;
-                for (size_t i = 0; i < p->problem_offset && i < x->len; i++, col++)
-                        if (x->buf[i] == '\n')
-                                line++, col = 0;
-        }
-        if (p->context)
-                return diag_add(x->diag, DIAG_ERROR, x->path, line, col, "YAML syntax: %s (%s that starts at line %zu)",
-                                p->problem ?: "error", p->context, p->context_mark.line + 1);
-        return diag_add(x->diag, DIAG_ERROR, x->path, line, col, "YAML syntax: %s", p->problem ?: "error");
+        return diag_add(x->diag, DIAG_ERROR, x->path, pr.line, pr.col, "%s", pr.text);
 }
 
 /* libyaml's scanner takes time quadratic in the nesting of flow collections ("[[[[..."), and

@@ -218,23 +218,13 @@ void roster_item_template(RosterBuilder *b, RosterItem *it, const char *s, size_
         }
 }
 
-/* Length of the longest prefix of s, at most max bytes, that does not end inside a UTF-8
- * sequence. */
-static size_t utf8_cut(const char *s, size_t len, size_t max) {
-        if (len <= max)
-                return len;
-        while (max > 0 && ((unsigned char) s[max] & 0xc0) == 0x80)
-                max--;
-        return max;
-}
-
 int roster_item_name(RosterBuilder *b, RosterItem *it, const char *s, size_t len, uint8_t rank) {
         char *dst;
         int r;
 
         if (rank < it->name_rank || len == 0)
                 return 0;
-        len = utf8_cut(s, len, ROSTER_MAX_NAME);
+        len = utf8_prefix(s, len, ROSTER_MAX_NAME);
         /* Offsets are 32 bits; the entry limit keeps us far below, but never wrap. */
         if (b->names_len + len + 1 > UINT32_MAX)
                 return 0;

@@ -8,6 +8,7 @@
 #include <yaml.h>
 
 #include "roster_internal.h"
+#include "yaml_problem.h"
 #include "util.h"
 
 #define QUOTE_MAX 80
@@ -69,23 +70,11 @@ static bool ev_is_null(const YamlReader *y) {
 
 /* libyaml's own words, at its position; -EINVAL tells the callers to stop reading. */
 static int report_syntax(YamlReader *y) {
-        const yaml_parser_t *p = &y->parser;
-        unsigned line = (unsigned) p->problem_mark.line + 1, col = (unsigned) p->problem_mark.column + 1;
+        YamlProblem pr;
 
-        if (p->error == YAML_MEMORY_ERROR)
+        if (yaml_problem(&y->parser, y->buf, y->len, &pr) < 0)
                 return -ENOMEM;
-        if (p->error == YAML_READER_ERROR) {
-                /* Reader errors (bad UTF-8) carry only a byte offset. */
-                line = 1, col = 1;
-                for (size_t i = 0; i < p->problem_offset && i < y->len; i++, col++)
-                        if (y->buf[i] == '\n')
-                                line++, col = 0;
-        }
-        if (p->context)
-                roster_error(y->b, line, col, "YAML syntax: %s (%s that starts at line %zu)", p->problem ?: "error",
-                             p->context, p->context_mark.line + 1);
-        else
-                roster_error(y->b, line, col, "YAML syntax: %s", p->problem ?: "error");
+        roster_error(y->b, pr.line, pr.col, "%s", pr.text);
         return -EINVAL;
 }
 

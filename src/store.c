@@ -214,22 +214,13 @@ static int column_guid(sqlite3_stmt *st, int col, Guid *ret) {
         return 0;
 }
 
-/* Cut at most max bytes without splitting a UTF-8 sequence. */
-static size_t utf8_cut(const char *s, size_t len, size_t max) {
-        if (len <= max)
-                return len;
-        while (max > 0 && ((unsigned char) s[max] & 0xc0) == 0x80)
-                max--;
-        return max;
-}
-
 static int column_error(sqlite3_stmt *st, int col, char **ret) {
         const char *t = (const char *) sqlite3_column_text(st, col);
         if (!t) {
                 *ret = NULL;
                 return sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM ? -ENOMEM : 0;
         }
-        size_t len = utf8_cut(t, (size_t) sqlite3_column_bytes(st, col), STORE_ERROR_MAX);
+        size_t len = utf8_prefix(t, (size_t) sqlite3_column_bytes(st, col), STORE_ERROR_MAX);
         *ret = strndup(t, len);
         return *ret ? 0 : -ENOMEM;
 }
@@ -540,7 +531,7 @@ static int bind_user(sqlite3_stmt *st, const StoreUser *u) {
         rc |= bind_u64(st, 13, u->updated_usec);
         if (u->error)
                 rc |= sqlite3_bind_text(st, 14, u->error,
-                                        (int) utf8_cut(u->error, strlen(u->error), STORE_ERROR_MAX),
+                                        (int) utf8_prefix(u->error, strlen(u->error), STORE_ERROR_MAX),
                                         SQLITE_STATIC);
         else
                 rc |= sqlite3_bind_null(st, 14);

@@ -170,3 +170,12 @@ int strdup_checked(const char *s, char **ret) {
         *ret = copy;
         return 0;
 }
+
+size_t utf8_prefix(const char *s, size_t len, size_t max) {
+        if (len <= max)
+                return len;
+        /* Back off continuation bytes (10xxxxxx): s[max] must start a sequence. */
+        while (max > 0 && ((unsigned char) s[max] & 0xc0) == 0x80)
+                max--;
+        return max;
+}

@@ -124,6 +124,20 @@ static void expect_error(const char *yaml, const char *expected) {
 
 /* ---- parse_duration and read_file_bounded ------------------------------------------------ */
 
+/* Cutting text to a byte limit never leaves half a UTF-8 sequence behind. */
+static void test_utf8_prefix(void **state) {
+        const char *s = "a\xc3\xa9\xe2\x82\xac";   /* "a", e-acute (2 bytes), euro sign (3 bytes) */
+
+        assert_int_equal(utf8_prefix(s, 6, 10), 6);     /* fits whole */
+        assert_int_equal(utf8_prefix(s, 6, 6), 6);
+        assert_int_equal(utf8_prefix(s, 6, 5), 3);      /* would split the euro sign */
+        assert_int_equal(utf8_prefix(s, 6, 4), 3);
+        assert_int_equal(utf8_prefix(s, 6, 3), 3);      /* "a" + e-acute */
+        assert_int_equal(utf8_prefix(s, 6, 2), 1);      /* would split e-acute */
+        assert_int_equal(utf8_prefix(s, 6, 0), 0);
+        assert_int_equal(utf8_prefix("abc", 3, 2), 2);  /* ASCII cuts anywhere */
+}
+
 static void test_parse_duration(void **state) {
         static const struct {
                 const char *s;
@@ -1010,6 +1024,7 @@ static void test_certificate_key_credential(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_utf8_prefix),
                 cmocka_unit_test(test_parse_duration),
                 cmocka_unit_test_setup_teardown(test_read_file_bounded, setup, teardown),
                 cmocka_unit_test(test_defaults),
