@@ -151,8 +151,15 @@ static void on_event(uv_fs_event_t *e, const char *name, int events, int status)
         check(w);
 }
 
+/* The safety net also renews the watch: a folder removed and made again often gets the same
+ * inode number back, so identity alone cannot tell that the old watch died with it. */
 static void on_rescan(uv_timer_t *t) {
-        check(t->data);
+        DirWatch *w = t->data;
+
+        if (w->watching)
+                (void) uv_fs_event_stop(&w->event);
+        w->watching = false;
+        check(w);
 }
 
 int dirwatch_new(uv_loop_t *loop, const char *dir, uint64_t settle_usec, uint64_t rescan_usec,
