@@ -48,7 +48,7 @@ static int diag_grow(Diag *d) {
         return 0;
 }
 
-static int diag_fill(DiagEntry *e, const char *file, const char *fmt, va_list ap) {
+static int __attribute__((format(printf, 3, 0))) diag_fill(DiagEntry *e, const char *file, const char *fmt, va_list ap) {
         char *msg = NULL;
 
         if (vasprintf(&msg, fmt, ap) < 0)

@@ -1,0 +1,13 @@
+/* fuzz_roster_yaml: one YAML roster file (PRODUCT §5) through roster_parse_buffer(). Whatever the
+ * bytes, the reader must neither crash nor leak, must say why it rejects a file, and an accepted
+ * roster must keep roster.h's promises (sorted unique ids, valid targets, clean names). */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fuzz_roster.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        return fuzz_roster("roster.yaml", data, size);
+}
