@@ -89,10 +89,10 @@ static void test_no_overflow(void **state) {
 
 /* Full jitter spreads the delay over the whole range, not around the ceiling. */
 static void test_spread(void **state) {
-        const int n = 100000;
+        const unsigned n = 100000;
         unsigned buckets[10] = {};
         uint64_t seed = 7;
-        for (int i = 0; i < n; i++) {
+        for (unsigned i = 0; i < n; i++) {
                 uint64_t d = backoff_delay(BASE, CAP, 20, xorshift(&seed));
                 buckets[d * 10 / (CAP + 1)]++;
         }
