@@ -23,6 +23,7 @@ typedef struct Cli {
         const char *user;   /* apply --user ID: provision one user now */
         bool json;
         bool refresh;
+        bool online;        /* validate --online: read each Entra group once */
         Logger log;
 } Cli;
 

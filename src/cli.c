@@ -19,7 +19,7 @@ static const Command commands[] = {
         { "daemon", cmd_daemon, "daemon", "run as a service (foreground; systemd Type=notify)" },
         { "apply", cmd_apply, "apply [--user ID]", "reconcile once until nothing actionable is left; --user: only that user, now" },
         { "plan", cmd_plan, "plan [--json] [--refresh]", "show what apply would do; change nothing" },
-        { "validate", cmd_validate, "validate [FILE...]", "check the config and the roster" },
+        { "validate", cmd_validate, "validate [--online] [FILE...]", "check the config and the roster; --online: read each Entra group once" },
         { "status", cmd_status, "status [--json]", "what the state store knows" },
         { "approve-deletes", cmd_approve_deletes, "approve-deletes", "release the deletes held now" },
         { "licenses", cmd_licenses, "licenses [--json]", "license usage of the tenant" },
@@ -57,7 +57,7 @@ static int help_command(const char *name) {
         return EXIT_OK;
 }
 
-enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER };
+enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_ONLINE };
 
 /* getopt_long permutes, so options may follow the subcommand; what is left are operands. */
 static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret_version) {
@@ -68,6 +68,7 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 { "json", no_argument, NULL, OPT_JSON },
                 { "refresh", no_argument, NULL, OPT_REFRESH },
                 { "user", required_argument, NULL, OPT_USER },
+                { "online", no_argument, NULL, OPT_ONLINE },
                 {}
         };
         int o;
@@ -80,6 +81,7 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 case OPT_JSON: cli->json = true; break;
                 case OPT_REFRESH: cli->refresh = true; break;
                 case OPT_USER: cli->user = optarg; break;
+                case OPT_ONLINE: cli->online = true; break;
                 default: return -EINVAL;   /* getopt printed why */
                 }
         if (optind < argc)

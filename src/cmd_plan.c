@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "desired.h"
 #include "planner.h"
 #include "tenant.h"
 #include "verify.h"
@@ -22,6 +23,11 @@ int cmd_validate(Cli *cli) {
         if (k >= 0)
                 printf("%s: config ok; roster ok: %zu users in %zu files\n", cli->config_path, r->n,
                        r->n_files);
+        if (k >= 0 && c->n_sources > 0 && !cli->online)
+                printf("%s: %zu Entra groups configured (not read: validate --online reads them)\n",
+                       cli->config_path, c->n_sources);
+        else if (k >= 0 && cli->online)
+                k = desired_check_online(cli, c);
         roster_free(r);
         config_free(c);
         return k < 0 ? EXIT_ERROR : EXIT_OK;
@@ -84,8 +90,10 @@ static void print_action(const Roster *r, const Action *a) {
         }
         if (name && *name)
                 printf("  %s", name);
-        if (a->entry)
+        if (a->entry && a->entry->line > 0)
                 printf("  [%s:%u]", file, a->entry->line);
+        else if (a->entry)   /* a directory source: no line */
+                printf("  [%s]", file);
         if (a->kind == ACTION_COPY && a->depends_on != PLAN_NO_DEP)
                 printf("  (after its template is created)");
         putchar('\n');
@@ -239,9 +247,11 @@ int cmd_plan(Cli *cli) {
         Config *c = NULL;
         Roster *r = NULL;
         Plan *p = NULL;
+        size_t stale = 0;
         int k, ret = EXIT_ERROR;
 
-        if (cli_load_config(cli, &c) < 0 || cli_load_roster(cli, c, &r) < 0)
+        if (cli_load_config(cli, &c) < 0 || cli_load_roster(cli, c, &r) < 0 ||
+            desired_add_sources(cli, c, NULL, &r, &stale) < 0)
                 goto out;
         k = build_plan(c, r, &p);
         if (k >= 0 && cli->refresh && plan_has_changes(p)) {
@@ -257,6 +267,9 @@ int cmd_plan(Cli *cli) {
                 print_plan_json(p);
         else
                 print_plan_human(r, p, c);
+        if (stale > 0 && !cli->json)
+                printf("%zu Entra groups could not be read now; their last complete member lists were "
+                       "used (see the messages above).\n", stale);
         ret = plan_has_changes(p) || plan_guard_skipped(p) ? EXIT_PENDING : EXIT_OK;
 out:
         plan_free(p);
