@@ -22,7 +22,7 @@ Controls:
   POST   /_sim/graph/members     {"group", "add": [ids], "remove": [ids]}
   DELETE /_sim/graph/groups/{id} the group is deleted in Entra (404 from then on)
   POST   /_sim/graph/config      {"denied": bool (403 Authorization_RequestDenied),
-                                  "fail_next": [{"what": "group"|"members"|"*",
+                                  "fail_next" (replaces the list): [{"what": "group"|"members"|"*",
                                   "group": id|"*", "page": n|null, "status": s
                                   (0 = drop the connection), "count": n,
                                   "retry_after": seconds|null}]}
@@ -181,6 +181,8 @@ class GraphState:
             raise ControlError("config takes denied and fail_next")
         if "denied" in body:
             self.settings["denied"] = bool(body["denied"])
+        if "fail_next" in body:
+            self.settings["fail_next"] = []
         for item in body.get("fail_next", []):
             if not isinstance(item, dict) or not isinstance(item.get("status", 500), int):
                 raise ControlError("fail_next entries are objects with an integer status")
