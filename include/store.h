@@ -147,3 +147,6 @@ int store_source_failed(Store *s, const Guid *group, const char *error, uint64_t
  * A negative return of fn stops the walk and is returned. Free ret with store_source_clear(). */
 int store_source_load(Store *s, const Guid *group, StoreSource *ret, StoreSourceMemberFn fn, void *userdata);
 void store_source_clear(StoreSource *src);
+/* How the directory last named a user (also after they left every group), and the group that
+ * listed them; each may be NULL. -ENOENT if unknown. */
+int store_directory_name(Store *s, const Guid *id, char **ret_name, char **ret_upn, char **ret_group);

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "desired.h"
 #include "planner.h"
+#include "source.h"
 #include "tenant.h"
 #include "verify.h"
 #include "store.h"
@@ -72,7 +73,19 @@ static const char *guard_reason(const Plan *p, const Config *c, char *buf, size_
         return buf;
 }
 
-static void print_action(const Roster *r, const Action *a) {
+/* A delete has no roster entry: the directory's name for the user, when a group listed them. */
+static void print_directory_name(Store *names, const Guid *id) {
+        char name[2 * GRAPH_MAX_NAME + 4], group[GRAPH_MAX_NAME + 1];
+
+        if (!names || !source_directory_name(names, id, name, sizeof(name), group, sizeof(group)))
+                return;
+        if (*name)
+                printf("  %s", name);
+        if (*group)
+                printf("  [last listed by entra group \"%s\"]", group);
+}
+
+static void print_action(const Roster *r, const Action *a, Store *names) {
         char id[GUID_STRING_MAX], t[GUID_STRING_MAX], actual[GUID_STRING_MAX];
         const char *name = a->entry && a->entry->name ? r->names + a->entry->name : NULL;
         const char *file = a->entry ? r->files[a->entry->file] : NULL;
@@ -94,16 +107,22 @@ static void print_action(const Roster *r, const Action *a) {
                 printf("  [%s:%u]", file, a->entry->line);
         else if (a->entry)   /* a directory source: no line */
                 printf("  [%s]", file);
+        else
+                print_directory_name(names, &a->id);
         if (a->kind == ACTION_COPY && a->depends_on != PLAN_NO_DEP)
                 printf("  (after its template is created)");
         putchar('\n');
 }
 
 static void print_plan_human(const Roster *r, const Plan *p, const Config *c) {
+        Store *names = NULL;
         char why[256];
 
+        if (c->n_sources > 0 && store_open(c->state_dir, true, &names) < 0)
+                names = NULL;
         for (size_t i = 0; i < p->n; i++)
-                print_action(r, &p->actions[i]);
+                print_action(r, &p->actions[i], names);
+        store_close(names);
         if (p->n_held > 0 || p->n_delete_skipped > 0)
                 printf("Deletes %s: %s.\n", p->n_held > 0 ? "held" : "skipped",
                        guard_reason(p, c, why, sizeof(why)));

@@ -202,15 +202,30 @@ bool source_set_current(const SourceSet *set) {
 
 /* ---- the desired state ----------------------------------------------------------------------- */
 
-/* "Jane Doe (jane@example.com)", or whichever of the two Graph gave. */
-static const char *member_label(const GraphListing *l, const GraphMember *m, char buf[NAME_BUF]) {
-        const char *name = graph_member_name(l, m), *upn = graph_member_upn(l, m);
-
+/* "Jane Doe (jane@example.com)", or whichever of the two the directory gave. */
+static const char *name_format(const char *name, const char *upn, char *buf, size_t size) {
+        name = name ? name : "";
+        upn = upn ? upn : "";
         if (*name && *upn)
-                snprintf(buf, NAME_BUF, "%s (%s)", name, upn);
+                snprintf(buf, size, "%s (%s)", name, upn);
         else
-                snprintf(buf, NAME_BUF, "%s", *name ? name : upn);
+                snprintf(buf, size, "%s", *name ? name : upn);
         return buf;
+}
+
+static const char *member_label(const GraphListing *l, const GraphMember *m, char buf[NAME_BUF]) {
+        return name_format(graph_member_name(l, m), graph_member_upn(l, m), buf, NAME_BUF);
+}
+
+bool source_directory_name(Store *store, const Guid *id, char *name, size_t name_size, char *group,
+                           size_t group_size) {
+        _cleanup_free_ char *n = NULL, *upn = NULL, *g = NULL;
+
+        if (store_directory_name(store, id, &n, &upn, &g) < 0)
+                return false;
+        name_format(n, upn, name, name_size);
+        snprintf(group, group_size, "%s", g ? g : "");
+        return *name || *group;
 }
 
 static int merge_source(RosterBuilder *b, const Source *s) {

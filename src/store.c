@@ -800,7 +800,11 @@ static const char sources_schema[] =
         "CREATE TABLE IF NOT EXISTS source_state (grp BLOB PRIMARY KEY, name TEXT, members INT,"
         " read INT, error TEXT, error_at INT) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS source_members (grp BLOB NOT NULL, id BLOB NOT NULL, name TEXT,"
-        " upn TEXT, enabled INT NOT NULL, PRIMARY KEY (grp, id)) WITHOUT ROWID;";
+        " upn TEXT, enabled INT NOT NULL, PRIMARY KEY (grp, id)) WITHOUT ROWID;"
+        /* Who a user was, as the directory last named them: kept after they leave every group,
+         * so a delete (or a held one) can still be shown with a name. */
+        "CREATE TABLE IF NOT EXISTS directory_names (id BLOB PRIMARY KEY, name TEXT, upn TEXT,"
+        " grp_name TEXT) WITHOUT ROWID;";
 
 static void stmt_finalizep(sqlite3_stmt **p) {
         sqlite3_finalize(*p);
@@ -815,25 +819,34 @@ static int bind_text_or_null(sqlite3_stmt *st, int idx, const char *v) {
         return v ? sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, idx);
 }
 
-static int source_members_insert(Store *s, const Guid *group, const StoreSourceMember *m, size_t n) {
-        _cleanup_finalize_ sqlite3_stmt *del = NULL, *ins = NULL;
+static int source_members_insert(Store *s, const Guid *group, const char *group_name,
+                                 const StoreSourceMember *m, size_t n) {
+        _cleanup_finalize_ sqlite3_stmt *del = NULL, *ins = NULL, *names = NULL;
         int r;
 
         if ((r = prepare(s, "DELETE FROM source_members WHERE grp = ?1", &del)) < 0 ||
             (r = prepare(s, "INSERT OR REPLACE INTO source_members (grp, id, name, upn, enabled) "
-                            "VALUES (?1, ?2, ?3, ?4, ?5)", &ins)) < 0)
+                            "VALUES (?1, ?2, ?3, ?4, ?5)", &ins)) < 0 ||
+            (r = prepare(s, "INSERT OR REPLACE INTO directory_names (id, name, upn, grp_name) "
+                            "VALUES (?2, ?3, ?4, ?6)", &names)) < 0)
                 return r;
         if (bind_guid(del, 1, group) != SQLITE_OK || (r = step_done(del)) < 0)
                 return r < 0 ? r : -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                if (bind_guid(ins, 1, group) != SQLITE_OK || bind_guid(ins, 2, &m[i].id) != SQLITE_OK ||
-                    bind_text_or_null(ins, 3, m[i].name) != SQLITE_OK ||
-                    bind_text_or_null(ins, 4, m[i].upn) != SQLITE_OK ||
-                    sqlite3_bind_int(ins, 5, m[i].enabled) != SQLITE_OK)
-                        return -ENOMEM;
-                if ((r = step_done(ins)) < 0)
-                        return r;
-                sqlite3_reset(ins);
+                sqlite3_stmt *st[] = { ins, names };
+
+                for (size_t k = 0; k < ELEMENTSOF(st); k++) {
+                        if (bind_guid(st[k], 2, &m[i].id) != SQLITE_OK ||
+                            bind_text_or_null(st[k], 3, m[i].name) != SQLITE_OK ||
+                            bind_text_or_null(st[k], 4, m[i].upn) != SQLITE_OK ||
+                            (k == 0 && (bind_guid(st[k], 1, group) != SQLITE_OK ||
+                                        sqlite3_bind_int(st[k], 5, m[i].enabled) != SQLITE_OK)) ||
+                            (k == 1 && bind_text_or_null(st[k], 6, group_name) != SQLITE_OK))
+                                return -ENOMEM;
+                        if ((r = step_done(st[k])) < 0)
+                                return r;
+                        sqlite3_reset(st[k]);
+                }
         }
         return 0;
 }
@@ -861,7 +874,7 @@ int store_source_save(Store *s, const Guid *group, const char *name, const Store
                 return r;
         r = exec_sql(s, sources_schema);
         if (r >= 0)
-                r = source_members_insert(s, group, m, n);
+                r = source_members_insert(s, group, name, m, n);
         if (r >= 0)
                 r = source_state_put(s, group, name, n, read_usec);
         return op_end(s, own, r);
@@ -961,6 +974,29 @@ int store_source_load(Store *s, const Guid *group, StoreSource *ret, StoreSource
         }
         *ret = src;
         return 0;
+}
+
+int store_directory_name(Store *s, const Guid *id, char **ret_name, char **ret_upn, char **ret_group) {
+        _cleanup_finalize_ sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        /* Before any group was read there is no such table: no name is known. */
+        if (prepare(s, "SELECT name, upn, grp_name FROM directory_names WHERE id = ?1", &st) < 0)
+                return -ENOENT;
+        if (bind_guid(st, 1, id) != SQLITE_OK)
+                return -ENOMEM;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        if ((r = column_text_dup(st, 0, ret_name)) < 0)
+                return r;
+        if ((r = column_text_dup(st, 1, ret_upn)) < 0 || (r = column_text_dup(st, 2, ret_group)) < 0) {
+                free(*ret_name);
+                *ret_name = NULL;
+                free(*ret_upn);
+                *ret_upn = NULL;
+        }
+        return r;
 }
 
 void store_source_clear(StoreSource *src) {

@@ -125,10 +125,16 @@ def test_member_removed_from_nested_group_is_deleted(ns, sim):
     sim.reset_log()
 
     sim.graph_members(tier3, remove=[members[3]])
+    # Gone from every group, the user is still named in the review of the delete.
+    p = ns.run("plan")
+    assert p.returncode == 2, describe(p)
+    assert (f'- delete {members[3]}  Agent 3 (agent3@example.test)  [last listed by entra group '
+            f'"Support Agents"]') in p.stdout
     p = ns.run("apply")
     assert p.returncode == 0, describe(p)
     assert [r["id"] for r in deletes_sent(sim)] == [members[3]]
     assert sim_ids(sim.state()) == set(members[:3])
+    assert f"delete {members[3]} (Agent 3 (agent3@example.test)): ok" in p.stderr
 
 
 @pytest.mark.sim(rate_ops=5000)
@@ -203,6 +209,21 @@ def test_group_deleted_in_entra_is_kept(ns, sim):
     assert "No changes" in p.stdout and "could not be read now" in p.stdout, describe(p)
     st = ns.run("status")
     assert "LAST READ FAILED" in st.stdout and "no such group" in st.stdout
+
+
+def test_held_deletes_are_named(ns, sim):
+    group = guid()
+    ids = sim.graph_generate(group, 12, display_name="Night Shift")
+    with_group(ns, sim, group, deletes={"max_per_run": 2})
+    assert ns.run("apply").returncode == 0
+    sim.graph_members(group, remove=ids[:6])
+    p = ns.run("plan")
+    assert p.returncode == 2, describe(p)
+    held = [line for line in p.stdout.splitlines() if line.startswith("! held")]
+    assert len(held) == 6
+    for i, uid in enumerate(ids[:6]):
+        assert any(uid in line and f"User {i} (user{i}@sim.test)" in line and
+                   '[last listed by entra group "Night Shift"]' in line for line in held), p.stdout
 
 
 def test_empty_group_counts_as_an_empty_file(ns, sim):
