@@ -7,6 +7,7 @@
 
 #include "http.h"
 #include "jwt.h"
+#include "oauth.h"
 #include "util.h"
 
 #define TOKEN_MARGIN_MAX (60 * USEC_PER_SEC)

@@ -2,7 +2,7 @@
  * here with OpenSSL at run time; each assertion is taken apart again and checked the way Entra
  * checks it: three base64url parts, the header and claims it must carry, and an RS256 signature
  * that verifies with the certificate's public key. Also the refusals at load time (wrong key, not
- * RSA, too short, not PEM, encrypted) and the token request body that carries the assertion. */
+ * RSA, too short, not PEM, encrypted). The token request body that carries it is in test_oauth. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,7 +20,6 @@
 
 #include "guid.h"
 #include "jwt.h"
-#include "nimbus_api.h"
 #include "util.h"
 
 #define CLIENT "0b5b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
@@ -445,25 +444,6 @@ static void test_combined_pem_and_expiry(void **state) {
         free(both);
 }
 
-static void test_token_request_body(void **state) {
-        char *body = NULL;
-
-        assert_int_equal(oauth_assertion_request_body("https://admin.ch-01.luware.cloud/.default", CLIENT,
-                                                      "aGVh.Y2xh-_.c2ln", &body), 0);
-        assert_string_equal(body, "grant_type=client_credentials&client_id=" CLIENT
-                            "&scope=https%3A%2F%2Fadmin.ch-01.luware.cloud%2F.default"
-                            "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type"
-                            "%3Ajwt-bearer&client_assertion=aGVh.Y2xh-_.c2ln");
-        assert_null(strstr(body, "client_secret"));
-        free(body);
-
-        body = NULL;
-        assert_int_equal(oauth_assertion_request_body("s", CLIENT, "", &body), -EINVAL);
-        assert_int_equal(oauth_assertion_request_body("", CLIENT, "a.b.c", &body), -EINVAL);
-        assert_int_equal(oauth_assertion_request_body("s", NULL, "a.b.c", &body), -EINVAL);
-        assert_null(body);
-}
-
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_base64url),
@@ -474,7 +454,6 @@ int main(void) {
                 cmocka_unit_test(test_unusable_keys_refused),
                 cmocka_unit_test(test_bad_pem_refused),
                 cmocka_unit_test(test_combined_pem_and_expiry),
-                cmocka_unit_test(test_token_request_body),
         };
 
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
