@@ -1,8 +1,9 @@
 /* oauth.c: the Entra ID token endpoint as data, and Retry-After (see oauth.h).
  *
- * A client assertion's encoded copy is wiped before it is freed. The token answer is read as
- * tolerantly as the Nimbus answers in nimbus_api.c: a missing or odd expires_in means the usual
- * hour, and nothing in the answer can make us allocate without bound. libcurl does the URL encoding and the HTTP-date parsing. */
+ * Everything that holds a credential (a client assertion, the encoded secret) is wiped before
+ * it is freed. The token answer is read as tolerantly as the Nimbus answers in nimbus_api.c: a
+ * missing or odd expires_in means the usual hour, and nothing in the answer can make us allocate
+ * without bound. libcurl does the URL encoding and the HTTP-date parsing. */
 #include "oauth.h"
 
 #include <curl/curl.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <strings.h>
 
+#include "config.h"
 #include "util.h"
 
 #define JSON_MAX_DEPTH 32                   /* the token answer is one level deep */
@@ -180,6 +182,23 @@ int oauth_assertion_request_body(const char *scope, const char *client_id, const
         if (r == 0)
                 *ret = body;
         return r;
+}
+
+int oauth_basic_credential(const char *value, char **ret) {
+        char *escaped, *copy;
+
+        if (!form_value_ok(value, SECRET_MAX_SIZE))
+                return -EINVAL;
+        escaped = form_escape(value);
+        if (!escaped)
+                return -ENOMEM;
+        /* Our own copy, so the caller frees (and wipes) it like any other string. */
+        copy = strdup(escaped);
+        escape_free(escaped);
+        if (!copy)
+                return -ENOMEM;
+        *ret = copy;
+        return 0;
 }
 
 /* ---- Retry-After ------------------------------------------------------------------------------- */

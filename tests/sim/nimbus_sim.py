@@ -1001,6 +1001,16 @@ def token_checks(st, tenant, headers, form, checked):
     return None
 
 
+def header_alg(assertion):
+    """The alg an assertion's header names (for the token log), or None."""
+    try:
+        header = json.loads(b64url_decode(assertion.split(".", 1)[0]))
+    except (AttributeError, ValueError, RecursionError):
+        return None
+    alg = header.get("alg") if isinstance(header, dict) else None
+    return alg if isinstance(alg, str) else None
+
+
 def handle_token(st, tenant, headers, body_raw, audience):
     """One token request; AUDIENCE is the URL it was sent to (an assertion's aud)."""
     try:
@@ -1026,6 +1036,7 @@ def handle_token(st, tenant, headers, body_raw, audience):
         st.token_log.append({"t": time.time(), "tenant": tenant,
                              "scope": form.get("scope"), "status": resp.status,
                              "auth": "assertion" if uses_assertion else "secret",
+                             "alg": header_alg(form.get("client_assertion")),
                              "basic": headers.get("Authorization", "").lower().startswith("basic ")})
     return resp
 

@@ -456,6 +456,7 @@ def test_dialect_assertion_alg(start, accepted):
             assert status == 200, body
         else:
             assert status == 400 and "AADSTS5002738" in body["error_description"], body
+    assert [r["alg"] for r in sim.state()["token_requests"]] == ["PS256", "RS256"]
 
 
 def test_signature_must_match_the_named_algorithm(start):

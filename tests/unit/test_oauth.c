@@ -1,12 +1,13 @@
 /* test_oauth: the Entra token endpoint as data: the token answer (hostile ones too: NUL bytes,
- * deep nesting, header injection, oversized tokens), the two request bodies, and the Retry-After
- * header. */
+ * deep nesting, header injection, oversized tokens), the two request bodies, the form-encoding of
+ * the Basic credentials (RFC 6749 §2.3.1), and the Retry-After header. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +142,66 @@ static void test_token_request_body(void **state) {
         assert_null(body);
 }
 
+/* ---- Basic credentials ------------------------------------------------------------------------- */
+
+static void check_basic(const char *raw, const char *expected) {
+        char *e = NULL;
+        assert_int_equal(oauth_basic_credential(raw, &e), 0);
+        assert_string_equal(e, expected);
+        free(e);
+}
+
+/* Form decoding, as the token endpoint does it: '+' is a space, %XX a byte. */
+static char *form_decode(const char *s) {
+        char *plus = strdup(s), *out;
+        for (char *p = plus; *p; p++)
+                if (*p == '+')
+                        *p = ' ';
+        int n = 0;
+        char *d = curl_easy_unescape(NULL, plus, 0, &n);
+        assert_non_null(d);
+        out = strndup(d, (size_t) n);
+        curl_free(d);
+        free(plus);
+        return out;
+}
+
+static void test_basic_credential(void **state) {
+        /* Everything but the unreserved characters is escaped: the ones Entra would read
+         * differently (+ % :), and the ones a strict decoder refuses raw (/ =). */
+        check_basic("a+b/c=d%e~f:g", "a%2Bb%2Fc%3Dd%25e~f%3Ag");
+        check_basic("AZaz09-._~", "AZaz09-._~");
+        check_basic(CLIENT, CLIENT);
+        check_basic(" &?#\"\\", "%20%26%3F%23%22%5C");
+        check_basic("\xc3\xa9\x7f", "%C3%A9%7F");
+
+        /* Whatever the secret, decoding the encoding gives it back. */
+        static const char *const secrets[] = { "+/=%~:", "%2B", "++==", "x:y:z", "~%%41" };
+        for (size_t i = 0; i < ELEMENTSOF(secrets); i++) {
+                char *e = NULL, *d;
+                assert_int_equal(oauth_basic_credential(secrets[i], &e), 0);
+                assert_null(strpbrk(e, "+/=:"));
+                d = form_decode(e);
+                assert_string_equal(d, secrets[i]);
+                free(d);
+                free(e);
+        }
+
+        char *e = (char *) "untouched";
+        size_t len;
+        char *big = repeat('x', 64 * 1024 + 1, "", &len);
+        assert_int_equal(oauth_basic_credential(big, &e), -EINVAL);
+        big[64 * 1024] = '\0';
+        assert_int_equal(oauth_basic_credential(big, &e), 0);
+        assert_int_equal(strlen(e), 64 * 1024);
+        free(e);
+        free(big);
+        e = (char *) "untouched";
+        assert_int_equal(oauth_basic_credential("", &e), -EINVAL);
+        assert_int_equal(oauth_basic_credential(NULL, &e), -EINVAL);
+        assert_string_equal(e, "untouched");
+}
+
 /* ---- Retry-After ------------------------------------------------------------------------------- */
 
 static void check_retry(const char *value, uint64_t now, uint64_t expected) {
@@ -183,6 +244,7 @@ int main(void) {
                 cmocka_unit_test(test_token_size),
                 cmocka_unit_test(test_request_body),
                 cmocka_unit_test(test_token_request_body),
+                cmocka_unit_test(test_basic_credential),
                 cmocka_unit_test(test_retry_after),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
