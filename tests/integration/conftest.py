@@ -53,7 +53,8 @@ def guids(n):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "sim(**options): options for Sim.start (ous, licenses, "
-                                       "token_ttl, seed_users, rate_ops, tls, ...)")
+                                       "token_ttl, seed_users, rate_ops, tls, dialect switches "
+                                       "such as duplicate_status=400, ...)")
 
 
 @pytest.fixture(scope="session")
