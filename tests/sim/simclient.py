@@ -17,7 +17,11 @@ Certificate credentials: Sim.start(tmp_path, client_cert=True) makes a client
 certificate and key (sim.client_cert_file, sim.client_key_file) and registers
 the certificate with the simulator; sim.wrong_key_file / sim.wrong_cert_file
 are a key pair it does not know. sim.assertion() builds a signed client
-assertion, sim.request_token_assertion() sends one.
+assertion (alg="RS256" or "PS256"), sim.request_token_assertion() sends one.
+
+Dialects (nimbus_sim.py's docstring): Sim.start(tmp, duplicate_status=400, field_case="pascal")
+starts a simulator speaking them, sim.dialect(**switches) changes them at run time,
+sim.api(..., host="portal") and sim.host_url("portal") address the api_host dialect.
 """
 
 import atexit
