@@ -9,7 +9,7 @@
 
 #include "backoff.h"
 #include "http.h"
-#include "nimbus_api.h"
+#include "oauth.h"
 #include "token.h"
 #include "util.h"
 

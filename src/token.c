@@ -6,6 +6,7 @@
 
 #include "jwt.h"
 #include "nimbus_api.h"
+#include "oauth.h"
 #include "util.h"
 
 #define TOKEN_MARGIN_MAX (60 * USEC_PER_SEC)
@@ -14,7 +15,8 @@ struct TokenCache {
         char *token_url;
         char *scope;
         char *client_id;
-        char *secret;                /* one of these two: HTTP Basic, or */
+        char *basic_user;            /* one of these two: HTTP Basic, client id and secret */
+        char *secret;                /*   form-encoded (RFC 6749 §2.3.1), or */
         JwtSigner *signer;           /* a signed client assertion per token request */
         uint64_t timeout_usec;
 
@@ -34,14 +36,20 @@ static void wipe_free(char *s) {
         free(s);
 }
 
-static int credential_set(TokenCache *tc, const ClientCredential *cred, Diag *diag) {
+static int credential_set(TokenCache *tc, JwtAlg alg, const ClientCredential *cred, Diag *diag) {
+        int r;
+
         if (cred->key_pem && cred->cert_pem)
                 return jwt_signer_new(cred->cert_pem, cred->cert_path, cred->key_pem, cred->key_path,
-                                      &tc->signer, diag);
+                                      alg, &tc->signer, diag);
         if (!cred->secret)
                 return -EINVAL;
-        tc->secret = strdup(cred->secret);
-        return tc->secret ? 0 : -ENOMEM;
+        /* Entra form-decodes both before comparing: a raw '+', '%' or ':' would change the
+         * secret. curl adds the Base64. */
+        r = oauth_basic_credential(tc->client_id, &tc->basic_user);
+        if (r >= 0)
+                r = oauth_basic_credential(cred->secret, &tc->secret);
+        return r;
 }
 
 int token_cache_new(const Config *c, const char *scope, const ClientCredential *cred,
@@ -57,7 +65,7 @@ int token_cache_new(const Config *c, const char *scope, const ClientCredential *
                 token_cache_free(tc);
                 return -ENOMEM;
         }
-        r = credential_set(tc, cred, diag);
+        r = credential_set(tc, c->client_assertion_alg, cred, diag);
         if (r < 0) {
                 token_cache_free(tc);
                 return r;
@@ -72,6 +80,7 @@ TokenCache *token_cache_free(TokenCache *tc) {
         free(tc->token_url);
         free(tc->scope);
         free(tc->client_id);
+        free(tc->basic_user);
         wipe_free(tc->secret);
         jwt_signer_free(tc->signer);
         wipe_free(tc->token);
@@ -162,7 +171,7 @@ int token_cache_fetch(TokenCache *tc, HttpEngine *http, TokenDoneFn done, void *
         HttpRequest req = {
                 .method = "POST", .url = tc->token_url,
                 .content_type = "application/x-www-form-urlencoded",
-                .basic_user = tc->secret ? tc->client_id : NULL, .basic_pass = tc->secret,
+                .basic_user = tc->basic_user, .basic_pass = tc->secret,
                 .timeout_usec = tc->timeout_usec, .max_body = NIMBUS_MAX_BODY,
         };
         int r;
