@@ -2,6 +2,7 @@
 source_interval; a changed member list starts a run as a changed file does, an unchanged one makes
 no Nimbus call, and a group that cannot be read keeps its last complete list across restarts."""
 
+import signal
 import time
 
 from .conftest import creates, guid, guids, poll, sim_ids, wait_users
@@ -100,4 +101,22 @@ def test_group_and_file_conflict_keeps_the_last_desired_state(daemon, sim):
     daemon.wait_log(r"the last valid roster stays in force", 10, mark)
     time.sleep(INTERVAL * 2)
     assert sim_ids(sim) == set(ids + [other])
+    daemon.stop_clean()
+
+
+def test_reload_reads_the_new_sources(daemon, sim):
+    group, _, ids = directory(sim)
+    with_group(daemon, sim, group)
+    daemon.start()
+    wait_users(sim, ids, 15, daemon)
+
+    other, extra = guid(), guids(2)
+    sim.graph_directory(users=[{"id": u} for u in extra],
+                        groups=[{"id": other, "displayName": "Night Shift", "members": extra}])
+    daemon.configure(graph_url=sim.graph_url, source_interval=f"{INTERVAL}s",
+                     sources=[{"entra_group": group, "ou": OU}, {"entra_group": other, "ou": OU}])
+    mark = daemon.mark()
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log(r"config reloaded", 10, mark)
+    wait_users(sim, ids + extra, 10, daemon)
     daemon.stop_clean()
