@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "credential.h"
 #include "diag.h"
 #include "guid.h"
 #include "nimbus_api.h"
@@ -38,7 +39,7 @@ typedef enum TokenStatus {
 
 typedef void (*TokenDoneFn)(void *userdata, TokenStatus status, long http_status, const char *message);
 
-/* cred holds a secret, or a certificate and its key (as config_read_credential() gives them). The
+/* cred holds a secret, or a certificate and its key (as credential_read() gives them). The
  * secret is copied and wiped from memory when the client is closed; key and certificate are
  * parsed here, once, and checked to belong together: a problem with them is -EBADMSG or
  * -EKEYREJECTED with a one-line diagnostic. The caller may wipe cred right after the call. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backoff.h"
+#include "credential.h"
 #include "util.h"
 
 struct TenantCall {
@@ -331,7 +332,7 @@ int tenant_new(uv_loop_t *loop, Config *c, Logger *log, Tenant **ret, Diag *diag
         t->config = c;
         t->log = log;
         t->loop = loop;
-        r = config_read_credential(c, &cred, diag);
+        r = credential_read(c, &cred, diag);
         if (r >= 0)
                 r = tenant_open_store(t, diag);
         if (r >= 0)
