@@ -30,6 +30,9 @@ int cli_main(int argc, char **argv);
 
 /* Shared steps; each prints its own diagnostics and returns a negative errno on failure. */
 int cli_load_config(Cli *cli, Config **ret);
+/* What the config names and only use would find broken: the secret or key (missing, unreadable,
+ * readable by others), the certificate, ca_file. Checked as the calling user. */
+int cli_check_config_files(Cli *cli, const Config *c);
 int cli_load_roster(Cli *cli, const Config *c, Roster **ret);
 
 int cmd_daemon(Cli *cli);

@@ -25,10 +25,15 @@ typedef struct HttpRequest {
 typedef struct HttpResponse {
         long status;              /* 0 when the transfer failed */
         int error;                /* 0, or negative errno for a transport failure; -EKEYREJECTED
-                                   * when the server's certificate is not trusted */
-        const char *error_text;   /* curl's description of the failure, or "" */
+                                   * when the server's certificate is not trusted, -ENOKEY when
+                                   * ca_file cannot be loaded */
+        const char *error_text;   /* curl's description of the failure (naming ca_file for
+                                   * -ENOKEY), or "" */
         const char *body;         /* NUL-terminated, may contain NULs */
         size_t body_len;
+        const char *headers;      /* status line and headers as received (CRLF), NUL-terminated,
+                                   * at most 16 KiB; "" when there was no answer */
+        size_t headers_len;
         const char *retry_after;  /* the Retry-After header value, or NULL */
 } HttpResponse;
 

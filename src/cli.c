@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "credential.h"
 #include "util.h"
 
 typedef struct Command {
@@ -133,6 +134,19 @@ int cli_load_config(Cli *cli, Config **ret) {
         diag_clear(&d);
         if (r >= 0)
                 log_init(&cli->log, (*ret)->log_target, (*ret)->log_level);
+        return r;
+}
+
+int cli_check_config_files(Cli *cli, const Config *c) {
+        Diag d = DIAG_INIT;
+        int r;
+
+        r = credential_check(c, 0, &d);
+        log_diag(&cli->log, &d, NULL);
+        diag_clear(&d);
+        if (r < 0 && r != -EINVAL)
+                fprintf(stderr, "%s: error: cannot check the files it names: %s\n", cli->config_path,
+                        strerror(-r));
         return r;
 }
 

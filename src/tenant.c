@@ -109,9 +109,11 @@ static void auth_failed(Tenant *t, long status, const char *reason) {
         t->auth_failures++;
         t->auth_retry_at = now_usec() + backoff_delay(c->retry.base_usec, c->retry.cap_usec,
                                                       t->auth_failures, backoff_random());
+        /* Without an answer (ca_file unloadable, the server's certificate not trusted) nobody
+         * refused anything: we could not ask. */
         if (first)
-                log_event(t->log, LOG_CRIT, &ev, "Nimbus refused our credentials, tenant paused: %s",
-                          t->auth_error);
+                log_event(t->log, LOG_CRIT, &ev, "%s, tenant paused: %s", status > 0 ?
+                          "Nimbus refused our credentials" : "cannot authenticate to Nimbus", t->auth_error);
         if (t->give_up_on_auth)
                 fail_queued(t, OUTCOME_AUTH, status, 0, t->auth_error);
 }
