@@ -3,9 +3,11 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "config.h"
 #include "log.h"
+#include "nimbus_client.h"
 #include "roster.h"
 
 enum {
@@ -23,6 +25,7 @@ typedef struct Cli {
         const char *user;   /* apply --user ID: provision one user now */
         bool json;
         bool refresh;
+        bool raw;           /* doctor, licenses, user show: print each answer as it came */
         Logger log;
 } Cli;
 
@@ -43,3 +46,9 @@ int cmd_status(Cli *cli);
 int cmd_approve_deletes(Cli *cli);
 int cmd_licenses(Cli *cli);
 int cmd_user(Cli *cli);
+int cmd_doctor(Cli *cli);
+
+/* The license usage table of `licenses`, each line starting with indent. */
+void cli_print_licenses(const NimbusLicense *l, size_t n, const char *indent);
+/* --raw: print one answer as it came, its secrets redacted (a NimbusRawFn; userdata unused). */
+void cli_print_raw(void *userdata, const NimbusRaw *raw);

@@ -4,6 +4,7 @@
  * bounded buffer and handed to a completion callback. This module knows nothing of Nimbus. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -20,6 +21,8 @@ typedef struct HttpRequest {
         const char *basic_pass;
         uint64_t timeout_usec;    /* whole transfer; 0 = 30 s */
         size_t max_body;          /* answers longer than this fail with -EFBIG */
+        bool connect_only;        /* resolve, connect and verify TLS, then stop: nothing is sent
+                                   * (status 0 and error 0 mean the host is reachable) */
 } HttpRequest;
 
 typedef struct HttpResponse {

@@ -23,8 +23,10 @@ static const Command commands[] = {
         { "validate", cmd_validate, "validate [FILE...]", "check the config and the roster" },
         { "status", cmd_status, "status [--json]", "what the state store knows" },
         { "approve-deletes", cmd_approve_deletes, "approve-deletes", "release the deletes held now" },
-        { "licenses", cmd_licenses, "licenses [--json]", "license usage of the tenant" },
-        { "user", cmd_user, "user show ID [--json]", "one user's Nimbus details" },
+        { "licenses", cmd_licenses, "licenses [--json] [--raw]", "license usage of the tenant" },
+        { "user", cmd_user, "user show ID [--json] [--raw]", "one user's Nimbus details" },
+        { "doctor", cmd_doctor, "doctor [--raw] [USER_ID]", "check the connection to a real tenant, read-only: "
+          "config, credentials, TLS, token, API host, licenses, one user" },
 };
 
 static void usage(FILE *f) {
@@ -58,7 +60,7 @@ static int help_command(const char *name) {
         return EXIT_OK;
 }
 
-enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER };
+enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_RAW };
 
 /* getopt_long permutes, so options may follow the subcommand; what is left are operands. */
 static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret_version) {
@@ -69,6 +71,7 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 { "json", no_argument, NULL, OPT_JSON },
                 { "refresh", no_argument, NULL, OPT_REFRESH },
                 { "user", required_argument, NULL, OPT_USER },
+                { "raw", no_argument, NULL, OPT_RAW },
                 {}
         };
         int o;
@@ -81,6 +84,7 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 case OPT_JSON: cli->json = true; break;
                 case OPT_REFRESH: cli->refresh = true; break;
                 case OPT_USER: cli->user = optarg; break;
+                case OPT_RAW: cli->raw = true; break;
                 default: return -EINVAL;   /* getopt printed why */
                 }
         if (optind < argc)

@@ -494,6 +494,8 @@ static int transfer_setup(Transfer *t, const HttpRequest *req) {
                 SET(CURLOPT_USERNAME, req->basic_user);
                 SET(CURLOPT_PASSWORD, req->basic_pass ? req->basic_pass : "");
         }
+        if (req->connect_only)
+                SET(CURLOPT_CONNECT_ONLY, 1L);
         if (!streq(req->method, "GET") && !streq(req->method, "POST"))
                 SET(CURLOPT_CUSTOMREQUEST, req->method);
         /* curl silently re-sends a request whose reused connection closes without an answer.
