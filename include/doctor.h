@@ -26,6 +26,10 @@ typedef enum ApiVerdict {
  * no answer, error the transport's negative errno. */
 ApiVerdict doctor_api_verdict(long status, int error, const char *body, size_t len);
 
+/* What an answer was, in a few words, for a ✗ line: "no answer: ...", "HTTP 404, an HTML page",
+ * "HTTP 401: <the server's message>"... */
+void doctor_answer_summary(const NimbusResult *res, char *buf, size_t size);
+
 /* What to do about a transport error (negative errno as HttpResponse gives it), one phrase. */
 const char *doctor_transport_hint(int error);
 

@@ -341,27 +341,13 @@ static void start_api(Doctor *d) {
         ask_licenses(d);
 }
 
-/* What an answer was, in a few words. */
-static void answer_summary(const NimbusResult *res, char *buf, size_t size) {
-        long st = res->http_status;
-
-        if (st == 0)
-                snprintf(buf, size, "no answer: %s", res->message);
-        else if (st >= 300 && st < 400)
-                snprintf(buf, size, "a redirect, HTTP %ld; doctor --raw shows where to", st);
-        else if (st >= 200 && st < 300)
-                snprintf(buf, size, "HTTP %ld, but not the API's JSON: a login or proxy page?", st);
-        else
-                snprintf(buf, size, "HTTP %ld: %s", st, res->message);
-}
-
 /* The configured host is not the API: ask the other one, with the same token. */
 static bool try_other_host(Doctor *d, const NimbusResult *res) {
         char what[512];
 
         if (doctor_alternative_url(d->tenant->config->api_base, &d->alt_api) < 0)
                 return false;
-        answer_summary(res, what, sizeof what);
+        doctor_answer_summary(res, what, sizeof what);
         if (strdup_checked(what, &d->first_answer) < 0 ||
             nimbus_client_set_api_base(d->tenant->client, d->alt_api) < 0) {
                 d->alt_api = (free(d->alt_api), NULL);
@@ -394,7 +380,7 @@ static void report_api(Doctor *d, ApiVerdict v, const NimbusResult *res) {
         const char *at = d->tenant->config->api_base;
         char what[512];
 
-        answer_summary(res, what, sizeof what);
+        doctor_answer_summary(res, what, sizeof what);
         if (d->alt_api) {
                 report_other_host(d, v, what);
                 return;
@@ -474,7 +460,7 @@ static void on_user(void *userdata, const NimbusResult *res) {
         if (d->finished || res->error == -ECANCELED)
                 return;
         guid_format(&d->user, id);
-        answer_summary(res, what, sizeof what);
+        doctor_answer_summary(res, what, sizeof what);
         if (res->http_status == 404)
                 check_line(d, false, "user %s: not a Nimbus user (%s); fix: check the O365 ID (the user's "
                            "Entra object id), or provision the user first", id, what);

@@ -107,6 +107,21 @@ ApiVerdict doctor_api_verdict(long status, int error, const char *body, size_t l
         return looks_like_html(body, len) ? API_ABSENT : API_REFUSES;
 }
 
+void doctor_answer_summary(const NimbusResult *res, char *buf, size_t size) {
+        long st = res->http_status;
+
+        if (st == 0)
+                snprintf(buf, size, "no answer: %s", res->message);
+        else if (st >= 300 && st < 400)
+                snprintf(buf, size, "a redirect, HTTP %ld; doctor --raw shows where to", st);
+        else if (looks_like_html(res->body, res->body_len))
+                snprintf(buf, size, "HTTP %ld, an HTML page: a web server or a proxy, not the API", st);
+        else if (st >= 200 && st < 300)
+                snprintf(buf, size, "HTTP %ld, but not the API's JSON", st);
+        else
+                snprintf(buf, size, "HTTP %ld: %s", st, res->message);
+}
+
 const char *doctor_transport_hint(int error) {
         switch (error) {
         case -EHOSTUNREACH:

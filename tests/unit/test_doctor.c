@@ -94,6 +94,32 @@ static void test_api_verdict(void **state) {
         assert_non_null(strstr(doctor_transport_hint(-EHOSTUNREACH), "DNS"));
 }
 
+static void test_answer_summary(void **state) {
+        static const struct {
+                NimbusResult res;
+                const char *summary;
+        } cases[] = {
+                { { .http_status = 0, .message = "Could not resolve host: admin.x", .body = "" },
+                  "no answer: Could not resolve host: admin.x" },
+                { { .http_status = 302, .message = "HTTP 302", .body = "" },
+                  "a redirect, HTTP 302; doctor --raw shows where to" },
+                { { .http_status = 200, .message = "", .body = "<html>Sign in</html>", .body_len = 20 },
+                  "HTTP 200, an HTML page: a web server or a proxy, not the API" },
+                { { .http_status = 404, .message = "<html>x</html>", .body = " <html>x</html>", .body_len = 15 },
+                  "HTTP 404, an HTML page: a web server or a proxy, not the API" },
+                { { .http_status = 200, .message = "", .body = "ok", .body_len = 2 },
+                  "HTTP 200, but not the API's JSON" },
+                { { .http_status = 401, .message = "Provisioning Api disabled by admin", .body = "{}", .body_len = 2 },
+                  "HTTP 401: Provisioning Api disabled by admin" },
+        };
+        char buf[256];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                doctor_answer_summary(&cases[i].res, buf, sizeof buf);
+                assert_string_equal(buf, cases[i].summary);
+        }
+}
+
 static void test_hints(void **state) {
         static const struct {
                 const char *message;
@@ -270,6 +296,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_alternative_url),
                 cmocka_unit_test(test_api_verdict),
+                cmocka_unit_test(test_answer_summary),
                 cmocka_unit_test(test_hints),
                 cmocka_unit_test(test_user_shape),
                 cmocka_unit_test(test_license_shape),

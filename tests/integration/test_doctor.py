@@ -1,0 +1,356 @@
+"""`nimbus-sync doctor [--raw] [USER_ID]`: the first-contact check of a tenant, against the
+simulator. One line per check, ✓ or ✗ with the fix; exit 0 when all is good, 1 when something is
+to fix. It is read-only (no mutating request ever reaches the simulator, whose request log shows
+every API call), makes at most a handful of API calls, and sends them through the rate limiter.
+
+Which host answers (admin. or portal.) is tested with a small front server on loopback that
+answers by Host header: `admin.localhost` and `portal.localhost` both reach it (libcurl resolves
+every *.localhost to loopback), and it passes one of them on to the simulator.
+"""
+
+import http.client
+import http.server
+import json
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+
+import pytest
+
+from conftest import api_requests, describe, guid, mutating
+
+OU = guid()
+HANDFUL = 3
+
+
+def lines(p, mark):
+    return [line for line in p.stdout.splitlines() if line.startswith(mark)]
+
+
+def check(ns, *args, rc, env=None):
+    p = ns.run("doctor", *args, env=env)
+    assert p.returncode == rc, describe(p)
+    st = ns.sim.state()
+    assert mutating(st) == [], "doctor must never send a mutating request"
+    assert len(api_requests(st)) <= HANDFUL, describe(p)
+    return p, st
+
+
+def test_all_good(ns, sim):
+    p, st = check(ns, rc=0)
+    ok = lines(p, "✓ ")
+    assert lines(p, "✗ ") == [], describe(p)
+    assert ok[0] == f"✓ config {ns.config_path}: parses and validates"
+    assert ok[1].startswith("✓ credentials: client secret readable as user ")
+    assert ok[2].startswith("✓ token host http://127.0.0.1:") and ok[3].startswith("✓ API host ")
+    assert ok[4] == f"✓ token: issued for scope {sim.scope}"
+    assert ok[5] == f"✓ API: answers at {sim.api_base}"
+    assert ok[6] == "✓ license usage: 1 pool"
+    assert re.search(r"^ +Contact Center +100000 +0 +100000$", p.stdout, re.M), describe(p)
+    assert p.stdout.endswith("All checks passed.\n")
+    assert [(r["method"], r["path"]) for r in api_requests(st)] == [("GET", "user/license-usage")]
+
+
+def test_its_calls_keep_the_rate_window(ns, sim):
+    """The calls go through the tenant's rate limiter: one operation per 2 s lets the second
+    start only when the first has left the window."""
+    ns.configure(rate_limit={"operations": 1, "window": "2s"})
+    _, st = check(ns, guid(), rc=1)
+    t = [r["t"] for r in api_requests(st)]
+    assert len(t) == 2 and t[1] - t[0] >= 1.9, t
+
+
+def test_token_refused(ns, sim):
+    ns.write_secret("not-the-secret")
+    p, st = check(ns, rc=1)
+    bad = lines(p, "✗ ")
+    assert len(bad) == 1, describe(p)
+    assert bad[0].startswith("✗ token: refused (HTTP 401): AADSTS7000215: Invalid client secret provided."), bad
+    assert "fix: the client secret is wrong: create a new one in the app registration" in bad[0]
+    assert api_requests(st) == []
+    assert "All checks passed" not in p.stdout
+
+
+def test_api_refuses_with_its_reason(ns, sim):
+    sim.config(provisioning_disabled=True)
+    p, st = check(ns, rc=1)
+    bad = lines(p, "✗ ")
+    assert bad == [f"✗ API at {sim.api_base} refuses us: HTTP 401: Provisioning Api disabled by admin; "
+                   "fix: a Luware administrator must enable the Public API in the Provisioning Tenant "
+                   "Settings"], describe(p)
+
+
+def test_unknown_answer_fields_are_reported(ns, sim):
+    user = guid()
+    sim.config(fail_next=[
+        {"method": "GET", "path": "user/license-usage", "status": 200,
+         "body": {"licenses": [{"name": "Contact Center", "total": 5, "used": 5, "sku": "CC"}]}},
+        {"method": "GET", "path": "user/*", "status": 200,
+         "body": {"o365Id": user, "ouId": OU, "UserAssignmentType": "MsTeams", "licenses": [],
+                  "displayName": "Ada"}}])
+    p, _ = check(ns, user, rc=1)
+    bad = lines(p, "✗ ")
+    assert bad[0].startswith("✗ license usage: the answer has no licenses[].available, so running out "
+                             "of licenses cannot be recognised"), describe(p)
+    assert bad[1].startswith(f"✗ user {user}: the answer has no organizationUnitId, which drift "
+                             "detection and the delete checks read"), describe(p)
+    assert "    fields not expected (ignored): licenses[].sku\n" in p.stdout
+    assert "    fields not expected (ignored): ouId, displayName\n" in p.stdout
+
+
+def test_user_found(ns, sim):
+    user = guid()
+    sim.add_users([{"o365Id": user, "organizationUnitId": OU, "userAssignmentType": "MsTeams",
+                    "licenses": ["Contact Center"]}])
+    p, st = check(ns, user.upper(), rc=0)
+    assert f"✓ user {user}: OU {OU}, MsTeams, licenses: Contact Center\n" in p.stdout, describe(p)
+    assert [(r["method"], r["path"]) for r in api_requests(st)] == [
+        ("GET", "user/license-usage"), ("GET", f"user/{user}")]
+
+
+def test_user_not_found(ns, sim):
+    user = guid()
+    p, _ = check(ns, user, rc=1)
+    assert lines(p, "✗ ") == [f"✗ user {user}: not a Nimbus user (HTTP 404: User not found); fix: check "
+                              "the O365 ID (the user's Entra object id), or provision the user first"]
+
+
+def test_user_id_must_be_a_guid(ns, sim):
+    p = ns.run("doctor", "jane@example.com")
+    assert p.returncode == 1
+    assert 'error: "jane@example.com" is not an O365 ID (a GUID)' in p.stderr
+    assert sim.state()["token_requests"] == []
+
+
+# --- --raw ---------------------------------------------------------------------------------------
+
+TOKEN_LIKE = re.compile(r"[A-Za-z0-9_-]{40,}")   # the simulator's tokens: 48 url-safe characters
+
+
+def test_raw_shows_the_answers_and_redacts_the_token(ns, sim):
+    user = guid()
+    p, st = check(ns, "--raw", user, rc=1)
+    out = p.stdout
+    assert f"> POST {sim.token_url}\n< HTTP/1.1 200 OK\n" in out
+    assert '"access_token": "[redacted]"' in out and '"token_type": "Bearer"' in out
+    assert not TOKEN_LIKE.search(out), "an access token appeared in the output"
+    assert f"> GET {sim.api_base}user/license-usage\n< HTTP/1.1 200 OK\n" in out
+    assert "< Content-Type: application/json\n" in out
+    assert f"> GET {sim.api_base}user/{user}\n< HTTP/1.1 404 Not Found\n" in out
+    assert '{"error": "NotFound", "message": "User not found"}\n' in out
+    # The answers come before the lines that judge them.
+    assert out.index("user/license-usage\n< HTTP") < out.index("✓ API: answers")
+
+
+def test_licenses_and_user_show_raw(ns, sim):
+    user = guid()
+    sim.add_users([{"o365Id": user, "organizationUnitId": OU, "userAssignmentType": "SkillBased"}])
+    p = ns.run("licenses", "--raw")
+    assert p.returncode == 0, describe(p)
+    assert p.stdout.startswith(f"> GET {sim.api_base}user/license-usage\n< HTTP/1.1 200 OK\n")
+    assert '"licenses": [{"name": "Contact Center"' in p.stdout
+    assert "TOTAL" not in p.stdout and "oauth2" not in p.stdout   # the raw answer only
+    p = ns.run("user", "show", user, "--raw")
+    assert p.returncode == 0, describe(p)
+    body = json.loads(p.stdout.split("<\n", 1)[1])
+    assert body["o365Id"] == user and body["userAssignmentType"] == "SkillBased"
+    p = ns.run("user", "show", guid(), "--raw")
+    assert p.returncode == 3, describe(p)
+    assert "< HTTP/1.1 404 Not Found\n" in p.stdout
+    assert mutating(sim.state()) == []
+
+
+# --- which host answers ---------------------------------------------------------------------
+
+class HostFront:
+    """A loopback HTTP server that answers by Host: each name in `routes` gets "sim" (passed on
+    to the simulator), "refuse" (401 JSON) or, for any other name, a 404 HTML page."""
+
+    def __init__(self, sim, routes):
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                front.handle(self)
+
+            do_POST = do_DELETE = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        self.sim, self.routes, self.hosts = sim, routes, []
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, name):
+        return f"http://{name}.localhost:{self.port}"
+
+    def handle(self, h):
+        host = h.headers.get("Host", "").split(".")[0]
+        self.hosts.append(host)
+        body = h.rfile.read(int(h.headers.get("Content-Length", "0")))
+        route = self.routes.get(host)
+        if route == "sim":
+            status, headers, data = self.forward(h, body)
+        elif route == "refuse":
+            status, headers, data = 401, {"Content-Type": "application/json"}, \
+                b'{"message": "Invalid token: wrong audience"}'
+        else:
+            status, headers, data = 404, {"Content-Type": "text/html"}, b"<html><h1>Not Found</h1></html>"
+        h.send_response(status)
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def forward(self, h, body):
+        conn = http.client.HTTPConnection("127.0.0.1", self.sim.port, timeout=30)
+        conn.request(h.command, h.path, body=body or None,
+                     headers={k: v for k, v in h.headers.items() if k.lower() != "host"})
+        r = conn.getresponse()
+        data = r.read()
+        conn.close()
+        return r.status, {"Content-Type": r.getheader("Content-Type", "application/json")}, data
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def front(sim):
+    fronts = []
+
+    def make(**routes):
+        fronts.append(HostFront(sim, routes))
+        return fronts[-1]
+
+    yield make
+    for f in fronts:
+        f.close()
+
+
+@pytest.mark.parametrize("configured,answering", [("admin", "portal"), ("portal", "admin")])
+def test_api_at_the_other_host_says_which_api_url_to_set(ns, sim, front, configured, answering):
+    f = front(**{answering: "sim"})
+    ns.configure(api_url=f.url(configured))
+    p, st = check(ns, rc=1)
+    bad = lines(p, "✗ ")
+    assert bad == [f"✗ API: not at {f.url(configured)}/api/public-api-next/ (HTTP 404, an HTML page: a web server or a proxy, not the API) but at "
+                   f"{f.url(answering)}/api/public-api-next/; fix: set api_url: {f.url(answering)} (a token "
+                   "for the configured scope is accepted there)"], describe(p)
+    assert f.hosts == [configured, answering]   # one GET each (the TLS check sends nothing)
+    # What the other host said is still shown: license usage.
+    assert "✓ license usage: 1 pool" in p.stdout
+    assert [(r["method"], r["path"]) for r in api_requests(st)] == [("GET", "user/license-usage")]
+
+
+def test_other_host_refuses_the_token_says_which_scope_to_set(ns, sim, front):
+    f = front(portal="refuse")
+    ns.configure(api_url=f.url("admin"))
+    p, _ = check(ns, rc=1)
+    bad = lines(p, "✗ ")
+    assert len(bad) == 1, describe(p)
+    assert bad[0].endswith(f"fix: set api_url: {f.url('portal')} and scope: https://portal.sim.test/.default")
+    assert "answers but refuses a token for https://admin.sim.test/.default" in bad[0]
+
+
+def test_no_api_at_either_host(ns, sim, front):
+    f = front()
+    ns.configure(api_url=f.url("admin"))
+    p, st = check(ns, rc=1)
+    bad = lines(p, "✗ ")
+    assert bad == [f"✗ API: no Nimbus API at {f.url('admin')}/api/public-api-next/ (HTTP 404, an HTML page: a web server or a proxy, not the API) "
+                   f"nor at {f.url('portal')}/api/public-api-next/ (HTTP 404, an HTML page: a web server or a proxy, not the API); fix: check cluster "
+                   "(the one the Nimbus Admin Portal redirects you to), or api_url and scope"], describe(p)
+    assert api_requests(st) == []
+
+
+def test_nothing_listening_at_the_api_host(ns, sim):
+    ns.configure(api_url="http://127.0.0.1:9")   # discard: nothing listens
+    p, _ = check(ns, rc=1)
+    bad = lines(p, "✗ ")
+    assert bad[0].startswith("✗ API host http://127.0.0.1:9: ") and "fix: nothing accepts connections" in bad[0]
+    assert bad[1].startswith("✗ API: no Nimbus API at http://127.0.0.1:9/api/public-api-next/ (no answer: ")
+
+
+# --- TLS and files ---------------------------------------------------------------------------
+
+@pytest.mark.sim(tls=True)
+def test_untrusted_certificate_names_ca_file(ns, sim):
+    ns.configure(ca_file=sim.other_ca_file)
+    p, st = check(ns, rc=1)
+    bad = lines(p, "✗ ")
+    assert bad[0].startswith(f"✗ token host {sim.url}: SSL certificate problem"), describe(p)
+    assert bad[0].endswith("fix: certificate not trusted: if a proxy inspects TLS, set ca_file to its CA "
+                           "certificate")
+    assert st["tokens_issued"] == 0
+
+
+@pytest.mark.sim(tls=True)
+def test_trusted_with_ca_file(ns, sim):
+    ns.configure(ca_file=sim.ca_file)
+    p, _ = check(ns, rc=0)
+    assert f"✓ token host {sim.url}: DNS and TLS ok, certificate trusted\n" in p.stdout
+
+
+def test_secret_readable_by_others(ns, sim):
+    os.chmod(ns.secret_file, 0o644)
+    p, st = check(ns, rc=1)
+    assert lines(p, "✗ ")[0].startswith("✗ credentials (checked as user "), describe(p)
+    assert f"    {ns.secret_file}: error: secret file is readable by group or others (mode 0644); run " \
+           f"chmod 600 {ns.secret_file}\n" in p.stdout
+    assert st["token_requests"] == []
+
+
+def test_config_errors_stop_early(ns, sim):
+    ns.configure(tenant_id="00000000-0000-0000-0000-000000000000")
+    p, st = check(ns, rc=1)
+    assert p.stdout.startswith(f"✗ config {ns.config_path}: fix these, then run doctor again:\n"
+                               f"    {ns.config_path}:1:12: error: tenant_id: ")
+    assert st["token_requests"] == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the service user needs root")
+def test_credentials_are_checked_as_the_service_user(nimbus_bin, sim):
+    """As root, the files are read as the service user would read them (here `nobody`, named
+    by $NIMBUS_SYNC_SERVICE_USER), in a child that has switched to it."""
+    top = tempfile.mkdtemp(prefix="doctor-as-")
+    try:
+        os.chmod(top, 0o755)
+        secret, config = os.path.join(top, "client-secret"), os.path.join(top, "config.yaml")
+        with open(secret, "w") as f:
+            f.write(sim.secret + "\n")
+        os.chmod(secret, 0o600)
+        os.mkdir(os.path.join(top, "state"))
+        with open(config, "w") as f:
+            json.dump({"tenant_id": sim.tenant, "client_id": sim.client_id, "client_secret_file": secret,
+                       "api_url": sim.url, "token_url": sim.token_url, "scope": sim.scope,
+                       "state_dir": os.path.join(top, "state"), "roster_dir": top}, f)   # JSON is YAML
+        os.chmod(config, 0o644)
+        env = dict(os.environ, NIMBUS_SYNC_SERVICE_USER="nobody")
+        def run():
+            p = subprocess.run([nimbus_bin, "-c", config, "doctor"], capture_output=True, text=True,
+                               timeout=60, env=env)
+            assert sim.secret not in p.stdout + p.stderr
+            return p
+
+        p = run()
+        assert p.returncode == 1, p.stdout + p.stderr
+        assert "✗ credentials (checked as user nobody, the service user): fix these:\n" in p.stdout
+        assert f"    {secret}: error: as nobody: cannot open secret file: Permission denied\n" in p.stdout
+        nobody = pwd.getpwnam("nobody")
+        os.chown(secret, nobody.pw_uid, nobody.pw_gid)
+        p = run()
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "✓ credentials: client secret readable as user nobody, the service user" in p.stdout
+    finally:
+        shutil.rmtree(top)
