@@ -24,20 +24,20 @@ static const Command commands[] = {
         { "status", cmd_status, "status [--json]", "what the state store knows" },
         { "approve-deletes", cmd_approve_deletes, "approve-deletes", "release the deletes held now" },
         { "licenses", cmd_licenses, "licenses [--json] [--raw]", "license usage of the tenant" },
-        { "user", cmd_user, "user show ID [--json] [--raw]", "one user's Nimbus details" },
-        { "doctor", cmd_doctor, "doctor [--raw] [USER_ID]", "check the connection to a real tenant, read-only: "
-          "config, credentials, TLS, token, API host, licenses, one user" },
+        { "user", cmd_user, "user show ID [--json] [--raw]", "one user's Nimbus details; --raw: the answer as it came" },
+        { "doctor", cmd_doctor, "doctor [--raw] [USER_ID]", "check config, credentials, TLS, token, API host "
+          "and licenses of a real tenant; read-only" },
 };
 
 static void usage(FILE *f) {
         fprintf(f, "Usage: nimbus-sync [-c CONFIG] COMMAND [OPTIONS]\n\n"
                    "Keeps the users of a Luware Nimbus tenant equal to roster files.\n\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                fprintf(f, "  %-28s %s\n", commands[i].usage, commands[i].help);
+                fprintf(f, "  %-30s %s\n", commands[i].usage, commands[i].help);
         fprintf(f, "\nOptions:\n"
-                   "  -c, --config PATH            config file (default $NIMBUS_SYNC_CONFIG or %s)\n"
-                   "  -h, --help                   this help; `help COMMAND` for one command\n"
-                   "      --version                print the version\n\n"
+                   "  -c, --config PATH              config file (default $NIMBUS_SYNC_CONFIG or %s)\n"
+                   "  -h, --help                     this help; `help COMMAND` for one command\n"
+                   "      --version                  print the version\n\n"
                    "Exit status: 0 done/no changes, 1 error, 2 changes or work remaining,\n"
                    "3 not a Nimbus user (user show). See nimbus-sync(8).\n", CONFIG_DEFAULT_PATH);
 }
