@@ -33,6 +33,7 @@ typedef struct Doctor {
         bool has_user;
         char *alt_api;          /* the other host's API base, while it is being tried */
         char *first_answer;     /* what the configured host said, when the other is tried */
+        bool probing_api;       /* the DNS and TLS check of the API host, after the token host's */
         unsigned failed;
         bool finished;
 } Doctor;
@@ -114,6 +115,8 @@ static _Noreturn void child_check(const ServiceUser *pw, const char *config_path
                 put_field(f, diag.entries[i].msg);
                 fputc('\n', f);
         }
+        config_free(c);
+        diag_clear(&diag);
         _exit(f && fclose(f) == 0 ? 0 : 3);
 }
 
@@ -238,63 +241,51 @@ static void url_origin(const char *url, char *buf, size_t size) {
         snprintf(buf, size, "%.*s", (int) n, url);
 }
 
-typedef struct Probe {
-        Doctor *d;
-        const char *url;
-        bool api;               /* the API host (second), else the token host */
-} Probe;
-
-static void connect_done(Probe *p, const HttpResponse *resp) {
-        Doctor *d = p->d;
-        bool tls = strncmp(p->url, "https:", 6) == 0;
+static void connect_done(Doctor *d, const char *url, const HttpResponse *resp) {
+        const char *which = d->probing_api ? "API" : "token";
         char origin[256];
 
-        url_origin(p->url, origin, sizeof origin);
+        url_origin(url, origin, sizeof origin);
         if (resp->error == 0)
-                check_line(d, true, "%s host %s: %s", p->api ? "API" : "token", origin,
-                           tls ? "DNS and TLS ok, certificate trusted" : "reachable (plain http to loopback)");
+                check_line(d, true, "%s host %s: %s", which, origin, strncmp(url, "https:", 6) == 0 ?
+                           "DNS and TLS ok, certificate trusted" : "reachable (plain http to loopback)");
         else
-                check_line(d, false, "%s host %s: %s; fix: %s", p->api ? "API" : "token", origin,
-                           resp->error_text, doctor_transport_hint(resp->error));
+                check_line(d, false, "%s host %s: %s; fix: %s", which, origin, resp->error_text,
+                           doctor_transport_hint(resp->error));
 }
 
+static void on_connect(void *userdata, const HttpResponse *resp);
+
+static int connect_to(Doctor *d, const char *url) {
+        HttpRequest req = { .method = "GET", .url = url, .connect_only = true };
+
+        return http_submit(d->probe, &req, on_connect, d);
+}
+
+/* The token host, then the API host; then the token, whatever they said: its own error is
+ * the more precise one. */
 static void on_connect(void *userdata, const HttpResponse *resp) {
-        Probe *p = userdata;
-        Doctor *d = p->d;
-
-        if (resp->error == -ECANCELED || d->finished) {
-                free(p);
-                return;
-        }
-        connect_done(p, resp);
-        if (!p->api) {
-                p->api = true;
-                p->url = d->tenant->config->api_base;
-                if (http_submit(d->probe, &(HttpRequest) { .method = "GET", .url = p->url,
-                                                           .connect_only = true }, on_connect, p) >= 0)
-                        return;
-        }
-        free(p);
-        start_token(d);
-}
-
-static int start_connect_checks(Doctor *d) {
-        Probe *p = calloc(1, sizeof(*p));
+        Doctor *d = userdata;
+        const Config *c;
         int r;
 
-        if (!p)
-                return -ENOMEM;
-        *p = (Probe) { .d = d, .url = d->tenant->config->token_url };
-        r = http_submit(d->probe, &(HttpRequest) { .method = "GET", .url = p->url, .connect_only = true },
-                        on_connect, p);
-        if (r < 0)
-                free(p);
-        return r;
+        if (resp->error == -ECANCELED || d->finished)
+                return;
+        c = d->tenant->config;
+        connect_done(d, d->probing_api ? c->api_base : c->token_url, resp);
+        if (!d->probing_api) {
+                d->probing_api = true;
+                r = connect_to(d, c->api_base);
+                if (r >= 0)
+                        return;
+                check_line(d, false, "API host: could not start the check: %s", strerror(-r));
+        }
+        start_token(d);
 }
 
 /* ---- the token --------------------------------------------------------------------------- */
 
-static void start_api(Doctor *d);
+static void ask_licenses(Doctor *d);
 
 static void on_token(void *userdata, TokenStatus st, long status, const char *message) {
         Doctor *d = userdata;
@@ -304,7 +295,7 @@ static void on_token(void *userdata, TokenStatus st, long status, const char *me
                 return;
         if (st == TOKEN_OK) {
                 check_line(d, true, "token: issued for scope %s", d->tenant->config->scope);
-                start_api(d);
+                ask_licenses(d);
                 return;
         }
         if (status > 0)
@@ -335,10 +326,6 @@ static void ask_licenses(Doctor *d) {
                 check_line(d, false, "API: could not send the request: %s", strerror(-r));
                 finish(d);
         }
-}
-
-static void start_api(Doctor *d) {
-        ask_licenses(d);
 }
 
 /* The configured host is not the API: ask the other one, with the same token. */
@@ -534,7 +521,7 @@ static int start_network(Doctor *d, Config *c) {
                 nimbus_client_set_raw(d->tenant->client, cli_print_raw, NULL);
         r = http_engine_new(&d->loop, d->tenant->config->ca_file, &d->probe);
         if (r >= 0)
-                r = start_connect_checks(d);
+                r = connect_to(d, d->tenant->config->token_url);
         if (r < 0) {
                 check_line(d, false, "cannot start the network checks: %s", strerror(-r));
                 finish(d);

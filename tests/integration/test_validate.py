@@ -171,7 +171,7 @@ def test_fifo_as_config(ns, tmp_path):
 def test_fifo_as_secret_file(ns, roster, command):
     ns.secret_file.unlink()
     os.mkfifo(ns.secret_file, 0o600)
-    p = ns.run(*command, timeout=PROMPT)
+    p = ns.run(*command, timeout=PROMPT, env={"NIMBUS_SYNC_SERVICE_USER": "root"})
     assert p.returncode == 1, describe(p)
     assert f"{ns.secret_file}: error: secret file is not a regular file" in p.stdout + p.stderr, describe(p)
 
