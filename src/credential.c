@@ -262,7 +262,8 @@ static int check_certificate(const Config *c, unsigned flags, Diag *diag) {
 
         r = certificate_read(c, flags, &cred, diag);
         if (r >= 0 && cred.key_pem)
-                r = jwt_signer_new(cred.cert_pem, cred.cert_path, cred.key_pem, cred.key_path, &signer, diag);
+                r = jwt_signer_new(cred.cert_pem, cred.cert_path, cred.key_pem, cred.key_path,
+                                   c->client_assertion_alg, &signer, diag);
         else if (r >= 0 && !pem_has_certificate(cred.cert_pem, strlen(cred.cert_pem)))
                 r = diag_add(diag, DIAG_ERROR, cred.cert_path, 0, 0, "not a PEM certificate");
         jwt_signer_free(signer);
