@@ -38,6 +38,7 @@ typedef struct HttpResponse {
                                    * at most 16 KiB; "" when there was no answer */
         size_t headers_len;
         const char *retry_after;  /* the Retry-After header value, or NULL */
+        const char *location;     /* where a 3xx points (never followed), or NULL */
 } HttpResponse;
 
 /* Called once per submitted request, from the loop; resp is valid only during the call. */

@@ -14,7 +14,7 @@
 #define STATUS_HUMAN_LISTED 20
 
 typedef struct Summary {
-        size_t users, present, created, copied, adopted, absent;
+        size_t users, present, created, copied, adopted, uncertain, absent;
         size_t retry, failed, quarantined, held, approved, unknown_intent;
         unsigned rate_used;
         StoreRun last;
@@ -38,6 +38,8 @@ static void summarize_user(Summary *s, const StoreUser *u) {
                 s->copied += u->origin == ORIGIN_COPIED;
                 s->adopted += u->origin == ORIGIN_ADOPTED;
         }
+        /* Present, or a create with an unknown outcome: either way not proven ours. */
+        s->uncertain += u->origin == ORIGIN_UNCERTAIN && u->presence != PRESENCE_ABSENT;
         s->retry += u->status == STATUS_RETRY;
         s->failed += u->status == STATUS_FAILED;
         s->quarantined += u->status == STATUS_QUARANTINED;
@@ -136,8 +138,9 @@ static void print_status_human(const Config *c, const Summary *s, const StoreUse
         char when[64], id[GUID_STRING_MAX];
         size_t listed = 0;
 
-        printf("Users known:   %zu (%zu present: %zu created, %zu copied, %zu adopted; %zu deleted)\n",
-               s->users, s->present, s->created, s->copied, s->adopted, s->absent);
+        printf("Users known:   %zu (%zu present: %zu created, %zu copied, %zu adopted, %zu uncertain; "
+               "%zu deleted)\n", s->users, s->present, s->created, s->copied, s->adopted, s->uncertain,
+               s->absent);
         if (s->roster_ok)
                 printf("Roster:        %zu users in %zu files\n", s->roster_users, s->roster_files);
         else
@@ -245,6 +248,7 @@ static void print_status_json(const Config *c, const Summary *s, const StoreUser
         add_size(users, "created", s->created);
         add_size(users, "copied", s->copied);
         add_size(users, "adopted", s->adopted);
+        add_size(users, "uncertain", s->uncertain);
         add_size(users, "deleted", s->absent);
         add_size(users, "retrying", s->retry);
         add_size(users, "unsettled", s->unknown_intent);

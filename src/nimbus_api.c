@@ -5,6 +5,7 @@
  * allocation. JSON is read and written only through json-c. No I/O happens here. */
 #include "nimbus_api.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -38,6 +39,9 @@ const char *outcome_name(Outcome o) {
         case OUTCOME_TRANSIENT:   return "transient";
         case OUTCOME_AUTH:        return "auth";
         case OUTCOME_NO_LICENSES: return "no-licenses";
+        case OUTCOME_FORBIDDEN:   return "forbidden";
+        case OUTCOME_NOT_API:     return "not-api";
+        case OUTCOME_REDIRECT:    return "redirect";
         case OUTCOME_PERMANENT:   return "permanent";
         }
         return "unknown";
@@ -82,8 +86,23 @@ static int json_parse_body(const char *body, size_t len, struct json_object **re
         return 0;
 }
 
-/* The member `key` of an object, matched exactly or else case-insensitively (a .NET server may
- * spell "o365Id" as "O365Id"). NULL if o is not an object or has no such member. */
+/* Equal ignoring case and '_': "o365Id", "O365Id" and "o365_id" name the same field. */
+static bool key_matches(const char *k, const char *key) {
+        for (;; k++, key++) {
+                while (*k == '_')
+                        k++;
+                while (*key == '_')
+                        key++;
+                if (tolower((unsigned char) *k) != tolower((unsigned char) *key))
+                        return false;
+                if (*k == '\0')
+                        return true;
+        }
+}
+
+/* The member `key` of an object, matched exactly or else loosely (key_matches): the docs show no
+ * answer bodies, so a .NET server's "O365Id" or a "o365_id" must read the same. NULL if o is
+ * not an object or has no such member. */
 static struct json_object *obj_get(struct json_object *o, const char *key) {
         struct json_object *v = NULL;
         if (!json_object_is_type(o, json_type_object))
@@ -91,7 +110,7 @@ static struct json_object *obj_get(struct json_object *o, const char *key) {
         if (json_object_object_get_ex(o, key, &v))
                 return v;
         json_object_object_foreach(o, k, val)
-                if (strcasecmp(k, key) == 0)
+                if (key_matches(k, key))
                         return val;
         return NULL;
 }
@@ -281,8 +300,9 @@ int nimbus_error_message(long http_status, const char *body, size_t len, char **
         return 0;
 }
 
-/* 403 means three different things; only the server's words tell them apart. */
-static Outcome classify_403(const char *body, size_t len) {
+/* 403 means three different things; only the server's words tell them apart, and for create and
+ * copy "Organization Unit not allowed" may still mean "no licenses" (the docs say so). */
+static Outcome classify_403(NimbusCall call, const char *body, size_t len) {
         char buf[NIMBUS_MAX_MESSAGE + 1];
 
         message_extract(body, len, buf, sizeof buf);
@@ -290,29 +310,52 @@ static Outcome classify_403(const char *body, size_t len) {
                 return OUTCOME_NO_LICENSES;
         if (strcasestr(buf, "no authenticated user"))
                 return OUTCOME_AUTH;
-        return OUTCOME_PERMANENT;   /* "Organization Unit not allowed" and the unknown */
+        return call == CALL_CREATE || call == CALL_COPY ? OUTCOME_FORBIDDEN : OUTCOME_PERMANENT;
 }
 
-Outcome nimbus_classify(NimbusCall call, long http_status, int transport_error,
-                        const char *body, size_t len) {
+bool nimbus_says_duplicate(const char *body, size_t len) {
+        char buf[NIMBUS_MAX_MESSAGE + 1];
+
+        message_extract(body, len, buf, sizeof buf);
+        return strcasestr(buf, "exist") || strcasestr(buf, "duplicat");
+}
+
+static bool only_whitespace(const char *body, size_t len) {
+        for (size_t i = 0; i < len; i++)
+                if (!strchr(" \t\r\n", body[i]) || body[i] == '\0')
+                        return false;
+        return true;
+}
+
+/* A 2xx is a Nimbus answer only if it carries what the call promises: a user object for GET
+ * user, license data for license usage, and JSON or nothing for a mutation (the docs show no
+ * bodies). A login or proxy page with 200 is no proof that anything happened. */
+static Outcome classify_success(NimbusCall call, const char *body, size_t len) {
+        _cleanup_json_ struct json_object *j = NULL;
+
+        if (call != CALL_GET_USER && call != CALL_LICENSES && (!body || only_whitespace(body, len)))
+                return OUTCOME_OK;
+        if (json_parse_body(body, len, &j) < 0)
+                return OUTCOME_NOT_API;
+        if (call == CALL_GET_USER && !json_object_is_type(j, json_type_object))
+                return OUTCOME_NOT_API;
+        if (call == CALL_LICENSES && !json_object_is_type(j, json_type_object) &&
+            !json_object_is_type(j, json_type_array))
+                return OUTCOME_NOT_API;
+        return OUTCOME_OK;
+}
+
+static Outcome classify_4xx(NimbusCall call, long http_status, const char *body, size_t len) {
         bool creates = call == CALL_CREATE || call == CALL_COPY;
 
-        /* No answer, an informational one, or nonsense: the request may not have been seen. */
-        if (http_status < 200 || http_status > 599)
-                return OUTCOME_TRANSIENT;
-        if (http_status < 300)
-                return OUTCOME_OK;
-        /* A redirect we do not follow is a strange answer: retry, and quarantine if it stays. */
-        if (http_status < 400)
-                return OUTCOME_TRANSIENT;
-        if (http_status >= 500)
-                return OUTCOME_TRANSIENT;
-
         switch (http_status) {
+        case 400:
+                /* "Also relates to user duplication error": a GET confirms before it counts. */
+                return creates && nimbus_says_duplicate(body, len) ? OUTCOME_EXISTS : OUTCOME_PERMANENT;
         case 401:
                 return OUTCOME_AUTH;
         case 403:
-                return classify_403(body, len);
+                return classify_403(call, body, len);
         case 404:
                 /* For create and copy the missing thing is the template or OU, not the user. */
                 return call == CALL_DELETE || call == CALL_GET_USER ? OUTCOME_GONE : OUTCOME_PERMANENT;
@@ -324,6 +367,21 @@ Outcome nimbus_classify(NimbusCall call, long http_status, int transport_error,
         default:
                 return OUTCOME_PERMANENT;
         }
+}
+
+Outcome nimbus_classify(NimbusCall call, long http_status, int transport_error,
+                        const char *body, size_t len) {
+        /* No answer, an informational one, or nonsense: the request may not have been seen. */
+        if (http_status < 200 || http_status > 599)
+                return OUTCOME_TRANSIENT;
+        if (http_status < 300)
+                return classify_success(call, body, len);
+        /* We never follow redirects: a 3xx means api_url points at the wrong host. */
+        if (http_status < 400)
+                return OUTCOME_REDIRECT;
+        if (http_status >= 500)
+                return OUTCOME_TRANSIENT;
+        return classify_4xx(call, http_status, body, len);
 }
 
 /* ---- Requests ---------------------------------------------------------------------------------- */
@@ -584,6 +642,16 @@ int nimbus_parse_licenses(const char *body, size_t len, NimbusLicense **ret, siz
         if (!json_object_is_type(arr, json_type_array))
                 return -EBADMSG;
         return licenses_from_array(arr, ret, ret_n);
+}
+
+const char *nimbus_licenses_exhausted(const NimbusLicense *l, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                bool none = l[i].available == 0 ||
+                            (l[i].available < 0 && l[i].total >= 0 && l[i].used >= l[i].total);
+                if (none)
+                        return l[i].name[0] ? l[i].name : "(unnamed)";
+        }
+        return NULL;
 }
 
 void nimbus_licenses_free(NimbusLicense *l, size_t n) {

@@ -227,6 +227,18 @@ int nimbus_client_token_fetch(NimbusClient *nc, TokenDoneFn done, void *userdata
         return 0;
 }
 
+/* What an admin must read when the answer is no Nimbus answer at all. */
+static int odd_answer_message(Outcome o, const HttpResponse *resp, char **ret) {
+        if (o == OUTCOME_REDIRECT)
+                return asprintf(ret, "HTTP %ld redirect to %s: api_url does not point at the Nimbus "
+                                "API (wrong host or cluster?)", resp->status,
+                                resp->location ? resp->location : "(no Location)") < 0 ? -ENOMEM : 0;
+        return asprintf(ret, "HTTP %ld with a body that is not a Nimbus answer (%s): a proxy or "
+                        "login page, or api_url points at the wrong host", resp->status,
+                        resp->body_len > 0 && resp->body[0] == '<' ? "an HTML page" : "not JSON")
+                < 0 ? -ENOMEM : 0;
+}
+
 static void call_answer(void *userdata, const HttpResponse *resp) {
         CallCtx *ctx = userdata;
         _cleanup_free_ char *msg = NULL;
@@ -235,13 +247,17 @@ static void call_answer(void *userdata, const HttpResponse *resp) {
                 .body = resp->body, .body_len = resp->body_len, .message = "",
         };
         uint64_t ra;
+        int k;
 
         show_raw(ctx->nc, nimbus_call_name(ctx->call), ctx->method, ctx->url, resp);
         res.outcome = nimbus_classify(ctx->call, resp->status, resp->error, resp->body, resp->body_len);
         if (resp->status == 0)
                 res.message = resp->error_text;
-        else if (res.outcome != OUTCOME_OK &&
-                 nimbus_error_message(resp->status, resp->body, resp->body_len, &msg) >= 0)
+        else if (res.outcome == OUTCOME_NOT_API || res.outcome == OUTCOME_REDIRECT) {
+                k = odd_answer_message(res.outcome, resp, &msg);
+                res.message = k < 0 ? (msg = NULL, "not a Nimbus answer") : msg;
+        } else if (res.outcome != OUTCOME_OK &&
+                   nimbus_error_message(resp->status, resp->body, resp->body_len, &msg) >= 0)
                 res.message = msg;
         if (resp->retry_after && parse_retry_after(resp->retry_after, now_usec(), &ra) >= 0)
                 res.retry_after_usec = ra;

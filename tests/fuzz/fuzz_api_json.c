@@ -108,7 +108,8 @@ static void fuzz_error(const char *body, size_t len) {
         for (size_t i = 0; i < ELEMENTSOF(calls); i++) {
                 Outcome o = nimbus_classify(calls[i], 403, 0, body, len);
 
-                FUZZ_CHECK(o == OUTCOME_NO_LICENSES || o == OUTCOME_AUTH || o == OUTCOME_PERMANENT);
+                FUZZ_CHECK(o == OUTCOME_NO_LICENSES || o == OUTCOME_AUTH || o == OUTCOME_PERMANENT ||
+                           o == OUTCOME_FORBIDDEN);
         }
 }
 

@@ -219,6 +219,7 @@ def _check_fail_next(value):
             "count": _check_int("fail_next.count", item.get("count", 1), 1),
             "body": body,
             "after": bool(item.get("after", False)),
+            "headers": {str(k): str(v) for k, v in dict(item.get("headers") or {}).items()},
         })
     return out
 
@@ -616,7 +617,8 @@ def scripted_response(st, item):
     if body is None:
         body = {"error": "ServerError", "message": "Scripted failure"}
     ctype = "application/json" if not isinstance(body, str) or body[:1] in "{[" else "text/plain"
-    return Response(item["status"], body, retry_after_headers(st, item["status"]), ctype)
+    headers = {**retry_after_headers(st, item["status"]), **item.get("headers", {})}
+    return Response(item["status"], body, headers, ctype)
 
 
 def faults_before(st, method, sub):

@@ -130,6 +130,19 @@ static void test_request_errors(void **state) {
 /* ---- classification ---------------------------------------------------------------------------- */
 
 #define ALL (-1)   /* the row holds for every call */
+#define MUT (-2)   /* create, copy and delete */
+#define ADD (-3)   /* create and copy */
+#define GET (-4)   /* get user and license usage */
+
+static bool row_matches(int row_call, int call) {
+        switch (row_call) {
+        case ALL: return true;
+        case MUT: return call == CALL_CREATE || call == CALL_COPY || call == CALL_DELETE;
+        case ADD: return call == CALL_CREATE || call == CALL_COPY;
+        case GET: return call == CALL_GET_USER || call == CALL_LICENSES;
+        default:  return row_call == call;
+        }
+}
 
 typedef struct Row {
         int call;
@@ -141,9 +154,21 @@ typedef struct Row {
 
 static const Row rows[] = {
         { ALL, 200, 0, "{}", OUTCOME_OK },
-        { ALL, 201, 0, NULL, OUTCOME_OK },
-        { ALL, 204, 0, NULL, OUTCOME_OK },
-        { ALL, 299, 0, NULL, OUTCOME_OK },
+        { ALL, 200, 0, " {\"o365Id\": \"x\"}\r\n", OUTCOME_OK },
+        { MUT, 201, 0, NULL, OUTCOME_OK },
+        { MUT, 204, 0, NULL, OUTCOME_OK },
+        { MUT, 299, 0, NULL, OUTCOME_OK },
+        { MUT, 200, 0, " \r\n", OUTCOME_OK },
+        { MUT, 200, 0, "\"created\"", OUTCOME_OK },
+        { GET, 200, 0, NULL, OUTCOME_NOT_API },
+        { GET, 204, 0, NULL, OUTCOME_NOT_API },
+        { CALL_GET_USER, 200, 0, "[]", OUTCOME_NOT_API },
+        { CALL_LICENSES, 200, 0, "[]", OUTCOME_OK },
+        { CALL_LICENSES, 200, 0, "42", OUTCOME_NOT_API },
+        /* a proxy's login page, or any other body that is not JSON, is never a success */
+        { ALL, 200, 0, "<!DOCTYPE html><html><body>Sign in</body></html>", OUTCOME_NOT_API },
+        { ALL, 200, 0, "OK", OUTCOME_NOT_API },
+        { ALL, 203, 0, "<html>", OUTCOME_NOT_API },
         { ALL, 0, -ECONNRESET, NULL, OUTCOME_TRANSIENT },
         { ALL, 0, -ETIMEDOUT, NULL, OUTCOME_TRANSIENT },
         { ALL, 100, 0, NULL, OUTCOME_TRANSIENT },
@@ -151,11 +176,16 @@ static const Row rows[] = {
         { ALL, -1, 0, NULL, OUTCOME_TRANSIENT },
         { ALL, 600, 0, NULL, OUTCOME_TRANSIENT },
         { ALL, 99999, 0, NULL, OUTCOME_TRANSIENT },
-        { ALL, 301, 0, NULL, OUTCOME_TRANSIENT },
-        { ALL, 302, 0, NULL, OUTCOME_TRANSIENT },
-        { ALL, 304, 0, NULL, OUTCOME_TRANSIENT },
-        { ALL, 307, 0, NULL, OUTCOME_TRANSIENT },
+        { ALL, 301, 0, NULL, OUTCOME_REDIRECT },
+        { ALL, 302, 0, NULL, OUTCOME_REDIRECT },
+        { ALL, 304, 0, NULL, OUTCOME_REDIRECT },
+        { ALL, 307, 0, NULL, OUTCOME_REDIRECT },
         { ALL, 400, 0, "{\"message\":\"SourceO365Id is required\"}", OUTCOME_PERMANENT },
+        { ADD, 400, 0, "{\"message\":\"User already exists\"}", OUTCOME_EXISTS },
+        { ADD, 400, 0, "Also relates to user duplication error", OUTCOME_EXISTS },
+        { ADD, 400, 0, "{\"error\":\"Bad Request\",\"message\":\"Duplicate user\"}", OUTCOME_EXISTS },
+        { GET, 400, 0, "User already exists", OUTCOME_PERMANENT },
+        { CALL_DELETE, 400, 0, "User already exists", OUTCOME_PERMANENT },
         { ALL, 401, 0, "Provisioning Api disabled by admin", OUTCOME_AUTH },
         { ALL, 401, 0, NULL, OUTCOME_AUTH },
         { ALL, 403, 0, "{\"message\":\"No Licenses available\"}", OUTCOME_NO_LICENSES },
@@ -163,10 +193,14 @@ static const Row rows[] = {
         { ALL, 403, 0, "\"License limit reached\"", OUTCOME_NO_LICENSES },
         { ALL, 403, 0, "{\"error\":\"Forbidden\",\"message\":\"No authenticated user\"}", OUTCOME_AUTH },
         { ALL, 403, 0, "No  authenticated\r\nuser", OUTCOME_AUTH },
-        { ALL, 403, 0, "{\"message\":\"Organization Unit not allowed\"}", OUTCOME_PERMANENT },
+        { ADD, 403, 0, "{\"message\":\"Organization Unit not allowed\"}", OUTCOME_FORBIDDEN },
+        { CALL_DELETE, 403, 0, "{\"message\":\"Organization Unit not allowed\"}", OUTCOME_PERMANENT },
+        { GET, 403, 0, "{\"message\":\"Organization Unit not allowed\"}", OUTCOME_PERMANENT },
         /* "licen" outside the message does not count. */
-        { ALL, 403, 0, "{\"licenseCount\":0,\"message\":\"Organization Unit not allowed\"}", OUTCOME_PERMANENT },
-        { ALL, 403, 0, NULL, OUTCOME_PERMANENT },
+        { ADD, 403, 0, "{\"licenseCount\":0,\"message\":\"Organization Unit not allowed\"}", OUTCOME_FORBIDDEN },
+        { ADD, 403, 0, NULL, OUTCOME_FORBIDDEN },
+        { CALL_DELETE, 403, 0, NULL, OUTCOME_PERMANENT },
+        { GET, 403, 0, NULL, OUTCOME_PERMANENT },
         { CALL_DELETE, 404, 0, NULL, OUTCOME_GONE },
         { CALL_GET_USER, 404, 0, NULL, OUTCOME_GONE },
         { CALL_CREATE, 404, 0, NULL, OUTCOME_PERMANENT },
@@ -194,7 +228,7 @@ static const Row rows[] = {
 static void test_classify(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(rows); i++)
                 for (int call = CALL_CREATE; call <= CALL_LICENSES; call++) {
-                        if (rows[i].call != ALL && rows[i].call != call)
+                        if (!row_matches(rows[i].call, call))
                                 continue;
                         const char *b = rows[i].body;
                         Outcome o = nimbus_classify((NimbusCall) call, rows[i].status, rows[i].transport_error,
@@ -349,6 +383,14 @@ static void test_user_partial(void **state) {
         assert_int_equal(PARSE_USER("{\"O365ID\":\"" GUID_B_TEXT "\",\"UserAssignmentType\":\"MsTeams\"}", &u), 0);
         assert_true(guid_eq(&u.o365_id, &GUID_B));
         assert_string_equal(u.assignment_type, "MsTeams");
+        nimbus_user_clear(&u);
+
+        /* snake_case spelling of the same fields */
+        assert_int_equal(PARSE_USER("{\"o365_id\":\"" GUID_A_TEXT "\",\"organization_unit_id\":\"" GUID_B_TEXT
+                                    "\",\"user_assignment_type\":\"SkillBased\"}", &u), 0);
+        assert_true(guid_eq(&u.o365_id, &GUID_A));
+        assert_true(guid_eq(&u.ou, &GUID_B));
+        assert_string_equal(u.assignment_type, "SkillBased");
         nimbus_user_clear(&u);
 }
 
