@@ -39,8 +39,8 @@ const char *doctor_token_hint(const char *message);
 const char *doctor_refusal_hint(long status, const char *message);
 
 /* Fields of an answer other than those the product reads, and those it reads that are missing,
- * as comma-separated lists (NULL when there are none). Names are compared case-insensitively,
- * as the product reads them; at most 10 are listed, each cut to 64 printable characters. */
+ * as comma-separated lists (NULL when there are none). Names are compared as the product reads
+ * them (nimbus_key_matches()); at most 10 are listed, each cut to 64 printable characters. */
 typedef struct ShapeReport {
         char *unexpected;
         char *missing;

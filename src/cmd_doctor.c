@@ -3,7 +3,8 @@
  * service user reads them; DNS and TLS to the token and the API host; a token; whether the API
  * answers at the configured host, or else at the other one (admin./portal.); license usage; one
  * user. Read-only: one license-usage GET (two when the other host is tried) and at most one user
- * GET, sent through the tenant so that they keep the rate window. See nimbus-sync(8), doctor. */
+ * GET (and a 401 once more with a fresh token, as the tenant does), sent through the tenant so
+ * that they keep the rate window. See nimbus-sync(8), doctor. */
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -340,11 +341,13 @@ static bool try_other_host(Doctor *d, const NimbusResult *res) {
                 d->alt_api = (free(d->alt_api), NULL);
                 return false;
         }
+        /* A redirect paused the tenant like a refusal: the other host gets its own chance. */
+        tenant_forget_refusal(d->tenant);
         ask_licenses(d);
         return true;
 }
 
-static void report_other_host(Doctor *d, ApiVerdict v, const char *what) {
+static void report_other_host(Doctor *d, ApiVerdict v, const NimbusResult *res, const char *what) {
         const Config *c = d->tenant->config;
         _cleanup_free_ char *alt_scope = NULL;
         char origin[256];
@@ -354,9 +357,10 @@ static void report_other_host(Doctor *d, ApiVerdict v, const char *what) {
                 check_line(d, false, "API: not at %s (%s) but at %s; fix: set api_url: %s (a token for the "
                            "configured scope is accepted there)", c->api_base, d->first_answer, d->alt_api, origin);
         else if (v == API_REFUSES && doctor_alternative_url(c->scope, &alt_scope) >= 0)
-                check_line(d, false, "API: not at %s (%s); %s answers but refuses a token for %s (%s); fix: "
-                           "set api_url: %s and scope: %s", c->api_base, d->first_answer, d->alt_api, c->scope,
-                           what, origin, alt_scope);
+                check_line(d, false, "API: not at %s (%s) but at %s, which refuses a token for %s (%s); fix: "
+                           "set api_url: %s and scope: %s; if it still refuses: %s", c->api_base,
+                           d->first_answer, d->alt_api, c->scope, what, origin, alt_scope,
+                           doctor_refusal_hint(res->http_status, res->message));
         else
                 check_line(d, false, "API: no Nimbus API at %s (%s) nor at %s (%s); fix: check cluster (the "
                            "one the Nimbus Admin Portal redirects you to), or api_url and scope", c->api_base,
@@ -369,7 +373,7 @@ static void report_api(Doctor *d, ApiVerdict v, const NimbusResult *res) {
 
         doctor_answer_summary(res, what, sizeof what);
         if (d->alt_api) {
-                report_other_host(d, v, what);
+                report_other_host(d, v, res, what);
                 return;
         }
         if (v == API_ANSWERS)
@@ -451,6 +455,10 @@ static void on_user(void *userdata, const NimbusResult *res) {
         if (res->http_status == 404)
                 check_line(d, false, "user %s: not a Nimbus user (%s); fix: check the O365 ID (the user's "
                            "Entra object id), or provision the user first", id, what);
+        else if (res->http_status == 400 || res->http_status == 403)
+                check_line(d, false, "user %s: %s; fix: check the O365 ID (the user's Entra object id); "
+                           "nimbus-sync takes only a 404 for \"not a Nimbus user\": if this user does not "
+                           "exist, report this answer (nimbus-sync doctor --raw)", id, what);
         else if (doctor_api_verdict(res->http_status, res->error, res->body, res->body_len) != API_ANSWERS)
                 check_line(d, false, "user %s: %s", id, what);
         else

@@ -236,7 +236,7 @@ static int names_join(const NameList *l, char **ret) {
 static bool has_key(json_object *o, const char *key) {
         json_object_object_foreach(o, k, v) {
                 (void) v;
-                if (strcasecmp(k, key) == 0)
+                if (nimbus_key_matches(k, key))
                         return true;
         }
         return false;
@@ -260,7 +260,7 @@ static void object_shape(json_object *o, const char *const *expected, size_t n, 
                 size_t i = 0;
 
                 (void) v;
-                while (i < n && strcasecmp(k, expected[i]) != 0)
+                while (i < n && !nimbus_key_matches(k, expected[i]))
                         i++;
                 if (i == n)
                         names_add(unexpected, prefix, printable(k, buf));
@@ -322,7 +322,7 @@ int doctor_license_shape(const char *body, size_t len, ShapeReport *ret) {
         else {
                 object_shape(o, top, ELEMENTSOF(top), "", &unexpected, &missing);
                 json_object_object_foreach(o, k, v)
-                        if (strcasecmp(k, "licenses") == 0)
+                        if (nimbus_key_matches(k, "licenses"))
                                 arr = v;
                 if (arr && json_object_is_type(arr, json_type_array))
                         license_entries_shape(arr, "licenses[].", &unexpected, &missing);

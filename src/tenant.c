@@ -292,6 +292,13 @@ void tenant_cancel_queued(Tenant *t) {
         fail_queued(t, OUTCOME_TRANSIENT, 0, -ECANCELED, "cancelled");
 }
 
+void tenant_forget_refusal(Tenant *t) {
+        if (t->auth == AUTH_FAILED)
+                t->auth = AUTH_NONE;
+        t->auth_failures = 0;
+        t->auth_retry_at = 0;
+}
+
 void tenant_pause(Tenant *t, uint64_t until) {
         ratelimit_pause(&t->limiter, until);
 }

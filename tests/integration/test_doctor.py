@@ -3,13 +3,12 @@ simulator. One line per check, ✓ or ✗ with the fix; exit 0 when all is good,
 to fix. It is read-only (no mutating request ever reaches the simulator, whose request log shows
 every API call), makes at most a handful of API calls, and sends them through the rate limiter.
 
-Which host answers (admin. or portal.) is tested with a small front server on loopback that
-answers by Host header: `admin.localhost` and `portal.localhost` both reach it (libcurl resolves
-every *.localhost to loopback), and it passes one of them on to the simulator.
+Which host answers (admin. or portal.) is tested with the simulator's api_host dialect: it
+serves the API under one of `admin.localhost` and `portal.localhost` (libcurl resolves every
+*.localhost to loopback) and answers 404 HTML under the other. The answer shapes are tested under
+the simulator's field-casing dialects.
 """
 
-import http.client
-import http.server
 import json
 import os
 import pwd
@@ -17,14 +16,13 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 
 import pytest
 
-from conftest import api_requests, describe, guid, mutating
+from conftest import api_requests, describe, dialect_variants, guid, mutating
 
 OU = guid()
-HANDFUL = 3
+HANDFUL = 4   # licenses, licenses at the other host, one user; a 401 once more
 
 
 def lines(p, mark):
@@ -46,6 +44,7 @@ def check(ns, *args, rc):
     return p, st
 
 
+@pytest.mark.parametrize("sim_dialect", dialect_variants("field_case", "basic_auth"))
 def test_all_good(ns, sim):
     p, st = check(ns, rc=0)
     ok = lines(p, "✓ ")
@@ -108,6 +107,7 @@ def test_unknown_answer_fields_are_reported(ns, sim):
     assert "    fields not expected (ignored): ouId, displayName\n" in p.stdout
 
 
+@pytest.mark.parametrize("sim_dialect", dialect_variants("field_case"))
 def test_user_found(ns, sim):
     user = guid()
     sim.add_users([{"o365Id": user, "organizationUnitId": OU, "userAssignmentType": "MsTeams",
@@ -123,6 +123,17 @@ def test_user_not_found(ns, sim):
     p, _ = check(ns, user, rc=1)
     assert lines(p, "✗ ") == [f"✗ user {user}: not a Nimbus user (HTTP 404: User not found); fix: check "
                               "the O365 ID (the user's Entra object id), or provision the user first"]
+
+
+@pytest.mark.parametrize("sim_dialect", [{"unknown_user_status": 400}, {"unknown_user_status": 403}],
+                         ids=["400", "403"])
+def test_user_not_found_answered_otherwise_is_shown_for_a_report(ns, sim, sim_dialect):
+    user = guid()
+    p, _ = check(ns, user, rc=1)
+    bad = lines(p, "✗ ")
+    assert len(bad) == 1 and bad[0].startswith(f"✗ user {user}: HTTP {sim_dialect['unknown_user_status']}: "), \
+        describe(p)
+    assert 'nimbus-sync takes only a 404 for "not a Nimbus user"' in bad[0]
 
 
 def test_user_id_must_be_a_guid(ns, sim):
@@ -172,112 +183,61 @@ def test_licenses_and_user_show_raw(ns, sim):
 
 # --- which host answers ---------------------------------------------------------------------
 
-class HostFront:
-    """A loopback HTTP server that answers by Host: each name in `routes` gets "sim" (passed on
-    to the simulator), "refuse" (401 JSON) or, for any other name, a 404 HTML page."""
-
-    def __init__(self, sim, routes):
-        front = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                front.handle(self)
-
-            do_POST = do_DELETE = do_GET
-
-            def log_message(self, *args):
-                pass
-
-        self.sim, self.routes, self.hosts = sim, routes, []
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, name):
-        return f"http://{name}.localhost:{self.port}"
-
-    def handle(self, h):
-        host = h.headers.get("Host", "").split(".")[0]
-        self.hosts.append(host)
-        body = h.rfile.read(int(h.headers.get("Content-Length", "0")))
-        route = self.routes.get(host)
-        if route == "sim":
-            status, headers, data = self.forward(h, body)
-        elif route == "refuse":
-            status, headers, data = 401, {"Content-Type": "application/json"}, \
-                b'{"message": "Invalid token: wrong audience"}'
-        else:
-            status, headers, data = 404, {"Content-Type": "text/html"}, b"<html><h1>Not Found</h1></html>"
-        h.send_response(status)
-        for k, v in headers.items():
-            h.send_header(k, v)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
-
-    def forward(self, h, body):
-        conn = http.client.HTTPConnection("127.0.0.1", self.sim.port, timeout=30)
-        conn.request(h.command, h.path, body=body or None,
-                     headers={k: v for k, v in h.headers.items() if k.lower() != "host"})
-        r = conn.getresponse()
-        data = r.read()
-        conn.close()
-        return r.status, {"Content-Type": r.getheader("Content-Type", "application/json")}, data
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+API_PATH = "/api/public-api-next/"
+HTML_PAGE = "HTTP 404, an HTML page: a web server or a proxy, not the API"
 
 
-@pytest.fixture
-def front(sim):
-    fronts = []
-
-    def make(**routes):
-        fronts.append(HostFront(sim, routes))
-        return fronts[-1]
-
-    yield make
-    for f in fronts:
-        f.close()
-
-
-@pytest.mark.parametrize("configured,answering", [("admin", "portal"), ("portal", "admin")])
-def test_api_at_the_other_host_says_which_api_url_to_set(ns, sim, front, configured, answering):
-    f = front(**{answering: "sim"})
-    ns.configure(api_url=f.url(configured))
+@pytest.mark.parametrize("serving,configured", [("portal", "admin"), ("admin", "portal")])
+def test_api_at_the_other_host_says_which_api_url_to_set(ns, sim, serving, configured):
+    sim.dialect(api_host=serving)
+    ns.configure(api_url=sim.host_url(configured))
     p, st = check(ns, rc=1)
-    bad = lines(p, "✗ ")
-    assert bad == [f"✗ API: not at {f.url(configured)}/api/public-api-next/ (HTTP 404, an HTML page: a web server or a proxy, not the API) but at "
-                   f"{f.url(answering)}/api/public-api-next/; fix: set api_url: {f.url(answering)} (a token "
-                   "for the configured scope is accepted there)"], describe(p)
-    assert f.hosts == [configured, answering]   # one GET each (the TLS check sends nothing)
+    there, here = sim.host_url(serving), sim.host_url(configured)
+    assert lines(p, "✗ ") == [f"✗ API: not at {here}{API_PATH} ({HTML_PAGE}) but at {there}{API_PATH}; fix: "
+                              f"set api_url: {there} (a token for the configured scope is accepted there)"], \
+        describe(p)
     # What the other host said is still shown: license usage.
     assert "✓ license usage: 1 pool" in p.stdout
-    assert [(r["method"], r["path"]) for r in api_requests(st)] == [("GET", "user/license-usage")]
+    assert [(r["method"], r["path"], r["fault"]) for r in api_requests(st)] == [
+        ("GET", "user/license-usage", "wrong_host"), ("GET", "user/license-usage", None)]
+
+    ns.configure(api_url=there)
+    check(ns, rc=0)
 
 
-def test_other_host_refuses_the_token_says_which_scope_to_set(ns, sim, front):
-    f = front(portal="refuse")
-    ns.configure(api_url=f.url("admin"))
+def test_other_host_refusing_the_token_says_which_scope_to_set(ns, sim):
+    sim.dialect(api_host="portal")
+    sim.config(provisioning_disabled=True)
+    ns.configure(api_url=sim.host_url("admin"))
     p, _ = check(ns, rc=1)
     bad = lines(p, "✗ ")
     assert len(bad) == 1, describe(p)
-    assert bad[0].endswith(f"fix: set api_url: {f.url('portal')} and scope: https://portal.sim.test/.default")
-    assert "answers but refuses a token for https://admin.sim.test/.default" in bad[0]
+    assert bad[0].startswith(f"✗ API: not at {sim.host_url('admin')}{API_PATH} ({HTML_PAGE}) but at "
+                             f"{sim.host_url('portal')}{API_PATH}, which refuses a token for {sim.scope} "
+                             "(HTTP 401: Provisioning Api disabled by admin); fix: set api_url: "
+                             f"{sim.host_url('portal')} and scope: https://portal.sim.test/.default; if it still "
+                             "refuses: a Luware administrator must enable the Public API"), describe(p)
 
 
-def test_no_api_at_either_host(ns, sim, front):
-    f = front()
-    ns.configure(api_url=f.url("admin"))
+@pytest.mark.parametrize("sim_dialect,what", [
+    ({"redirect_location": "https://login.example.com"},
+     "a redirect, HTTP 302; doctor --raw shows where to"),
+    ({"html_rate": 1.0}, "HTTP 200, an HTML page: a web server or a proxy, not the API"),
+], ids=["redirect", "login-page"])
+def test_no_api_at_either_host(ns, sim, what):
+    ns.configure(api_url=sim.host_url("admin"))
     p, st = check(ns, rc=1)
-    bad = lines(p, "✗ ")
-    assert bad == [f"✗ API: no Nimbus API at {f.url('admin')}/api/public-api-next/ (HTTP 404, an HTML page: a web server or a proxy, not the API) "
-                   f"nor at {f.url('portal')}/api/public-api-next/ (HTTP 404, an HTML page: a web server or a proxy, not the API); fix: check cluster "
-                   "(the one the Nimbus Admin Portal redirects you to), or api_url and scope"], describe(p)
-    assert api_requests(st) == []
+    assert lines(p, "✗ ") == [f"✗ API: no Nimbus API at {sim.host_url('admin')}{API_PATH} ({what}) nor at "
+                              f"{sim.host_url('portal')}{API_PATH} ({what}); fix: check cluster (the one the "
+                              "Nimbus Admin Portal redirects you to), or api_url and scope"], describe(p)
+    assert len(api_requests(st)) == 2
+
+
+def test_raw_shows_where_a_redirect_goes(ns, sim):
+    sim.dialect(redirect_location="https://login.example.com")
+    ns.configure(api_url=sim.host_url("admin"))
+    p, _ = check(ns, "--raw", rc=1)
+    assert f"< Location: https://login.example.com{API_PATH}user/license-usage\n" in p.stdout, describe(p)
 
 
 def test_nothing_listening_at_the_api_host(ns, sim):
@@ -285,7 +245,7 @@ def test_nothing_listening_at_the_api_host(ns, sim):
     p, _ = check(ns, rc=1)
     bad = lines(p, "✗ ")
     assert bad[0].startswith("✗ API host http://127.0.0.1:9: ") and "fix: nothing accepts connections" in bad[0]
-    assert bad[1].startswith("✗ API: no Nimbus API at http://127.0.0.1:9/api/public-api-next/ (no answer: ")
+    assert bad[1].startswith(f"✗ API: no Nimbus API at http://127.0.0.1:9{API_PATH} (no answer: ")
 
 
 # --- TLS and files ---------------------------------------------------------------------------

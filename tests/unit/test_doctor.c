@@ -177,9 +177,11 @@ static void test_user_shape(void **state) {
         } cases[] = {
                 { "{\"o365Id\": \"a\", \"organizationUnitId\": \"b\", \"userAssignmentType\": \"MsTeams\", "
                   "\"licenses\": []}", 0, NULL, NULL },
-                /* The product reads field names case-insensitively: so does this check. */
+                /* The product reads field names ignoring case and '_': so does this check. */
                 { "{\"O365ID\": \"a\", \"OrganizationUnitId\": \"b\", \"userassignmenttype\": \"x\", "
                   "\"Licenses\": []}", 0, NULL, NULL },
+                { "{\"o365_id\": \"a\", \"organization_unit_id\": \"b\", \"user_assignment_type\": \"x\", "
+                  "\"licenses\": []}", 0, NULL, NULL },
                 { "{\"o365Id\": \"a\", \"ouId\": \"b\", \"userAssignmentType\": \"x\", \"licenses\": [], "
                   "\"displayName\": \"Ada\"}", 0, "ouId, displayName", "organizationUnitId" },
                 { "{}", 0, NULL, "o365Id, organizationUnitId, userAssignmentType, licenses" },
