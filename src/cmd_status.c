@@ -335,8 +335,6 @@ static int instance_load_config(InstanceStatus *in) {
             asprintf(&in->config_error, "%s: %s", in->config_path, strerror(-k)) < 0)
                 in->config_error = NULL;
         diag_clear(&d);
-        if (k < 0)
-                in->config = NULL;
         return k;
 }
 
