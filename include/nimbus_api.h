@@ -1,4 +1,4 @@
-/* nimbus_api.h: the Nimbus Public API and the Entra token endpoint as data: request URLs and
+/* nimbus_api.h: the Nimbus Public API as data (the Entra token endpoint is in oauth.h): request URLs and
  * bodies, and tolerant parsing and classification of answers (PRODUCT §2, §6.2). No I/O here;
  * nimbus_client.c moves the bytes. Unknown fields are ignored, a missing field means "unknown",
  * and nothing an answer contains can crash us or make us allocate without bound. */
@@ -64,16 +64,3 @@ typedef struct NimbusLicense {
 /* {"licenses": [...]} or a bare array; at most 1000 entries are kept. */
 int nimbus_parse_licenses(const char *body, size_t len, NimbusLicense **ret, size_t *ret_n);
 void nimbus_licenses_free(NimbusLicense *l, size_t n);
-
-/* Entra token answer: access_token and expires_in (seconds, number or string). -EBADMSG if not. */
-int oauth_parse_token(const char *body, size_t len, char **ret_token, uint64_t *ret_expires_usec);
-/* Form body for the client-credentials grant, with the scope URL-encoded. */
-int oauth_request_body(const char *scope, char **ret);
-/* The same grant authenticated by a signed client assertion (RFC 7523 §2.2) instead of a secret:
- * client_id, scope, client_assertion_type (jwt-bearer) and client_assertion, all URL-encoded. */
-int oauth_assertion_request_body(const char *scope, const char *client_id, const char *assertion,
-                                 char **ret);
-
-/* Retry-After: delta-seconds or an HTTP-date, relative to now. -EINVAL if unparsable. Values are
- * capped at 1 hour. */
-int parse_retry_after(const char *value, uint64_t now_usec, uint64_t *ret_delay_usec);

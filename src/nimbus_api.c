@@ -1,11 +1,10 @@
-/* nimbus_api.c: the Nimbus Public API and the Entra token endpoint as data (PRODUCT §2, §6.2).
+/* nimbus_api.c: the Nimbus Public API as data (PRODUCT §2, §6.2); the Entra token endpoint is in oauth.c.
  * Builds request URLs and bodies, and reads answers tolerantly: the API documents no response
  * bodies, so every field is optional, wrong types count as missing, and anything an answer holds
  * (garbage bytes, deep nesting, huge strings) ends in "unknown", never in a crash or unbounded
  * allocation. JSON is read and written only through json-c. No I/O happens here. */
 #include "nimbus_api.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -14,21 +13,11 @@
 #include "util.h"
 
 #define JSON_MAX_DEPTH 32                   /* answers are two or three levels deep */
-#define TOKEN_MAX (16 * 1024)               /* an Entra access token is a few KiB */
-#define EXPIRES_DEFAULT_SEC 3600
-#define EXPIRES_MAX_SEC 86400
 #define LICENSES_MAX 1000
 #define LICENSE_NAME_MAX 128
-#define SCOPE_MAX 4096
-#define ASSERTION_MAX (16 * 1024)           /* a client assertion is under 2 KiB */
-#define RETRY_AFTER_MAX_SEC 3600
-#define RETRY_AFTER_TEXT_MAX 128
 
 static inline void json_object_putp(struct json_object **o) { json_object_put(*o); }
 #define _cleanup_json_ __attribute__((cleanup(json_object_putp)))
-
-static inline void curl_freep(char **p) { curl_free(*p); }
-#define _cleanup_curl_free_ __attribute__((cleanup(curl_freep)))
 
 const char *nimbus_call_name(NimbusCall call) {
         switch (call) {
@@ -603,157 +592,4 @@ void nimbus_licenses_free(NimbusLicense *l, size_t n) {
         for (size_t i = 0; i < n; i++)
                 free(l[i].name);
         free(l);
-}
-
-/* ---- Entra token endpoint ---------------------------------------------------------------------- */
-
-/* The token goes into an Authorization header: only visible ASCII (RFC 6750 b64token is a
- * subset) can be sent there without risk of header injection. */
-static bool token_valid(const char *s, size_t len) {
-        if (len == 0 || len > TOKEN_MAX)
-                return false;
-        for (size_t i = 0; i < len; i++)
-                if ((unsigned char) s[i] <= 0x20 || (unsigned char) s[i] >= 0x7f)
-                        return false;
-        return true;
-}
-
-int oauth_parse_token(const char *body, size_t len, char **ret_token, uint64_t *ret_expires_usec) {
-        _cleanup_json_ struct json_object *j = NULL;
-        const char *s;
-        size_t slen;
-        int64_t expires = EXPIRES_DEFAULT_SEC;
-        int r;
-
-        r = json_parse_body(body, len, &j);
-        if (r < 0)
-                return r;
-        if (!json_string(obj_get(j, "access_token"), &s, &slen) || !token_valid(s, slen))
-                return -EBADMSG;
-
-        /* Missing or unreadable: assume the usual hour. Clamped so a bad answer neither makes us
-         * fetch a token for every request nor keep one for longer than a day. */
-        (void) json_int64(obj_get(j, "expires_in"), &expires);
-        if (expires < 1)
-                expires = 1;
-        if (expires > EXPIRES_MAX_SEC)
-                expires = EXPIRES_MAX_SEC;
-
-        char *token = strndup(s, slen);
-        if (!token)
-                return -ENOMEM;
-        *ret_token = token;
-        *ret_expires_usec = (uint64_t) expires * USEC_PER_SEC;
-        return 0;
-}
-
-int oauth_request_body(const char *scope, char **ret) {
-        size_t n = scope ? strlen(scope) : 0;
-        char *body = NULL;
-
-        if (n == 0 || n > SCOPE_MAX)
-                return -EINVAL;
-        _cleanup_curl_free_ char *escaped = curl_easy_escape(NULL, scope, (int) n);
-        if (!escaped)
-                return -ENOMEM;
-        if (asprintf(&body, "grant_type=client_credentials&scope=%s", escaped) < 0)
-                return -ENOMEM;
-        *ret = body;
-        return 0;
-}
-
-#define ASSERTION_TYPE_JWT_BEARER "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-/* The assertion is a credential for its lifetime: its escaped copy is wiped, not just freed. */
-static void escape_free(char *s) {
-        if (s) {
-                explicit_bzero(s, strlen(s));
-                curl_free(s);
-        }
-}
-
-/* Only for strings whose length was checked against ASSERTION_MAX. */
-static char *form_escape(const char *s) {
-        return curl_easy_escape(NULL, s, (int) strlen(s));
-}
-
-static bool form_value_ok(const char *s, size_t max) {
-        return s && *s && strlen(s) <= max;
-}
-
-int oauth_assertion_request_body(const char *scope, const char *client_id, const char *assertion,
-                                 char **ret) {
-        char *e_scope, *e_client, *e_type, *e_assertion, *body = NULL;
-        int r = -ENOMEM;
-
-        if (!form_value_ok(scope, SCOPE_MAX) || !form_value_ok(client_id, SCOPE_MAX) ||
-            !form_value_ok(assertion, ASSERTION_MAX))
-                return -EINVAL;
-        e_scope = form_escape(scope);
-        e_client = form_escape(client_id);
-        e_type = form_escape(ASSERTION_TYPE_JWT_BEARER);
-        e_assertion = form_escape(assertion);
-        if (e_scope && e_client && e_type && e_assertion &&
-            asprintf(&body, "grant_type=client_credentials&client_id=%s&scope=%s"
-                     "&client_assertion_type=%s&client_assertion=%s",
-                     e_client, e_scope, e_type, e_assertion) >= 0)
-                r = 0;
-        curl_free(e_scope);
-        curl_free(e_client);
-        curl_free(e_type);
-        escape_free(e_assertion);
-        if (r == 0)
-                *ret = body;
-        return r;
-}
-
-/* ---- Retry-After ------------------------------------------------------------------------------- */
-
-/* Delta-seconds: digits only; huge values are capped rather than rejected. */
-static bool retry_after_seconds(const char *s, uint64_t *ret_sec) {
-        uint64_t v = 0;
-
-        if (*s == '\0')
-                return false;
-        for (; *s; s++) {
-                if (*s < '0' || *s > '9')
-                        return false;
-                if (v <= RETRY_AFTER_MAX_SEC)
-                        v = v * 10 + (uint64_t) (*s - '0');
-        }
-        *ret_sec = v < RETRY_AFTER_MAX_SEC ? v : RETRY_AFTER_MAX_SEC;
-        return true;
-}
-
-int parse_retry_after(const char *value, uint64_t now_usec, uint64_t *ret_delay_usec) {
-        const uint64_t max_usec = RETRY_AFTER_MAX_SEC * USEC_PER_SEC;
-        char buf[RETRY_AFTER_TEXT_MAX];
-        uint64_t sec;
-
-        if (!value)
-                return -EINVAL;
-        /* Header values may carry optional whitespace around them. */
-        value += strspn(value, " \t");
-        size_t n = strlen(value);
-        while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
-                n--;
-        if (n == 0 || n >= sizeof buf)
-                return -EINVAL;
-        memcpy(buf, value, n);
-        buf[n] = '\0';
-
-        if (retry_after_seconds(buf, &sec)) {
-                *ret_delay_usec = sec * USEC_PER_SEC;
-                return 0;
-        }
-
-        time_t when = curl_getdate(buf, NULL);
-        if (when == -1)
-                return -EINVAL;
-        /* Dates before the epoch are in the past as surely as any other. */
-        uint64_t when_usec = when < 0 ? 0 :
-                (uint64_t) when > UINT64_MAX / USEC_PER_SEC ? UINT64_MAX : (uint64_t) when * USEC_PER_SEC;
-        uint64_t delay = when_usec > now_usec ? when_usec - now_usec : 0;
-        *ret_delay_usec = delay < max_usec ? delay : max_usec;
-        return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "http.h"
 #include "jwt.h"
+#include "oauth.h"
 #include "util.h"
 
 #define TOKEN_MARGIN_MAX (60 * USEC_PER_SEC)
@@ -17,7 +18,8 @@ struct NimbusClient {
         char *token_url;
         char *scope;
         char *client_id;
-        char *secret;                /* one of these two: HTTP Basic, or */
+        char *basic_user;            /* one of these two: HTTP Basic, client id and secret */
+        char *secret;                /*   form-encoded (RFC 6749 §2.3.1), or */
         JwtSigner *signer;           /* a signed client assertion per token request */
         uint64_t timeout_usec;
 
@@ -44,14 +46,20 @@ static void wipe_free(char *s) {
         free(s);
 }
 
-static int credential_set(NimbusClient *nc, const ClientCredential *cred, Diag *diag) {
+static int credential_set(NimbusClient *nc, JwtAlg alg, const ClientCredential *cred, Diag *diag) {
+        int r;
+
         if (cred->key_pem && cred->cert_pem)
                 return jwt_signer_new(cred->cert_pem, cred->cert_path, cred->key_pem, cred->key_path,
-                                      &nc->signer, diag);
+                                      alg, &nc->signer, diag);
         if (!cred->secret)
                 return -EINVAL;
-        nc->secret = strdup(cred->secret);
-        return nc->secret ? 0 : -ENOMEM;
+        /* Entra form-decodes both before comparing: a raw '+', '%' or ':' would change the
+         * secret. curl adds the Base64. */
+        r = oauth_basic_credential(nc->client_id, &nc->basic_user);
+        if (r >= 0)
+                r = oauth_basic_credential(cred->secret, &nc->secret);
+        return r;
 }
 
 int nimbus_client_new(uv_loop_t *loop, const Config *c, const ClientCredential *cred,
@@ -67,7 +75,7 @@ int nimbus_client_new(uv_loop_t *loop, const Config *c, const ClientCredential *
                 r = -ENOMEM;
                 goto fail;
         }
-        r = credential_set(nc, cred, diag);
+        r = credential_set(nc, c->client_assertion_alg, cred, diag);
         if (r < 0)
                 goto fail;
         r = http_engine_new(loop, c->ca_file, &nc->http);
@@ -88,6 +96,7 @@ void nimbus_client_close(NimbusClient *nc) {
         free(nc->token_url);
         free(nc->scope);
         free(nc->client_id);
+        free(nc->basic_user);
         wipe_free(nc->secret);
         jwt_signer_free(nc->signer);
         wipe_free(nc->token);
@@ -165,7 +174,7 @@ int nimbus_client_token_fetch(NimbusClient *nc, TokenDoneFn done, void *userdata
         HttpRequest req = {
                 .method = "POST", .url = nc->token_url,
                 .content_type = "application/x-www-form-urlencoded",
-                .basic_user = nc->secret ? nc->client_id : NULL, .basic_pass = nc->secret,
+                .basic_user = nc->basic_user, .basic_pass = nc->secret,
                 .timeout_usec = nc->timeout_usec, .max_body = NIMBUS_MAX_BODY,
         };
         int r;

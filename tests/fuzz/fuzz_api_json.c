@@ -10,6 +10,7 @@
 
 #include "fuzz_common.h"
 #include "nimbus_api.h"
+#include "oauth.h"
 #include "util.h"
 
 #define TOKEN_LIMIT (16 * 1024)       /* nimbus_api.c's TOKEN_MAX */
