@@ -26,6 +26,8 @@ typedef struct Cli {
         bool json;
         bool refresh;
         bool raw;           /* doctor, licenses, user show: print each answer as it came */
+        bool all;           /* status --all: every instance configured next to the config */
+        bool check;         /* status --check: a monitoring verdict, its level the exit status */
         Logger log;
 } Cli;
 
