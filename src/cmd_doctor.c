@@ -221,8 +221,9 @@ static void check_credentials(Doctor *d, const Config *c) {
                          "run doctor as root for that");
         }
         if (diag.n_errors == 0)
-                check_line(d, true, "credentials: %s readable %s; private key material not readable by "
-                           "others", c->client_certificate_file ? "certificate and key" : "client secret", who);
+                check_line(d, true, "credentials: %s readable %s; %s not readable by group or others",
+                           c->client_certificate_file ? "certificate and key" : "client secret", who,
+                           c->client_certificate_file ? "the key" : "the secret");
         else
                 check_line(d, false, "credentials (checked %s): fix these:", who);
         print_diag_lines(&diag);

@@ -163,6 +163,22 @@ def test_raw_shows_the_answers_and_redacts_the_token(ns, sim):
     assert out.index("user/license-usage\n< HTTP") < out.index("✓ API: answers")
 
 
+@pytest.mark.sim(client_cert=True)
+def test_certificate_credentials(ns, sim, tmp_path):
+    key = tmp_path / "app.key"
+    shutil.copyfile(sim.client_key_file, key)
+    os.chmod(key, 0o600)
+    ns.configure(client_secret_file=None, client_certificate_file=sim.client_cert_file,
+                 client_key_file=str(key))
+    p, _ = check(ns, "--raw", rc=0)
+    assert "✓ credentials: certificate and key readable as user " in p.stdout, describe(p)
+    assert not re.search(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ", p.stdout), "a client assertion appeared"
+    assert "PRIVATE KEY" not in p.stdout
+    os.chmod(key, 0o640)
+    p, _ = check(ns, rc=1)
+    assert f"    {key}: error: key file is readable by group or others (mode 0640)" in p.stdout, describe(p)
+
+
 def test_licenses_and_user_show_raw(ns, sim):
     user = guid()
     sim.add_users([{"o365Id": user, "organizationUnitId": OU, "userAssignmentType": "SkillBased"}])
