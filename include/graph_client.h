@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "credential.h"
 #include "diag.h"
 #include "graph_api.h"
 
@@ -28,7 +29,7 @@ typedef struct GraphFailure {
 typedef void (*GraphReadDoneFn)(void *userdata, const Guid *group, GraphListing *listing,
                                 const GraphFailure *failure);
 
-/* cred as config_read_credential() gives it; the caller may wipe it right after the call. */
+/* cred as credential_read() gives it; the caller may wipe it right after the call. */
 int graph_client_new(uv_loop_t *loop, const Config *c, const ClientCredential *cred, GraphClient **ret,
                      Diag *diag);
 /* A read in progress ends with a failure ("cancelled"); the client is freed from a close

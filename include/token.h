@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "credential.h"
 #include "diag.h"
 #include "http.h"
 
@@ -23,7 +24,7 @@ typedef enum TokenStatus {
 typedef void (*TokenDoneFn)(void *userdata, TokenStatus status, long http_status, const char *message);
 
 /* cred holds a secret, or a certificate and its key (as
- * config_read_credential() gives them): the secret is copied and wiped when the cache is freed;
+ * credential_read() gives them): the secret is copied and wiped when the cache is freed;
  * key and certificate are parsed here and checked to belong together (-EBADMSG or -EKEYREJECTED
  * with a one-line diagnostic). The caller may wipe cred right after the call. */
 int token_cache_new(const Config *c, const char *scope, const ClientCredential *cred,
@@ -40,3 +41,6 @@ int token_cache_fetch(TokenCache *tc, HttpEngine *http, TokenDoneFn done, void *
 const char *token_cache_bearer(const TokenCache *tc);
 /* How many token requests were made (for status and tests). */
 unsigned token_cache_count(const TokenCache *tc);
+/* --raw: every token answer, as it came, goes to fn before it is acted on (fn NULL: none). */
+typedef void (*TokenRawFn)(void *userdata, const char *url, const HttpResponse *resp);
+void token_cache_set_raw(TokenCache *tc, TokenRawFn fn, void *userdata);

@@ -336,7 +336,9 @@ bool graph_link_allowed(const char *graph_url, const char *link) {
 
 GraphOutcome graph_classify(long http_status, int transport_error) {
         if (http_status == 0)
-                return transport_error == -EKEYREJECTED ? GRAPH_FAILED : GRAPH_RETRY;
+                /* An untrusted certificate, or a ca_file that cannot be loaded, needs an admin. */
+                return transport_error == -EKEYREJECTED || transport_error == -ENOKEY ? GRAPH_FAILED
+                                                                                       : GRAPH_RETRY;
         if (http_status >= 200 && http_status < 300)
                 return GRAPH_OK;
         switch (http_status) {

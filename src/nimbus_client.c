@@ -14,11 +14,16 @@ struct NimbusClient {
         TokenCache *token;
         char *api_base;
         uint64_t timeout_usec;
+        NimbusRawFn raw;             /* --raw: sees every answer first */
+        void *raw_userdata;
 };
 
 /* One API call in flight. */
 typedef struct CallCtx {
+        NimbusClient *nc;
         NimbusCall call;
+        const char *method;
+        char *url;
         NimbusDoneFn done;
         void *userdata;
 } CallCtx;
@@ -73,6 +78,39 @@ int nimbus_client_token_fetch(NimbusClient *nc, TokenDoneFn done, void *userdata
         return token_cache_fetch(nc->token, nc->http, done, userdata);
 }
 
+static void show_raw(NimbusClient *nc, const char *what, const char *method, const char *url,
+                     const HttpResponse *resp);
+
+static void token_raw(void *userdata, const char *url, const HttpResponse *resp) {
+        show_raw(userdata, "token", "POST", url, resp);
+}
+
+void nimbus_client_set_raw(NimbusClient *nc, NimbusRawFn fn, void *userdata) {
+        nc->raw = fn;
+        nc->raw_userdata = userdata;
+        token_cache_set_raw(nc->token, fn ? token_raw : NULL, nc);
+}
+
+int nimbus_client_set_api_base(NimbusClient *nc, const char *api_base) {
+        char *copy = strdup(api_base);
+
+        if (!copy)
+                return -ENOMEM;
+        free(nc->api_base);
+        nc->api_base = copy;
+        return 0;
+}
+
+static void show_raw(NimbusClient *nc, const char *what, const char *method, const char *url,
+                     const HttpResponse *resp) {
+        NimbusRaw raw = { .what = what, .method = method, .url = url, .status = resp->status,
+                          .error_text = resp->error_text, .headers = resp->headers,
+                          .headers_len = resp->headers_len, .body = resp->body, .body_len = resp->body_len };
+
+        if (nc->raw && resp->error != -ECANCELED)
+                nc->raw(nc->raw_userdata, &raw);
+}
+
 /* What an admin must read when the answer is no Nimbus answer at all. */
 static int odd_answer_message(Outcome o, const HttpResponse *resp, char **ret) {
         if (o == OUTCOME_REDIRECT)
@@ -95,6 +133,7 @@ static void call_answer(void *userdata, const HttpResponse *resp) {
         uint64_t ra;
         int k;
 
+        show_raw(ctx->nc, nimbus_call_name(ctx->call), ctx->method, ctx->url, resp);
         res.outcome = nimbus_classify(ctx->call, resp->status, resp->error, resp->body, resp->body_len);
         if (resp->status == 0)
                 res.message = resp->error_text;
@@ -107,6 +146,7 @@ static void call_answer(void *userdata, const HttpResponse *resp) {
         if (resp->retry_after && parse_retry_after(resp->retry_after, now_usec(), &ra) >= 0)
                 res.retry_after_usec = ra;
         ctx->done(ctx->userdata, &res);
+        free(ctx->url);
         free(ctx);
 }
 
@@ -126,12 +166,15 @@ int nimbus_client_call(NimbusClient *nc, NimbusCall call, const Guid *id, const 
         ctx = malloc(sizeof(*ctx));
         if (!ctx)
                 return -ENOMEM;
-        *ctx = (CallCtx) { .call = call, .done = done, .userdata = userdata };
-        req.url = url;
+        *ctx = (CallCtx) { .nc = nc, .call = call, .method = req.method, .url = TAKE_PTR(url),
+                           .done = done, .userdata = userdata };
+        req.url = ctx->url;
         req.body = body;
         req.bearer = token_cache_bearer(nc->token);
         r = http_submit(nc->http, &req, call_answer, ctx);
-        if (r < 0)
+        if (r < 0) {
+                free(ctx->url);
                 free(ctx);
+        }
         return r;
 }

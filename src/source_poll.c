@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backoff.h"
+#include "credential.h"
 #include "graph_client.h"
 #include "util.h"
 
@@ -89,7 +90,7 @@ int source_poller_new(uv_loop_t *loop, SourceSet *set, Store *store, const Logge
         if (!p)
                 return -ENOMEM;
         *p = (SourcePoller) { .set = set, .store = store, .log = log };
-        r = config_read_credential(set->config, &cred, diag);
+        r = credential_read(set->config, &cred, diag);
         if (r >= 0)
                 r = graph_client_new(loop, set->config, &cred, &p->graph, diag);
         client_credential_clear(&cred);

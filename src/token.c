@@ -27,6 +27,8 @@ struct TokenCache {
         unsigned count;
         TokenDoneFn done;
         void *userdata;
+        TokenRawFn raw;              /* --raw: sees the answer first */
+        void *raw_userdata;
 };
 
 static void wipe_free(char *s) {
@@ -105,6 +107,11 @@ unsigned token_cache_count(const TokenCache *tc) {
         return tc->count;
 }
 
+void token_cache_set_raw(TokenCache *tc, TokenRawFn fn, void *userdata) {
+        tc->raw = fn;
+        tc->raw_userdata = userdata;
+}
+
 /* Entra answers 400 and 401 for every credential problem: those need an admin, not a retry. */
 static TokenStatus token_status(const HttpResponse *resp) {
         if (resp->status >= 200 && resp->status < 300)
@@ -133,12 +140,14 @@ static void token_answer(void *userdata, const HttpResponse *resp) {
         TokenCache *tc = userdata;
         /* An untrusted certificate will not become trusted by retrying: report it at once. */
         TokenStatus st = resp->status ? token_status(resp) :
-                         resp->error == -EKEYREJECTED ? TOKEN_REFUSED : TOKEN_TRANSIENT;
+                         resp->error == -EKEYREJECTED || resp->error == -ENOKEY ? TOKEN_REFUSED : TOKEN_TRANSIENT;
         _cleanup_free_ char *msg = NULL;
         char *token = NULL;
         uint64_t lifetime = 0;
 
         tc->fetching = false;
+        if (tc->raw && resp->error != -ECANCELED)
+                tc->raw(tc->raw_userdata, tc->token_url, resp);
         if (st == TOKEN_OK && oauth_parse_token(resp->body, resp->body_len, &token, &lifetime) < 0)
                 st = TOKEN_TRANSIENT;   /* a 200 without a token is a strange answer: retry later */
         if (st == TOKEN_OK) {

@@ -202,6 +202,7 @@ static void test_classify(void **state) {
         } table[] = {
                 { 200, 0, GRAPH_OK },           { 0, -ETIMEDOUT, GRAPH_RETRY },
                 { 0, -ECONNRESET, GRAPH_RETRY },{ 0, -EKEYREJECTED, GRAPH_FAILED },
+                { 0, -ENOKEY, GRAPH_FAILED },
                 { 401, 0, GRAPH_AUTH },         { 403, 0, GRAPH_DENIED },
                 { 404, 0, GRAPH_NOT_FOUND },    { 408, 0, GRAPH_RETRY },
                 { 429, 0, GRAPH_RETRY },        { 503, 0, GRAPH_RETRY },
