@@ -3,8 +3,8 @@
 and a group that cannot be read (403, deleted, a page missing halfway) keeps its last complete
 list: failure is never emptiness."""
 
-import json
-import time
+import os
+import pwd
 
 import pytest
 
@@ -297,3 +297,18 @@ def test_roster_defaults_make_an_entra_export_a_roster(ns, sim):
     st = sim.state()
     assert sim_ids(st) == set(ids)
     assert {u["organizationUnitId"] for u in st["users"].values()} == {OU}
+
+
+def test_doctor_reads_each_group(ns, sim):
+    group, _, _, _, _ = nested_directory(sim)
+    with_group(ns, sim, group)
+    env = {"NIMBUS_SYNC_SERVICE_USER": pwd.getpwuid(os.geteuid()).pw_name}
+    p = ns.run("doctor", env=env)
+    assert p.returncode == 0, describe(p)
+    assert f'✓ entra group "Support Agents" ({group}): 4 users; disabled accounts left out: 0' in p.stdout
+
+    sim.graph_config(denied=True)
+    p = ns.run("doctor", env=env)
+    assert p.returncode == 1, describe(p)
+    assert f"✗ entra group {group}: {PRIVILEGES}" in p.stdout
+    assert api_requests(sim.state(), "POST") == []
