@@ -49,6 +49,10 @@ int source_set_load(SourceSet *set, Store *store);
 int source_set_result(SourceSet *set, size_t i, GraphListing *list, const GraphFailure *failure, Store *store,
                       const Logger *log);
 
+/* One line for validate --online and doctor: entra group "Support Agents" (GUID): 12 users;
+ * disabled accounts left out: 1. */
+void source_describe(const Source *s, char *buf, size_t size);
+
 /* Are all sources' lists complete, and did the last read of each succeed? */
 bool source_set_current(const SourceSet *set);
 

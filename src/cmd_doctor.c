@@ -518,7 +518,7 @@ static int parse_user(Doctor *d) {
 static void check_sources(Doctor *d, const Config *c) {
         SourceSet *set = NULL;
         Diag diag = DIAG_INIT;
-        char id[GUID_STRING_MAX];
+        char id[GUID_STRING_MAX], line[1024];
 
         if (c->n_sources == 0)
                 return;
@@ -530,13 +530,11 @@ static void check_sources(Doctor *d, const Config *c) {
                 const Source *src = &set->sources[i];
 
                 guid_format(&src->config->group, id);
+                source_describe(src, line, sizeof(line));
                 if (src->error)
                         check_line(d, false, "entra group %s: %s", id, src->error);
                 else
-                        check_line(d, true, "%s (%s): %zu users; disabled accounts %s: %zu", src->label, id,
-                                   graph_listing_count(src->list, src->config->include_disabled),
-                                   src->config->include_disabled ? "included" : "left out",
-                                   src->list->n - graph_listing_count(src->list, false));
+                        check_line(d, true, "%s", line);
         }
         diag_clear(&diag);
         source_set_free(set);

@@ -73,6 +73,7 @@ int desired_add_sources(Cli *cli, const Config *c, Store *store, Roster **roster
 int desired_check_online(Cli *cli, const Config *c) {
         SourceSet *set = NULL;
         Diag d = DIAG_INIT;
+        char id[GUID_STRING_MAX];
         size_t failed = 0;
         int r;
 
@@ -83,17 +84,16 @@ int desired_check_online(Cli *cli, const Config *c) {
         diag_clear(&d);
         for (size_t i = 0; r >= 0 && i < set->n; i++) {
                 const Source *s = &set->sources[i];
-                char id[GUID_STRING_MAX];
+                char line[1024];
 
                 guid_format(&s->config->group, id);
                 if (s->error) {
                         printf("%s: sources[%zu]: entra group %s: error: %s\n", c->path, i + 1, id, s->error);
                         failed++;
-                } else
-                        printf("%s: sources[%zu]: %s (%s): %zu users; disabled accounts %s: %zu\n", c->path,
-                               i + 1, s->label, id, graph_listing_count(s->list, s->config->include_disabled),
-                               s->config->include_disabled ? "included" : "left out",
-                               s->list->n - graph_listing_count(s->list, false));
+                } else {
+                        source_describe(s, line, sizeof(line));
+                        printf("%s: sources[%zu]: %s\n", c->path, i + 1, line);
+                }
         }
         source_set_free(set);
         return r < 0 ? r : failed > 0 ? -EINVAL : 0;

@@ -193,6 +193,19 @@ int source_set_result(SourceSet *set, size_t i, GraphListing *list, const GraphF
         return r < 0 ? r : changed;
 }
 
+void source_describe(const Source *s, char *buf, size_t size) {
+        char id[GUID_STRING_MAX];
+
+        guid_format(&s->config->group, id);
+        if (!s->list)
+                snprintf(buf, size, "entra group %s: no complete member list", id);
+        else
+                snprintf(buf, size, "%s (%s): %zu users; disabled accounts %s: %zu", s->label, id,
+                         graph_listing_count(s->list, s->config->include_disabled),
+                         s->config->include_disabled ? "included" : "left out",
+                         s->list->n - graph_listing_count(s->list, false));
+}
+
 bool source_set_current(const SourceSet *set) {
         for (size_t i = 0; i < set->n; i++)
                 if (!set->sources[i].list || set->sources[i].error)
