@@ -702,7 +702,8 @@ int roster_builder_add_roster(RosterBuilder *b, const Roster *r) {
 
         if (b->n + r->n > b->limits.max_entries) {
                 b->full = true;
-                return roster_error(b, 0, 0, "more than %zu entries in all roster files", b->limits.max_entries), 0;
+                roster_error(b, 0, 0, "more than %zu entries in all roster files", b->limits.max_entries);
+                return 0;
         }
         for (size_t i = 0; i < r->n_files; i++)
                 if ((k = add_file_name(b, r->files[i])) < 0)
