@@ -287,7 +287,7 @@ def test_file_renamed_while_the_daemon_reads_is_read_again(daemon, sim):
     wait_stopped(daemon, "the read of the changed folder")     # a.yaml read, b.yaml not yet
     os.rename(daemon.roster_dir / "b.yaml", daemon.roster_dir / "c.yaml")
     resume(daemon)
-    daemon.wait_log(r"changed while it was read.*reading it again", 10, mark)
+    daemon.wait_log(r"changed while it was read.*reading the roster folder again", 10, mark)
     wait_stopped(daemon, "the second read")
     resume(daemon)
     daemon.wait_log(r"roster loaded: 41 users in 2 files", 10, mark)

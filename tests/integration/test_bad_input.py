@@ -149,7 +149,7 @@ EMPTY_ROSTERS = {
     "only_a_comment.yaml": ("# nobody yet\n", 1),
     "tilde.yaml": ("~\n", 1),
     "null_document.yaml": ("--- null\n", 1),
-    "document_marker_only.yaml": ("---\n", 1),
+    "document_marker_only.yaml": ("---\n", 2),
     "users_without_value.yaml": ("# export\nusers:\n", 2),
     "users_tilde.yaml": (f"ou: {OU}\nusers: ~\n", 2),
     "no_users_key.yaml": (f"ou: {OU}\n", 1),
