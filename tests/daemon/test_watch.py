@@ -249,23 +249,18 @@ def test_replaced_roster_folder_is_watched_again(daemon, sim):
 STOP_ENV = "NIMBUS_SYNC_TEST_STOP_AFTER_FILE"   # test-only hook of the roster loader
 
 
-def proc_state(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return None
-
-
 def wait_stopped(daemon, what):
-    """Wait until the daemon has stopped itself (the loader hook) after reading a file."""
-    wait_for(lambda: proc_state(daemon.proc.pid) in ("T", "t"), 10,
-             lambda: f"the daemon to stop in {what}:\n{daemon.log()[-3000:]}")
+    """Wait until the daemon has stopped itself (the loader hook) after reading a file. The test
+    is its parent: waitid() reports every stop once."""
+    flags = os.WSTOPPED | os.WEXITED | os.WNOHANG | os.WNOWAIT
+    info = wait_for(lambda: os.waitid(os.P_PID, daemon.proc.pid, flags), 10,
+                    lambda: f"the daemon to stop in {what}:\n{daemon.log()[-3000:]}")
+    assert info.si_code == os.CLD_STOPPED, f"the daemon ended in {what}:\n{daemon.log()[-3000:]}"
+    os.waitid(os.P_PID, daemon.proc.pid, os.WSTOPPED | os.WNOHANG)     # this stop is seen
 
 
 def resume(daemon):
     os.kill(daemon.proc.pid, signal.SIGCONT)
-    wait_for(lambda: proc_state(daemon.proc.pid) not in ("T", "t"), 10, "SIGCONT to take")
 
 
 def test_file_renamed_while_the_daemon_reads_is_read_again(daemon, sim):

@@ -4,8 +4,8 @@ and it is never taken as "no longer in the roster".
 
 The race is made deterministic with the loader's test-only hook: with
 NIMBUS_SYNC_TEST_STOP_AFTER_FILE=NAME the process stops itself (SIGSTOP) right after it has read
-the roster file NAME. The test waits until /proc shows it stopped, changes the folder, and lets
-it go on with SIGCONT.
+the roster file NAME. The test, its parent, sees each stop with waitid(), changes the folder, and
+lets it go on with SIGCONT.
 """
 
 import os
@@ -19,28 +19,27 @@ OU = "3f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10"
 STOP_ENV = "NIMBUS_SYNC_TEST_STOP_AFTER_FILE"
 
 
-def proc_state(pid):
-    """The state letter of /proc/PID/stat ("T" when stopped), or None once it has exited."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return None
+def next_stop(proc, timeout=60):
+    """Wait for the child's next stop (True) or its end (False). waitid() reports every stop
+    once, however soon the next one follows; an end is left for Popen to collect."""
+    flags = os.WSTOPPED | os.WEXITED | os.WNOHANG | os.WNOWAIT
+    info = poll(lambda: os.waitid(os.P_PID, proc.pid, flags), timeout)
+    assert info, f"the process neither stopped nor ended within {timeout} s"
+    if info.si_code != os.CLD_STOPPED:
+        return False
+    os.waitid(os.P_PID, proc.pid, os.WSTOPPED | os.WNOHANG)     # this stop is seen
+    return True
 
 
-def drive(proc, on_stop, timeout=60):
+def drive(proc, on_stop):
     """Let a process that stops itself run to its end: at every stop call on_stop(k) (k counts
     from 0), then SIGCONT. Returns the number of stops."""
     stops = 0
-    while True:
-        state = poll(lambda: proc.poll() is not None or proc_state(proc.pid) in ("T", "t"), timeout)
-        assert state, f"the process neither stopped nor ended within {timeout} s"
-        if proc.poll() is not None:
-            return stops
+    while next_stop(proc):
         on_stop(stops)
         stops += 1
         os.kill(proc.pid, signal.SIGCONT)
-        assert poll(lambda: proc_state(proc.pid) not in ("T", "t"), timeout)
+    return stops
 
 
 @pytest.fixture
