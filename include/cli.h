@@ -23,6 +23,8 @@ typedef struct Cli {
         const char *user;   /* apply --user ID: provision one user now */
         bool json;
         bool refresh;
+        bool all;           /* status --all: every instance configured next to the config */
+        bool check;         /* status --check: a monitoring verdict, its level the exit status */
         Logger log;
 } Cli;
 

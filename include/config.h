@@ -9,6 +9,7 @@
 
 #include "diag.h"
 #include "guid.h"
+#include "jwt.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/nimbus-sync/config.yaml"
 #define CONFIG_MAX_SIZE (1024 * 1024)   /* a config larger than this is refused */
@@ -40,6 +41,7 @@ typedef struct Config {
         char *client_certificate_file;  /* PEM certificate, may be world-readable */
         char *client_key_file;          /* PEM RSA private key */
         char *client_key_credential;    /* file name inside $CREDENTIALS_DIRECTORY */
+        JwtAlg client_assertion_alg;    /* signature of the certificate's assertions, default PS256 */
         char *cluster;                  /* may be NULL when api_url and scope are given */
 
         char *api_base;                 /* scheme://host[:port] + API_PATH, always ends in '/' */

@@ -30,6 +30,7 @@ typedef struct HttpResponse {
         const char *body;         /* NUL-terminated, may contain NULs */
         size_t body_len;
         const char *retry_after;  /* the Retry-After header value, or NULL */
+        const char *location;     /* where a 3xx points (never followed), or NULL */
 } HttpResponse;
 
 /* Called once per submitted request, from the loop; resp is valid only during the call. */

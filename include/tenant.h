@@ -66,6 +66,8 @@ void tenant_close(Tenant *t);
 
 int tenant_call(Tenant *t, CallPriority prio, NimbusCall call, const Guid *id, const Guid *target,
                 TenantSendFn on_send, NimbusDoneFn done, void *userdata);
+/* Answer every call still queued (not sent) with -ECANCELED. */
+void tenant_cancel_queued(Tenant *t);
 /* Pause every call until `until` (a 429 or a Retry-After). */
 void tenant_pause(Tenant *t, uint64_t until);
 size_t tenant_pending(const Tenant *t);

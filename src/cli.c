@@ -20,7 +20,8 @@ static const Command commands[] = {
         { "apply", cmd_apply, "apply [--user ID]", "reconcile once until nothing actionable is left; --user: only that user, now" },
         { "plan", cmd_plan, "plan [--json] [--refresh]", "show what apply would do; change nothing" },
         { "validate", cmd_validate, "validate [FILE...]", "check the config and the roster" },
-        { "status", cmd_status, "status [--json]", "what the state store knows" },
+        { "status", cmd_status, "status [--json] [--all] [--check]",
+          "what the state store knows; --all: every instance; --check: OK/WARNING/CRITICAL" },
         { "approve-deletes", cmd_approve_deletes, "approve-deletes", "release the deletes held now" },
         { "licenses", cmd_licenses, "licenses [--json]", "license usage of the tenant" },
         { "user", cmd_user, "user show ID [--json]", "one user's Nimbus details" },
@@ -30,13 +31,14 @@ static void usage(FILE *f) {
         fprintf(f, "Usage: nimbus-sync [-c CONFIG] COMMAND [OPTIONS]\n\n"
                    "Keeps the users of a Luware Nimbus tenant equal to roster files.\n\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                fprintf(f, "  %-28s %s\n", commands[i].usage, commands[i].help);
+                fprintf(f, "  %-34s %s\n", commands[i].usage, commands[i].help);
         fprintf(f, "\nOptions:\n"
-                   "  -c, --config PATH            config file (default $NIMBUS_SYNC_CONFIG or %s)\n"
-                   "  -h, --help                   this help; `help COMMAND` for one command\n"
-                   "      --version                print the version\n\n"
+                   "  -c, --config PATH                  config file (default $NIMBUS_SYNC_CONFIG or %s)\n"
+                   "  -h, --help                         this help; `help COMMAND` for one command\n"
+                   "      --version                      print the version\n\n"
                    "Exit status: 0 done/no changes, 1 error, 2 changes or work remaining,\n"
-                   "3 not a Nimbus user (user show). See nimbus-sync(8).\n", CONFIG_DEFAULT_PATH);
+                   "3 not a Nimbus user (user show); status --check: 0 OK, 1 WARNING, 2 CRITICAL.\n"
+                   "See nimbus-sync(8).\n", CONFIG_DEFAULT_PATH);
 }
 
 static const Command *command_find(const char *name) {
@@ -57,7 +59,7 @@ static int help_command(const char *name) {
         return EXIT_OK;
 }
 
-enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER };
+enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_ALL, OPT_CHECK };
 
 /* getopt_long permutes, so options may follow the subcommand; what is left are operands. */
 static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret_version) {
@@ -68,6 +70,8 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 { "json", no_argument, NULL, OPT_JSON },
                 { "refresh", no_argument, NULL, OPT_REFRESH },
                 { "user", required_argument, NULL, OPT_USER },
+                { "all", no_argument, NULL, OPT_ALL },
+                { "check", no_argument, NULL, OPT_CHECK },
                 {}
         };
         int o;
@@ -80,6 +84,8 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 case OPT_JSON: cli->json = true; break;
                 case OPT_REFRESH: cli->refresh = true; break;
                 case OPT_USER: cli->user = optarg; break;
+                case OPT_ALL: cli->all = true; break;
+                case OPT_CHECK: cli->check = true; break;
                 default: return -EINVAL;   /* getopt printed why */
                 }
         if (optind < argc)

@@ -77,7 +77,10 @@ static void print_action(const Roster *r, const Action *a) {
         case ACTION_CREATE: printf("+ create %s in OU %s", id, t); break;
         case ACTION_COPY:   printf("+ copy   %s from template %s", id, t); break;
         case ACTION_DELETE: printf("- delete %s%s", id, a->approved ? " (approved)" : ""); break;
-        case ACTION_HELD:   printf("! held   %s (delete held until approve-deletes)", id); break;
+        case ACTION_HELD:
+                printf("! held   %s (delete held until approve-deletes%s)", id, a->uncertain ?
+                       ": ownership uncertain, it may have existed before nimbus-sync" : "");
+                break;
         case ACTION_DRIFT:
                 printf("~ drift  %s is in OU %s, the roster says %s", id, guid_format(&a->actual, actual), t);
                 break;
@@ -96,9 +99,13 @@ static void print_plan_human(const Roster *r, const Plan *p, const Config *c) {
 
         for (size_t i = 0; i < p->n; i++)
                 print_action(r, &p->actions[i]);
-        if (p->n_held > 0 || p->n_delete_skipped > 0)
+        if (p->n_held > p->n_uncertain || p->n_delete_skipped > 0)
                 printf("Deletes %s: %s.\n", p->n_held > 0 ? "held" : "skipped",
                        guard_reason(p, c, why, sizeof(why)));
+        if (p->n_uncertain > 0)
+                printf("%zu deletes held because ownership is uncertain: an attempt with an unknown "
+                       "outcome was followed by \"already exists\". Approve them only if nimbus-sync "
+                       "created these users.\n", p->n_uncertain);
         if (plan_has_changes(p))
                 printf("Plan: %zu to create, %zu to copy, %zu to delete, %zu held.\n", p->n_create,
                        p->n_copy, p->n_delete, p->n_held);
@@ -139,8 +146,11 @@ static void print_plan_json(const Plan *p) {
                         printf(", \"ou\": \"%s\"}", guid_format(&a->target, t));
                 else if (a->kind == ACTION_COPY)
                         printf(", \"template\": \"%s\"}", guid_format(&a->target, t));
+                else if (a->kind == ACTION_HELD)
+                        printf(", \"held\": true, \"reason\": \"%s\"}",
+                               a->uncertain ? "uncertain" : "threshold");
                 else
-                        printf(", \"held\": %s}", a->kind == ACTION_HELD ? "true" : "false");
+                        printf(", \"held\": false}");
         }
         printf("], \"drift_users\": [");
         first = true;

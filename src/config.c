@@ -390,6 +390,23 @@ static int field_log_target(Ctx *x, const Field *f, yaml_node_t *v, void *dest) 
                         f->name, qlen(s), s);
 }
 
+static int field_assertion_alg(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        static const JwtAlg algs[] = { JWT_ALG_PS256, JWT_ALG_RS256 };
+        const char *s;
+        int r;
+
+        r = node_text(x, f, v, "a signature algorithm", &s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(algs); i++)
+                if (streq(s, jwt_alg_name(algs[i]))) {
+                        *(JwtAlg *) dest = algs[i];
+                        return 0;
+                }
+        return error_at(x, v, "%s: unknown value \"%.*s\" (expected PS256 or RS256)", f->name,
+                        qlen(s), s);
+}
+
 static int field_log_level(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
         static const struct {
                 const char *name;
@@ -760,6 +777,7 @@ static const Field top_fields[] = {
         FIELD("client_certificate_file", field_path, client_certificate_file, 0, 0),
         FIELD("client_key_file", field_key_file, client_key_file, 0, 0),
         FIELD("client_key_credential", field_key_credential, client_key_credential, 0, 0),
+        FIELD("client_assertion_alg", field_assertion_alg, client_assertion_alg, 0, 0),
         FIELD("cluster", field_cluster, cluster, 0, 0),
         FIELD("api_url", field_api_url, api_base, 0, 0),
         FIELD("token_url", field_token_url, token_url, 0, 0),
@@ -796,6 +814,7 @@ static void set_defaults(Config *c) {
         c->verify_interval_usec = DAY;
         c->log_target = LOG_TARGET_AUTO;
         c->log_level = LOG_INFO;
+        c->client_assertion_alg = JWT_ALG_PS256;
 }
 
 /* The value node of a top-level key (or of key.sub), for pointing at it after parsing. */
@@ -832,6 +851,9 @@ static void check_credential(Ctx *x) {
                          "(or client_key_credential)");
         else if (key && !cert)
                 error_at(x, key, "%s: needs client_certificate_file, the certificate of the key", key_name);
+        if (secret && lookup(x, x->root, "client_assertion_alg"))
+                error_at(x, lookup(x, x->root, "client_assertion_alg"), "client_assertion_alg: only "
+                         "applies to a certificate credential (client_certificate_file)");
 }
 
 static void check_required(Ctx *x) {

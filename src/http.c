@@ -154,6 +154,8 @@ static void transfer_finish(Transfer *t, CURLcode code) {
         r.body = t->body ? t->body : "";
         r.body_len = t->body_len;
         r.retry_after = t->has_retry_after ? t->retry_after : NULL;
+        if (status >= 300 && status < 400)
+                (void) curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_URL, &r.location);
         t->engine->in_flight--;
         LIST_REMOVE(t->engine->transfers, t);
         t->done(t->userdata, &r);

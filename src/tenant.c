@@ -108,7 +108,10 @@ static void auth_failed(Tenant *t, long status, const char *reason) {
         t->auth_failures++;
         t->auth_retry_at = now_usec() + backoff_delay(c->retry.base_usec, c->retry.cap_usec,
                                                       t->auth_failures, backoff_random());
-        if (first)
+        if (first && status >= 300 && status < 400)
+                log_event(t->log, LOG_CRIT, &ev, "the Nimbus API redirects us, tenant paused: %s",
+                          t->auth_error);
+        else if (first)
                 log_event(t->log, LOG_CRIT, &ev, "Nimbus refused our credentials, tenant paused: %s",
                           t->auth_error);
         if (t->give_up_on_auth)
@@ -151,6 +154,8 @@ static void call_done(void *userdata, const NimbusResult *res) {
         TenantCall *c = userdata;
         Tenant *t = c->tenant;
         uint64_t now = now_usec();
+        /* A redirect is a configuration error like a refusal: said once, the tenant pauses. */
+        bool refused = res->outcome == OUTCOME_AUTH || res->outcome == OUTCOME_REDIRECT;
 
         /* The server saw the request at the latest now: counting it in the window from here
          * (and as taking a slot while in flight) keeps the window whatever the transit time. */
@@ -166,13 +171,13 @@ static void call_done(void *userdata, const NimbusResult *res) {
                 nimbus_client_token_invalidate(t->client);
                 c->auth_retried = true;
                 queue_push(t, c, true);
-        } else if (res->outcome == OUTCOME_AUTH && !t->give_up_on_auth) {
+        } else if (refused && !t->give_up_on_auth) {
                 /* The daemon keeps the call and waits for the admin (or the server) to fix it;
                  * it goes again after the backoff with the token it has, as a probe. */
                 auth_failed(t, res->http_status, res->message);
                 queue_push(t, c, true);
         } else {
-                if (res->outcome == OUTCOME_AUTH)
+                if (refused)
                         auth_failed(t, res->http_status, res->message);
                 else if (t->auth == AUTH_FAILED && res->http_status > 0) {
                         auth_set(t, AUTH_OK, NULL);
@@ -278,6 +283,10 @@ int tenant_call(Tenant *t, CallPriority prio, NimbusCall call, const Guid *id, c
         /* Start from the loop, not from inside the caller's own callback. */
         (void) uv_timer_start(&t->timer, on_timer, 0, 0);
         return 0;
+}
+
+void tenant_cancel_queued(Tenant *t) {
+        fail_queued(t, OUTCOME_TRANSIENT, 0, -ECANCELED, "cancelled");
 }
 
 void tenant_pause(Tenant *t, uint64_t until) {

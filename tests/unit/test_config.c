@@ -909,6 +909,32 @@ static void test_certificate_key_errors(void **state) {
                      "config.yaml:4:26: error: client_certificate_file: expected a path, got a list");
 }
 
+static void test_client_assertion_alg(void **state) {
+        Config *c = parse_ok(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n");
+        assert_int_equal(c->client_assertion_alg, JWT_ALG_PS256);
+        config_free(c);
+        c = parse_ok(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n"
+                     "client_assertion_alg: RS256\n");
+        assert_int_equal(c->client_assertion_alg, JWT_ALG_RS256);
+        config_free(c);
+        c = parse_ok(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n"
+                     "client_assertion_alg: PS256\n");
+        assert_int_equal(c->client_assertion_alg, JWT_ALG_PS256);
+        config_free(c);
+
+        expect_error(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n"
+                     "client_assertion_alg: HS256\n",
+                     "config.yaml:6:23: error: client_assertion_alg: unknown value \"HS256\" (expected "
+                     "PS256 or RS256)");
+        expect_error(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n"
+                     "client_assertion_alg: ps256\n",
+                     "config.yaml:6:23: error: client_assertion_alg: unknown value \"ps256\" (expected "
+                     "PS256 or RS256)");
+        expect_error(MINIMAL "client_assertion_alg: RS256\n",
+                     "config.yaml:5:23: error: client_assertion_alg: only applies to a certificate "
+                     "credential (client_certificate_file)");
+}
+
 static void assert_no_key(const Diag *d) {
         for (size_t i = 0; i < d->n; i++)
                 assert_null(strstr(d->entries[i].msg, "K3yM4terial"));
@@ -1050,6 +1076,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_secret_credential, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_certificate_keys, setup, teardown),
                 cmocka_unit_test(test_certificate_key_errors),
+                cmocka_unit_test(test_client_assertion_alg),
                 cmocka_unit_test_setup_teardown(test_certificate_read, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_certificate_key_credential, setup, teardown),
         };
