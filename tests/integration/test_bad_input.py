@@ -1,4 +1,5 @@
-"""Bad input changes nothing in Nimbus and exits 1 with compiler-style diagnostics (PRODUCT §3-§5)."""
+"""Bad input changes nothing in Nimbus and exits 1 with compiler-style diagnostics (nimbus-sync(8),
+nimbus-sync.yaml(5), ROSTER FILES)."""
 
 import os
 import re

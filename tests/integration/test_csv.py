@@ -1,4 +1,5 @@
-"""CSV rosters as exports produce them (PRODUCT §5): each variant converges to the same users."""
+"""CSV rosters as exports produce them (nimbus-sync.yaml(5), CSV rosters): each variant converges
+to the same users."""
 
 import csv
 
