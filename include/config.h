@@ -93,27 +93,6 @@ int config_load(const char *path, Config **ret, Diag *diag);
 int config_parse(const char *path, const char *buf, size_t len, Config **ret, Diag *diag);
 Config *config_free(Config *c);
 
-/* Read the client secret: from client_secret_file, or from $CREDENTIALS_DIRECTORY/credential.
- * A file readable by group or others is refused with -EPERM; a missing or empty file is -ENOENT /
- * -EINVAL. Trailing newlines are stripped. On error a one-line diagnostic is added. The secret is
- * never put into a diagnostic. */
-int config_read_secret(const Config *c, char **ret, Diag *diag);
-
-/* The client's credential as read from disk: a secret, or a certificate with its private key
- * (PEM text, and the files they came from, for diagnostics). */
-typedef struct ClientCredential {
-        char *secret;
-        char *cert_pem, *cert_path;
-        char *key_pem, *key_path;
-} ClientCredential;
-
-/* Read whichever credential the config names. The private key gets the secret's checks (a file
- * readable by group or others is -EPERM) and is never put into a diagnostic; the certificate may
- * be readable by anyone. On error a one-line diagnostic is added and *ret is left empty. */
-int config_read_credential(const Config *c, ClientCredential *ret, Diag *diag);
-/* Wipes the secret and the key from memory and frees everything. */
-void client_credential_clear(ClientCredential *cred);
-
 /* Resolve a roster's `ou:` value: a GUID, or a name from organization_units. -ENOENT if neither. */
 int config_resolve_ou(const Config *c, const char *s, size_t len, Guid *ret);
 bool config_is_protected(const Config *c, const Guid *id);

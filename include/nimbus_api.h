@@ -37,6 +37,11 @@ typedef enum Outcome {
                               * missing, delete rejected, other 4xx */
 } Outcome;
 
+/* Whether an answer's field name k names the field key: equal ignoring case and '_' ("o365Id",
+ * "O365Id" and "o365_id" name the same field). How every answer is read, and how `doctor`
+ * tells expected fields from unexpected ones. */
+bool nimbus_key_matches(const char *k, const char *key);
+
 const char *nimbus_call_name(NimbusCall call);   /* "create", "copy", "delete", "verify", "licenses" */
 const char *outcome_name(Outcome o);
 

@@ -70,4 +70,7 @@ int tenant_call(Tenant *t, CallPriority prio, NimbusCall call, const Guid *id, c
 void tenant_cancel_queued(Tenant *t);
 /* Pause every call until `until` (a 429 or a Retry-After). */
 void tenant_pause(Tenant *t, uint64_t until);
+/* Forget a refusal or redirect this process met, so the next call is sent: `doctor` asks the
+ * other API host after the configured one redirected it. The store is not touched. */
+void tenant_forget_refusal(Tenant *t);
 size_t tenant_pending(const Tenant *t);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "credential.h"
 #include "util.h"
 
 typedef struct Command {
@@ -23,8 +24,10 @@ static const Command commands[] = {
         { "status", cmd_status, "status [--json] [--all] [--check]",
           "what the state store knows; --all: every instance; --check: OK/WARNING/CRITICAL" },
         { "approve-deletes", cmd_approve_deletes, "approve-deletes", "release the deletes held now" },
-        { "licenses", cmd_licenses, "licenses [--json]", "license usage of the tenant" },
-        { "user", cmd_user, "user show ID [--json]", "one user's Nimbus details" },
+        { "licenses", cmd_licenses, "licenses [--json] [--raw]", "license usage of the tenant" },
+        { "user", cmd_user, "user show ID [--json] [--raw]", "one user's Nimbus details; --raw: the answer as it came" },
+        { "doctor", cmd_doctor, "doctor [--raw] [USER_ID]", "check config, credentials, TLS, token, API host "
+          "and licenses of a real tenant; read-only" },
 };
 
 static void usage(FILE *f) {
@@ -59,7 +62,7 @@ static int help_command(const char *name) {
         return EXIT_OK;
 }
 
-enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_ALL, OPT_CHECK };
+enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_ALL, OPT_CHECK, OPT_RAW };
 
 /* getopt_long permutes, so options may follow the subcommand; what is left are operands. */
 static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret_version) {
@@ -72,6 +75,7 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 { "user", required_argument, NULL, OPT_USER },
                 { "all", no_argument, NULL, OPT_ALL },
                 { "check", no_argument, NULL, OPT_CHECK },
+                { "raw", no_argument, NULL, OPT_RAW },
                 {}
         };
         int o;
@@ -86,6 +90,7 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 case OPT_USER: cli->user = optarg; break;
                 case OPT_ALL: cli->all = true; break;
                 case OPT_CHECK: cli->check = true; break;
+                case OPT_RAW: cli->raw = true; break;
                 default: return -EINVAL;   /* getopt printed why */
                 }
         if (optind < argc)
@@ -139,6 +144,19 @@ int cli_load_config(Cli *cli, Config **ret) {
         diag_clear(&d);
         if (r >= 0)
                 log_init(&cli->log, (*ret)->log_target, (*ret)->log_level);
+        return r;
+}
+
+int cli_check_config_files(Cli *cli, const Config *c) {
+        Diag d = DIAG_INIT;
+        int r;
+
+        r = credential_check(c, 0, &d);
+        log_diag(&cli->log, &d, NULL);
+        diag_clear(&d);
+        if (r < 0 && r != -EINVAL)
+                fprintf(stderr, "%s: error: cannot check the files it names: %s\n", cli->config_path,
+                        strerror(-r));
         return r;
 }
 

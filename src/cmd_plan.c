@@ -14,17 +14,18 @@
 int cmd_validate(Cli *cli) {
         Config *c = NULL;
         Roster *r = NULL;
-        int k;
+        int k, files;
 
         if (cli_load_config(cli, &c) < 0)
                 return EXIT_ERROR;
+        files = cli_check_config_files(cli, c);
         k = cli_load_roster(cli, c, &r);
-        if (k >= 0)
+        if (k >= 0 && files >= 0)
                 printf("%s: config ok; roster ok: %zu users in %zu files\n", cli->config_path, r->n,
                        r->n_files);
         roster_free(r);
         config_free(c);
-        return k < 0 ? EXIT_ERROR : EXIT_OK;
+        return k < 0 || files < 0 ? EXIT_ERROR : EXIT_OK;
 }
 
 /* What the store knows; a store that does not exist yet knows nothing. */

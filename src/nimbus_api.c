@@ -87,8 +87,7 @@ static int json_parse_body(const char *body, size_t len, struct json_object **re
         return 0;
 }
 
-/* Equal ignoring case and '_': "o365Id", "O365Id" and "o365_id" name the same field. */
-static bool key_matches(const char *k, const char *key) {
+bool nimbus_key_matches(const char *k, const char *key) {
         for (;; k++, key++) {
                 while (*k == '_')
                         k++;
@@ -101,7 +100,7 @@ static bool key_matches(const char *k, const char *key) {
         }
 }
 
-/* The member `key` of an object, matched exactly or else loosely (key_matches): the docs show no
+/* The member `key` of an object, matched exactly or else loosely (nimbus_key_matches): the docs show no
  * answer bodies, so a .NET server's "O365Id" or a "o365_id" must read the same. NULL if o is
  * not an object or has no such member. */
 static struct json_object *obj_get(struct json_object *o, const char *key) {
@@ -111,7 +110,7 @@ static struct json_object *obj_get(struct json_object *o, const char *key) {
         if (json_object_object_get_ex(o, key, &v))
                 return v;
         json_object_object_foreach(o, k, val)
-                if (key_matches(k, key))
+                if (nimbus_key_matches(k, key))
                         return val;
         return NULL;
 }

@@ -30,11 +30,16 @@ struct NimbusClient {
         unsigned token_count;
         TokenDoneFn token_done;
         void *token_userdata;
+        NimbusRawFn raw;             /* --raw: sees every answer first */
+        void *raw_userdata;
 };
 
 /* One API call in flight. */
 typedef struct CallCtx {
+        NimbusClient *nc;
         NimbusCall call;
+        const char *method;
+        char *url;
         NimbusDoneFn done;
         void *userdata;
 } CallCtx;
@@ -116,6 +121,31 @@ unsigned nimbus_client_token_count(const NimbusClient *nc) {
         return nc->token_count;
 }
 
+void nimbus_client_set_raw(NimbusClient *nc, NimbusRawFn fn, void *userdata) {
+        nc->raw = fn;
+        nc->raw_userdata = userdata;
+}
+
+int nimbus_client_set_api_base(NimbusClient *nc, const char *api_base) {
+        char *copy = strdup(api_base);
+
+        if (!copy)
+                return -ENOMEM;
+        free(nc->api_base);
+        nc->api_base = copy;
+        return 0;
+}
+
+static void show_raw(NimbusClient *nc, const char *what, const char *method, const char *url,
+                     const HttpResponse *resp) {
+        NimbusRaw raw = { .what = what, .method = method, .url = url, .status = resp->status,
+                          .error_text = resp->error_text, .headers = resp->headers,
+                          .headers_len = resp->headers_len, .body = resp->body, .body_len = resp->body_len };
+
+        if (nc->raw && resp->error != -ECANCELED)
+                nc->raw(nc->raw_userdata, &raw);
+}
+
 /* Entra answers 400 and 401 for every credential problem: those need an admin, not a retry. */
 static TokenStatus token_status(const HttpResponse *resp) {
         if (resp->status >= 200 && resp->status < 300)
@@ -129,12 +159,13 @@ static void token_answer(void *userdata, const HttpResponse *resp) {
         NimbusClient *nc = userdata;
         /* An untrusted certificate will not become trusted by retrying: report it at once. */
         TokenStatus st = resp->status ? token_status(resp) :
-                         resp->error == -EKEYREJECTED ? TOKEN_REFUSED : TOKEN_TRANSIENT;
+                         resp->error == -EKEYREJECTED || resp->error == -ENOKEY ? TOKEN_REFUSED : TOKEN_TRANSIENT;
         _cleanup_free_ char *msg = NULL;
         char *token = NULL;
         uint64_t lifetime = 0;
 
         nc->fetching = false;
+        show_raw(nc, "token", "POST", nc->token_url, resp);
         if (st == TOKEN_OK && oauth_parse_token(resp->body, resp->body_len, &token, &lifetime) < 0)
                 st = TOKEN_TRANSIENT;   /* a 200 without a token is a strange answer: retry later */
         if (st == TOKEN_OK) {
@@ -218,6 +249,7 @@ static void call_answer(void *userdata, const HttpResponse *resp) {
         uint64_t ra;
         int k;
 
+        show_raw(ctx->nc, nimbus_call_name(ctx->call), ctx->method, ctx->url, resp);
         res.outcome = nimbus_classify(ctx->call, resp->status, resp->error, resp->body, resp->body_len);
         if (resp->status == 0)
                 res.message = resp->error_text;
@@ -230,6 +262,7 @@ static void call_answer(void *userdata, const HttpResponse *resp) {
         if (resp->retry_after && parse_retry_after(resp->retry_after, now_usec(), &ra) >= 0)
                 res.retry_after_usec = ra;
         ctx->done(ctx->userdata, &res);
+        free(ctx->url);
         free(ctx);
 }
 
@@ -249,12 +282,15 @@ int nimbus_client_call(NimbusClient *nc, NimbusCall call, const Guid *id, const 
         ctx = malloc(sizeof(*ctx));
         if (!ctx)
                 return -ENOMEM;
-        *ctx = (CallCtx) { .call = call, .done = done, .userdata = userdata };
-        req.url = url;
+        *ctx = (CallCtx) { .nc = nc, .call = call, .method = req.method, .url = TAKE_PTR(url),
+                           .done = done, .userdata = userdata };
+        req.url = ctx->url;
         req.body = body;
         req.bearer = nc->token;
         r = http_submit(nc->http, &req, call_answer, ctx);
-        if (r < 0)
+        if (r < 0) {
+                free(ctx->url);
                 free(ctx);
+        }
         return r;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backoff.h"
+#include "credential.h"
 #include "util.h"
 
 struct TenantCall {
@@ -108,12 +109,14 @@ static void auth_failed(Tenant *t, long status, const char *reason) {
         t->auth_failures++;
         t->auth_retry_at = now_usec() + backoff_delay(c->retry.base_usec, c->retry.cap_usec,
                                                       t->auth_failures, backoff_random());
+        /* Without an answer (ca_file unloadable, the server's certificate not trusted) nobody
+         * refused anything: we could not ask. */
         if (first && status >= 300 && status < 400)
                 log_event(t->log, LOG_CRIT, &ev, "the Nimbus API redirects us, tenant paused: %s",
                           t->auth_error);
         else if (first)
-                log_event(t->log, LOG_CRIT, &ev, "Nimbus refused our credentials, tenant paused: %s",
-                          t->auth_error);
+                log_event(t->log, LOG_CRIT, &ev, "%s, tenant paused: %s", status > 0 ?
+                          "Nimbus refused our credentials" : "cannot authenticate to Nimbus", t->auth_error);
         if (t->give_up_on_auth)
                 fail_queued(t, OUTCOME_AUTH, status, 0, t->auth_error);
 }
@@ -289,6 +292,13 @@ void tenant_cancel_queued(Tenant *t) {
         fail_queued(t, OUTCOME_TRANSIENT, 0, -ECANCELED, "cancelled");
 }
 
+void tenant_forget_refusal(Tenant *t) {
+        if (t->auth == AUTH_FAILED)
+                t->auth = AUTH_NONE;
+        t->auth_failures = 0;
+        t->auth_retry_at = 0;
+}
+
 void tenant_pause(Tenant *t, uint64_t until) {
         ratelimit_pause(&t->limiter, until);
 }
@@ -340,7 +350,7 @@ int tenant_new(uv_loop_t *loop, Config *c, Logger *log, Tenant **ret, Diag *diag
         t->config = c;
         t->log = log;
         t->loop = loop;
-        r = config_read_credential(c, &cred, diag);
+        r = credential_read(c, &cred, diag);
         if (r >= 0)
                 r = tenant_open_store(t, diag);
         if (r >= 0)
