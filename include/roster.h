@@ -1,4 +1,5 @@
-/* roster.h: the desired state, read from the YAML and CSV roster files in roster_dir.
+/* roster.h: the desired state, read from the YAML and CSV roster files in roster_dir
+ * (nimbus-sync.yaml(5), ROSTER FILES).
  * The desired state is the union of all files. It is built whole or not at all: any error in any
  * file rejects the new state, so a half-written or broken export can never be acted on. Entries are
  * kept sorted by O365 ID, which lets the planner diff a million users in one merge pass. */
@@ -41,11 +42,25 @@ typedef struct Roster {
         uint64_t hash;        /* hash of the content of all files, to skip unchanged re-reads */
 } Roster;
 
+#define ROSTER_READ_ATTEMPTS 3   /* reads of a folder that keeps changing before a command gives up */
+
 /* Is this directory entry a roster file? (*.yaml, *.yml, *.csv, not starting with '.') */
 bool roster_is_candidate_name(const char *name);
 
-/* Read every candidate file directly in dir. An empty folder is a valid, empty roster. */
-int roster_load_dir(const char *dir, const Config *c, Roster **ret, Diag *diag);
+/* A cheap fingerprint of the roster files in dir: the folder itself and, for every candidate
+ * name, its stat() with symlinks followed (inode, size, mtime, ctime, type) or why stat() failed.
+ * Any rename, write, new or removed file, or link that starts or stops dangling changes it.
+ * -errno if the folder cannot be read. */
+int roster_fingerprint(const char *dir, uint64_t *ret);
+
+/* Read every candidate file directly in dir, as one consistent snapshot (nimbus-sync(8), ROSTER
+ * FOLDER). An empty folder is a valid, empty roster; a file that cannot be read, that is no
+ * regular file (a dangling symlink, a FIFO, a directory) or that is empty is an error.
+ * -EAGAIN: the folder changed while it was read (a listed file vanished or was replaced, or a
+ * file changed); diag then holds only that reason, and no roster is returned, never one
+ * without that file: read again. ret_fingerprint (may be NULL) gets the fingerprint of the
+ * folder the read saw, also when the roster is rejected, or 0 when the folder cannot be opened. */
+int roster_load_dir(const char *dir, const Config *c, Roster **ret, uint64_t *ret_fingerprint, Diag *diag);
 /* Read the given files (as `validate FILE...` does). */
 int roster_load_files(char *const *paths, size_t n, const Config *c, Roster **ret, Diag *diag);
 /* Parse one buffer as if it were a file of that name (format from the extension): for fuzzing. */

@@ -1,10 +1,10 @@
-/* roster_internal.h: what roster.c shares with the two format readers, roster_yaml.c and
- * roster_csv.c. Not part of the public contract; tests include it to exercise the limits with
- * small numbers.
+/* roster_internal.h: what the roster units share. Not part of the public contract; tests include
+ * it to exercise the limits with small numbers.
  *
- * The readers never build entries themselves. They report each entry's fields as they meet them
- * (roster_item_*), and roster.c checks and stores them, so YAML and CSV rosters obey exactly the
- * same rules and produce the same messages. */
+ * The work is split in one direction only: the loader (roster_load.c) reads files from disk and
+ * picks the format reader by the file name; the readers (roster_yaml.c, roster_csv.c) report
+ * each entry's fields as they meet them (roster_item_*); the builder (roster.c) checks and stores
+ * them, so YAML and CSV rosters obey exactly the same rules and produce the same messages. */
 #pragma once
 
 #include <stdbool.h>
@@ -50,26 +50,31 @@ typedef struct RosterItem {
         size_t name_len;        /* the name waits in the pool past names_len */
 } RosterItem;
 
+/* FNV-1a, 64 bits: for the content hash and the folder fingerprint. */
+#define ROSTER_HASH_INIT UINT64_C(0xcbf29ce484222325)
+void roster_hash_bytes(uint64_t *h, const void *data, size_t len);
+
 int roster_builder_init(RosterBuilder *b, const Config *c, const RosterLimits *limits, Diag *diag);
 void roster_builder_done(RosterBuilder *b);
-/* Read one file's content into the builder; path is shown in diagnostics, hash_name goes into
- * Roster.hash. Format errors are diagnostics (and count in b->errors); only -ENOMEM and the like
- * are returned. */
-int roster_builder_add(RosterBuilder *b, const char *path, const char *hash_name, const char *buf,
-                       size_t len);
+/* From now on diagnostics name this file and entries belong to it. */
+int roster_builder_begin_file(RosterBuilder *b, const char *path);
+/* Add a file's content to Roster.hash; name is the file name as it should count there. */
+void roster_builder_hash(RosterBuilder *b, const char *name, const char *buf, size_t len);
 /* Sort, report duplicates, and hand over the result; -EINVAL if any error was reported. */
 int roster_builder_finish(RosterBuilder *b, Roster **ret);
 
 int roster_load_dir_limits(const char *dir, const Config *c, const RosterLimits *limits, Roster **ret,
-                           Diag *diag);
+                           uint64_t *ret_fingerprint, Diag *diag);
 int roster_load_files_limits(char *const *paths, size_t n, const Config *c, const RosterLimits *limits,
                              Roster **ret, Diag *diag);
 
-/* Diagnostics about the file being read. Both return what diag_add() returns. */
+/* An error about the file being read; returns what diag_add() returns. */
 int roster_error(RosterBuilder *b, unsigned line, unsigned col, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
-int roster_warning(RosterBuilder *b, unsigned line, unsigned col, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+
+/* An `ou:` value: an OU GUID or a name from organization_units. A bad one is reported at
+ * line:col and gives -EINVAL. */
+int roster_resolve_ou(RosterBuilder *b, const char *s, size_t len, unsigned line, unsigned col, Guid *ret);
 
 void roster_item_begin(RosterItem *it, unsigned line, unsigned col);
 void roster_item_id(RosterBuilder *b, RosterItem *it, const char *s, size_t len, unsigned line, unsigned col);
@@ -93,6 +98,7 @@ int roster_builder_add_roster(RosterBuilder *b, const Roster *r);
  * then follow through roster_item_*() with line 0. */
 int roster_builder_begin_source(RosterBuilder *b, const char *label, uint64_t content_hash);
 
-/* The format readers. */
+/* The format readers: buf is UTF-8 text that is not blank (the loader checked). Errors are
+ * diagnostics; -EINVAL says reading stopped early, -ENOMEM that memory ran out. */
 int roster_yaml_parse(RosterBuilder *b, const char *buf, size_t len);
 int roster_csv_parse(RosterBuilder *b, const char *buf, size_t len);

@@ -163,16 +163,34 @@ int cli_check_config_files(Cli *cli, const Config *c) {
         return r;
 }
 
+/* One read of the roster; -EAGAIN when the folder changed while it was read. */
+static int load_roster_once(Cli *cli, const Config *c, Roster **ret, Diag *d) {
+        if (cli->n_args > 0 && streq(cli->command, "validate"))
+                return roster_load_files(cli->args, (size_t) cli->n_args, c, ret, d);
+        return roster_load_dir(c->roster_dir, c, ret, NULL, d);
+}
+
+/* A folder that changes while it is read is read again at once, a few times: a writer that
+ * renames its files in is done within that; one that keeps writing is said so. */
 int cli_load_roster(Cli *cli, const Config *c, Roster **ret) {
         Diag d = DIAG_INIT;
         int r;
 
-        if (cli->n_args > 0 && streq(cli->command, "validate"))
-                r = roster_load_files(cli->args, (size_t) cli->n_args, c, ret, &d);
-        else
-                r = roster_load_dir(c->roster_dir, c, ret, &d);
+        for (unsigned attempt = 1;; attempt++) {
+                r = load_roster_once(cli, c, ret, &d);
+                if (r != -EAGAIN || attempt == ROSTER_READ_ATTEMPTS)
+                        break;
+                if (d.n > 0)
+                        log_msg(&cli->log, LOG_NOTICE, "%s: %s; reading the roster again",
+                                d.entries[0].file ? d.entries[0].file : c->roster_dir, d.entries[0].msg);
+                diag_clear(&d);
+        }
         log_diag(&cli->log, &d, r < 0 ? MID_ROSTER_ERROR : NULL);
-        if (r < 0 && d.n_errors == 0)
+        if (r == -EAGAIN)
+                fprintf(stderr, "%s: error: the roster folder kept changing while it was read (%u "
+                        "attempts): nothing was changed; writers should write a temporary name and rename "
+                        "it in\n", c->roster_dir, ROSTER_READ_ATTEMPTS);
+        else if (r < 0 && d.n_errors == 0)
                 fprintf(stderr, "%s: error: cannot read the roster: %s\n", c->roster_dir, strerror(-r));
         if (r < 0)
                 fprintf(stderr, "roster rejected: nothing was changed\n");

@@ -105,7 +105,7 @@ static void summarize_roster(const Config *c, const StoreUser *u, size_t n, Stor
         Diag d = DIAG_INIT;
         Roster *r = NULL;
 
-        if (roster_load_dir(c->roster_dir, c, &r, &d) < 0 ||
+        if (roster_load_dir(c->roster_dir, c, &r, NULL, &d) < 0 ||
             desired_from_store(c, st, &r, &s->sources, &d) < 0) {
                 if (diag_first_error(&d, &s->roster_error) < 0 || !s->roster_error)
                         s->roster_error = strdup("cannot read the roster folder");

@@ -211,27 +211,39 @@ static void roster_rejected(Daemon *d, const Diag *diag) {
                 (void) store_meta_set(d->tenant->store, "roster_error", first);
 }
 
+/* The folder changed while it was read: nothing is rejected, it is read again once settled. */
+static void roster_changed_meanwhile(Daemon *d, const Diag *diag) {
+        const DiagEntry *e = diag->n > 0 ? &diag->entries[0] : NULL;
+
+        log_msg(d->tenant->log, LOG_NOTICE, "%s: %s; reading the roster folder again in %.1f s",
+                e && e->file ? e->file : d->tenant->config->roster_dir, e ? e->msg : "changed while it was read",
+                (double) d->tenant->config->settle_time_usec / USEC_PER_SEC);
+}
+
 static void sources_rebuild(Daemon *d);
 
-static void on_roster_changed(void *userdata) {
+/* Read the roster folder (a DirWatchFn); *fingerprint: of the folder as read. */
+static int on_roster_changed(void *userdata, uint64_t *fingerprint) {
         Daemon *d = userdata;
         const Roster *current = d->sources ? d->files : d->next_roster ? d->next_roster : d->roster;
         Diag diag = DIAG_INIT;
         Roster *r = NULL;
         int k;
 
-        k = roster_load_dir(d->tenant->config->roster_dir, d->tenant->config, &r, &diag);
-        if (k < 0) {
+        k = roster_load_dir(d->tenant->config->roster_dir, d->tenant->config, &r, fingerprint, &diag);
+        if (k == -EAGAIN)
+                roster_changed_meanwhile(d, &diag);
+        else if (k < 0)
                 roster_rejected(d, &diag);
-                diag_clear(&diag);
-                return;
-        }
-        log_diag(d->tenant->log, &diag, NULL);   /* warnings */
+        else
+                log_diag(d->tenant->log, &diag, NULL);   /* warnings */
         diag_clear(&diag);
+        if (k < 0)
+                return k;
         (void) store_meta_set(d->tenant->store, "roster_error", NULL);
         if (current && current->hash == r->hash) {   /* touched, not changed */
                 roster_free(r);
-                return;
+                return 0;
         }
         log_event(d->tenant->log, LOG_INFO, &(LogEvent) { .message_id = MID_ROSTER_LOADED,
                   .action = "roster", .result = "ok" }, "roster loaded: %zu users in %zu files", r->n,
@@ -240,11 +252,12 @@ static void on_roster_changed(void *userdata) {
                 roster_free(d->files);
                 d->files = r;
                 sources_rebuild(d);
-                return;
+                return 0;
         }
         roster_free(d->next_roster);
         d->next_roster = r;
         request_run(d);
+        return 0;
 }
 
 /* ---- directory sources ---------------------------------------------------------------------------
@@ -323,9 +336,13 @@ static void record_presence(Daemon *d) {
 /* ----  --------------------------------------------------------------- */
 
 /* The initial roster is read at once (not after settle_time), so READY=1 means "loaded";
- * unless a file in it is still being written: then the watcher reads it once it has settled. */
+ * unless a file in it is still being written, or changed while it was read: then the watcher
+ * reads it once it has settled. The watcher starts from the fingerprint this read saw, so the
+ * folder is read once at start-up, not twice. */
 static int daemon_open(Daemon *d, Config *c) {
         Diag diag = DIAG_INIT;
+        uint64_t seen = 0;
+        bool read = false;
         int k;
 
         k = tenant_new(&d->loop, c, &d->cli->log, &d->tenant, &diag);   /* takes c */
@@ -338,13 +355,13 @@ static int daemon_open(Daemon *d, Config *c) {
         if (k < 0)
                 return k;
         if (dirwatch_settled(c->roster_dir, c->settle_time_usec))
-                on_roster_changed(d);
+                read = on_roster_changed(d, &seen) != -EAGAIN;
         else
                 log_msg(d->tenant->log, LOG_NOTICE, "%s: a roster file changed within the last "
                         "%.1f s; the roster is read once it has settled", c->roster_dir,
                         (double) c->settle_time_usec / USEC_PER_SEC);
         k = dirwatch_new(&d->loop, c->roster_dir, c->settle_time_usec, c->scan_interval_usec,
-                         on_roster_changed, d, &d->watch);
+                         read ? &seen : NULL, on_roster_changed, d, &d->watch);
         if (k < 0)
                 log_msg(&d->cli->log, LOG_ERR, "cannot watch %s: %s", c->roster_dir, strerror(-k));
         record_presence(d);

@@ -16,7 +16,7 @@ struct DirWatch {
         uv_timer_t rescan;       /* the safety net */
         char *dir;
         uint64_t settle_usec;
-        uint64_t reported;       /* fingerprint last reported as changed-and-settled */
+        uint64_t reported;       /* fingerprint of the folder as last read */
         uint64_t candidate;      /* fingerprint seen when the settle timer was started */
         bool have_reported;
         bool watching;           /* uv_fs_event started */
@@ -26,43 +26,6 @@ struct DirWatch {
         DirWatchFn changed;
         void *userdata;
 };
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
-        const unsigned char *p = data;
-
-        for (size_t i = 0; i < n; i++) {
-                h ^= p[i];
-                h *= UINT64_C(1099511628211);
-        }
-        return h;
-}
-
-/* Names come from readdir in any order: combine per-file hashes with an order-free sum. */
-int dirwatch_fingerprint(const char *dir, uint64_t *ret) {
-        uint64_t sum = UINT64_C(14695981039346656037);
-        struct dirent *de;
-        DIR *d;
-
-        d = opendir(dir);
-        if (!d)
-                return -errno;
-        while ((de = readdir(d))) {
-                struct stat st;
-                uint64_t h = UINT64_C(14695981039346656037);
-
-                if (!roster_is_candidate_name(de->d_name) ||
-                    fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode))
-                        continue;
-                h = fnv1a(h, de->d_name, strlen(de->d_name));
-                h = fnv1a(h, &st.st_size, sizeof(st.st_size));
-                h = fnv1a(h, &st.st_mtim, sizeof(st.st_mtim));
-                h = fnv1a(h, &st.st_ino, sizeof(st.st_ino));
-                sum += h;
-        }
-        closedir(d);
-        *ret = sum;
-        return 0;
-}
 
 bool dirwatch_settled(const char *dir, uint64_t settle_usec) {
         uint64_t now = now_usec();
@@ -117,11 +80,16 @@ static void check(DirWatch *w) {
         uint64_t fp = 0;
 
         watch_folder(w);
-        (void) dirwatch_fingerprint(w->dir, &fp);   /* an unreadable folder is fingerprint 0 */
+        (void) roster_fingerprint(w->dir, &fp);   /* an unreadable folder is fingerprint 0 */
         if (uv_is_active((uv_handle_t *) &w->settle) && fp == w->candidate)
                 return;
         if (!uv_is_active((uv_handle_t *) &w->settle) && w->have_reported && fp == w->reported)
                 return;
+        w->candidate = fp;
+        (void) uv_timer_start(&w->settle, on_settle, w->settle_usec / USEC_PER_MSEC, 0);
+}
+
+static void settle_again(DirWatch *w, uint64_t fp) {
         w->candidate = fp;
         (void) uv_timer_start(&w->settle, on_settle, w->settle_usec / USEC_PER_MSEC, 0);
 }
@@ -131,15 +99,19 @@ static void on_settle(uv_timer_t *t) {
         uint64_t fp = 0;
 
         watch_folder(w);
-        (void) dirwatch_fingerprint(w->dir, &fp);
+        (void) roster_fingerprint(w->dir, &fp);
         if (fp != w->candidate) {       /* still being written: wait another settle period */
-                w->candidate = fp;
-                (void) uv_timer_start(&w->settle, on_settle, w->settle_usec / USEC_PER_MSEC, 0);
+                settle_again(w, fp);
                 return;
         }
+        /* The read tells which state of the folder it saw: that is the one to compare with. */
         w->reported = fp;
-        w->have_reported = true;
-        w->changed(w->userdata);
+        w->have_reported = w->changed(w->userdata, &w->reported) != -EAGAIN;
+        if (!w->have_reported) {        /* a writer is still at work: give it another settle time */
+                fp = 0;
+                (void) roster_fingerprint(w->dir, &fp);
+                settle_again(w, fp);
+        }
 }
 
 static void on_event(uv_fs_event_t *e, const char *name, int events, int status) {
@@ -163,7 +135,7 @@ static void on_rescan(uv_timer_t *t) {
 }
 
 int dirwatch_new(uv_loop_t *loop, const char *dir, uint64_t settle_usec, uint64_t rescan_usec,
-                 DirWatchFn changed, void *userdata, DirWatch **ret) {
+                 const uint64_t *seen, DirWatchFn changed, void *userdata, DirWatch **ret) {
         DirWatch *w = calloc(1, sizeof(*w));
         uint64_t rescan_ms = rescan_usec / USEC_PER_MSEC;
 
@@ -172,6 +144,8 @@ int dirwatch_new(uv_loop_t *loop, const char *dir, uint64_t settle_usec, uint64_
                 return -ENOMEM;
         }
         w->settle_usec = settle_usec;
+        w->reported = seen ? *seen : 0;
+        w->have_reported = seen != NULL;
         w->changed = changed;
         w->userdata = userdata;
         /* Handles are initialized unconditionally so dirwatch_close() can close all three. */
@@ -185,7 +159,7 @@ int dirwatch_new(uv_loop_t *loop, const char *dir, uint64_t settle_usec, uint64_
         w->event.data = w->settle.data = w->rescan.data = w;
         if (rescan_ms > 0)
                 (void) uv_timer_start(&w->rescan, on_rescan, rescan_ms, rescan_ms);
-        check(w);       /* starts the watch; the first load goes through the same settle rule */
+        check(w);       /* starts the watch; without `seen` the first read follows the settle rule */
         *ret = w;
         return 0;
 }
@@ -205,9 +179,4 @@ void dirwatch_close(DirWatch *w) {
         uv_close((uv_handle_t *) &w->event, handle_closed);
         uv_close((uv_handle_t *) &w->settle, handle_closed);
         uv_close((uv_handle_t *) &w->rescan, handle_closed);
-}
-
-void dirwatch_invalidate(DirWatch *w) {
-        w->have_reported = false;
-        check(w);
 }

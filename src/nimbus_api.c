@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <strings.h>
 
+#include "encoding.h"
 #include "util.h"
 
 #define JSON_MAX_DEPTH 32                   /* answers are two or three levels deep */
@@ -172,35 +173,6 @@ static Guid json_guid(struct json_object *o, const char *key) {
 }
 
 /* ---- Text cleaning ----------------------------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or code points
- * above U+10FFFF), or 0 if the bytes there are not one. */
-static size_t utf8_sequence(const unsigned char *s, size_t avail) {
-        unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-        size_t n;
-
-        if (c < 0x80)
-                return 1;
-        if (c >= 0xc2 && c <= 0xdf)
-                n = 2;
-        else if (c >= 0xe0 && c <= 0xef) {
-                n = 3;
-                lo = c == 0xe0 ? 0xa0 : 0x80;
-                hi = c == 0xed ? 0x9f : 0xbf;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-                n = 4;
-                lo = c == 0xf0 ? 0x90 : 0x80;
-                hi = c == 0xf4 ? 0x8f : 0xbf;
-        } else
-                return 0;
-
-        if (avail < n || s[1] < lo || s[1] > hi)
-                return 0;
-        for (size_t i = 2; i < n; i++)
-                if (s[i] < 0x80 || s[i] > 0xbf)
-                        return 0;
-        return n;
-}
 
 /* True for whitespace and control characters: C0, DEL, and C1 (U+0080..U+009F). */
 static bool is_blank_sequence(const unsigned char *s, size_t n) {

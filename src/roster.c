@@ -1,4 +1,5 @@
-/* roster.c: builds the desired state (PRODUCT §5) from the roster files in roster_dir.
+/* roster.c: builds the desired state (nimbus-sync.yaml(5), ROSTER FILES) from the entries the
+ * format readers find.
  *
  * The format readers (roster_yaml.c, roster_csv.c) hand each entry's fields to the RosterBuilder
  * here, which checks them and appends 48-byte entries to one array; names go into one string pool.
@@ -7,45 +8,17 @@
  * A roster with any error is rejected whole, but reading goes on to show every problem. */
 #include "roster.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "roster_internal.h"
 #include "util.h"
 
 #define QUOTE_MAX 80 /* at most this much of a bad value is quoted back */
 
-/* A million users in 48 MB is part of the performance contract (PRODUCT §10). */
+/* A million users in 48 MB is part of the performance contract (README, Performance). */
 _Static_assert(sizeof(RosterEntry) == 48, "RosterEntry grew");
-
-typedef enum RosterFormat {
-        FORMAT_NONE,
-        FORMAT_YAML,
-        FORMAT_CSV,
-} RosterFormat;
-
-static bool has_suffix(const char *s, const char *suffix) {
-        size_t n = strlen(s), k = strlen(suffix);
-
-        return n > k && streq(s + n - k, suffix);
-}
-
-static RosterFormat roster_format(const char *name) {
-        if (has_suffix(name, ".yaml") || has_suffix(name, ".yml"))
-                return FORMAT_YAML;
-        if (has_suffix(name, ".csv"))
-                return FORMAT_CSV;
-        return FORMAT_NONE;
-}
-
-bool roster_is_candidate_name(const char *name) {
-        return name[0] != '.' && roster_format(name) != FORMAT_NONE;
-}
 
 /* ---- diagnostics ------------------------------------------------------------------------- */
 
@@ -64,16 +37,6 @@ int roster_error(RosterBuilder *b, unsigned line, unsigned col, const char *fmt,
         return r;
 }
 
-int roster_warning(RosterBuilder *b, unsigned line, unsigned col, const char *fmt, ...) {
-        va_list ap;
-        int r;
-
-        va_start(ap, fmt);
-        r = diag_addv(b->diag, DIAG_WARNING, current_file(b), line, col, fmt, ap);
-        va_end(ap);
-        return r;
-}
-
 static int qlen(size_t len) {
         return (int) (len < QUOTE_MAX ? len : QUOTE_MAX);
 }
@@ -85,7 +48,7 @@ int roster_builder_init(RosterBuilder *b, const Config *c, const RosterLimits *l
                 .config = c,
                 .diag = diag,
                 .limits = limits ? *limits : ROSTER_LIMITS_DEFAULT,
-                .hash = UINT64_C(0xcbf29ce484222325), /* FNV-1a offset basis */
+                .hash = ROSTER_HASH_INIT,
         };
         b->names = malloc(4096);
         if (!b->names)
@@ -122,7 +85,7 @@ static int grow(void **array, size_t *cap, size_t need, size_t size) {
         return 0;
 }
 
-static void hash_bytes(uint64_t *h, const void *data, size_t len) {
+void roster_hash_bytes(uint64_t *h, const void *data, size_t len) {
         const unsigned char *p = data;
         uint64_t v = *h;
 
@@ -135,15 +98,15 @@ static void hash_bytes(uint64_t *h, const void *data, size_t len) {
 
 /* The name, a NUL, the length, then the content: no two different file sets hash alike by
  * shifting bytes between name and content. */
-static void hash_file(uint64_t *h, const char *name, const char *buf, size_t len) {
+void roster_builder_hash(RosterBuilder *b, const char *name, const char *buf, size_t len) {
         uint64_t n = len;
 
-        hash_bytes(h, name, strlen(name) + 1);
-        hash_bytes(h, &n, sizeof n);
-        hash_bytes(h, buf, len);
+        roster_hash_bytes(&b->hash, name, strlen(name) + 1);
+        roster_hash_bytes(&b->hash, &n, sizeof n);
+        roster_hash_bytes(&b->hash, buf, len);
 }
 
-static int add_file_name(RosterBuilder *b, const char *path) {
+int roster_builder_begin_file(RosterBuilder *b, const char *path) {
         int r;
 
         r = grow((void **) &b->files, &b->cap_files, b->n_files + 1, sizeof(char *));
@@ -153,37 +116,8 @@ static int add_file_name(RosterBuilder *b, const char *path) {
         if (r < 0)
                 return r;
         b->n_files++;
-        return 0;
-}
-
-int roster_builder_add(RosterBuilder *b, const char *path, const char *hash_name, const char *buf,
-                       size_t len) {
-        RosterFormat format = roster_format(path);
-        int r;
-
-        r = add_file_name(b, path);
-        if (r < 0)
-                return r;
-        hash_file(&b->hash, hash_name, buf, len);
         b->file_default = config_roster_default(b->config, path);
-
-        if (len > b->limits.max_file_size) {
-                roster_error(b, 0, 0, "file is larger than %zu bytes", b->limits.max_file_size);
-                return 0;
-        }
-        switch (format) {
-        case FORMAT_YAML:
-                r = roster_yaml_parse(b, buf, len);
-                break;
-        case FORMAT_CSV:
-                r = roster_csv_parse(b, buf, len);
-                break;
-        default:
-                roster_error(b, 0, 0, "unknown roster format (the name must end in .yaml, .yml or .csv)");
-                r = 0;
-        }
-        /* Format errors are in the diagnostics already; only resource failures go up. */
-        return r == -EINVAL ? 0 : r;
+        return 0;
 }
 
 /* ---- entries ----------------------------------------------------------------------------- */
@@ -192,32 +126,46 @@ void roster_item_begin(RosterItem *it, unsigned line, unsigned col) {
         *it = (RosterItem) { .line = line, .col = col };
 }
 
+/* An O365 ID field (o365_id, template); hint follows the message about a value that is none. */
+static int parse_user_id(RosterBuilder *b, const char *key, const char *hint, const char *s, size_t len,
+                         unsigned line, unsigned col, Guid *ret) {
+        if (guid_parse(s, len, ret) < 0)
+                return roster_error(b, line, col, "invalid %s \"%.*s\"%s", key, qlen(len), s, hint);
+        /* Unfinished exports and templates fill in zeros; nobody has that ID. */
+        if (guid_is_null(ret))
+                return roster_error(b, line, col, "%s is the all-zero GUID: a placeholder, not a user", key);
+        return 0;
+}
+
 void roster_item_id(RosterBuilder *b, RosterItem *it, const char *s, size_t len, unsigned line,
                     unsigned col) {
         it->has_id = true;
-        if (guid_parse(s, len, &it->id) < 0) {
+        if (parse_user_id(b, "o365_id", "", s, len, line, col, &it->id) < 0)
                 it->bad = true;
-                roster_error(b, line, col, "invalid o365_id \"%.*s\"", qlen(len), s);
-        }
+}
+
+int roster_resolve_ou(RosterBuilder *b, const char *s, size_t len, unsigned line, unsigned col, Guid *ret) {
+        if (config_resolve_ou(b->config, s, len, ret) < 0)
+                return roster_error(b, line, col, "unknown organization unit \"%.*s\" (neither a GUID nor a "
+                                    "name from organization_units)", qlen(len), s);
+        if (guid_is_null(ret))
+                return roster_error(b, line, col, "ou is the all-zero GUID: a placeholder, not an "
+                                    "organization unit");
+        return 0;
 }
 
 void roster_item_ou(RosterBuilder *b, RosterItem *it, const char *s, size_t len, unsigned line,
                     unsigned col) {
         it->has_ou = true;
-        if (config_resolve_ou(b->config, s, len, &it->ou) < 0) {
+        if (roster_resolve_ou(b, s, len, line, col, &it->ou) < 0)
                 it->bad = true;
-                roster_error(b, line, col, "unknown organization unit \"%.*s\" (neither a GUID nor a "
-                             "name from organization_units)", qlen(len), s);
-        }
 }
 
 void roster_item_template(RosterBuilder *b, RosterItem *it, const char *s, size_t len, unsigned line,
                           unsigned col) {
         it->has_template = true;
-        if (guid_parse(s, len, &it->template_id) < 0) {
+        if (parse_user_id(b, "template", " (must be an O365 ID)", s, len, line, col, &it->template_id) < 0)
                 it->bad = true;
-                roster_error(b, line, col, "invalid template \"%.*s\" (must be an O365 ID)", qlen(len), s);
-        }
 }
 
 int roster_item_name(RosterBuilder *b, RosterItem *it, const char *s, size_t len, uint8_t rank) {
@@ -458,202 +406,6 @@ int roster_builder_finish(RosterBuilder *b, Roster **ret) {
         return 0;
 }
 
-/* ---- reading files ----------------------------------------------------------------------- */
-
-static int path_join(const char *dir, const char *name, char **ret) {
-        size_t n = strlen(dir);
-
-        while (n > 1 && dir[n - 1] == '/')
-                n--;
-        if (asprintf(ret, "%.*s/%s", (int) n, dir, name) < 0) {
-                *ret = NULL;
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-/* Read one file of the folder; a file that vanished since readdir() is simply no longer part of
- * the desired state. */
-static int load_one(RosterBuilder *b, int dir_fd, const char *dir, const char *name) {
-        _cleanup_free_ char *path = NULL, *buf = NULL;
-        size_t len;
-        int fd, r;
-
-        r = path_join(dir, name, &path);
-        if (r < 0)
-                return r;
-        fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0 && errno == ENOENT)
-                return 0;
-        if (fd < 0)
-                r = -errno;
-        else {
-                r = read_fd_bounded(fd, b->limits.max_file_size, &buf, &len);
-                close(fd);
-        }
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0) {
-                /* Skipping an unreadable file would drop its users from the desired state. */
-                int k = add_file_name(b, path);
-
-                if (k < 0)
-                        return k;
-                if (r == -EFBIG)
-                        roster_error(b, 0, 0, "file is larger than %zu bytes", b->limits.max_file_size);
-                else
-                        roster_error(b, 0, 0, "cannot read: %s", strerror(-r));
-                return 0;
-        }
-        return roster_builder_add(b, path, name, buf, len);
-}
-
-static int name_cmp(const void *a, const void *b) {
-        return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-static void free_names(char **names, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                free(names[i]);
-        free(names);
-}
-
-/* The candidate regular files in dir, sorted by name; more than max is an error, since ignoring
- * some files would silently drop users. */
-static int list_dir(RosterBuilder *b, DIR *d, const char *dir, char ***ret, size_t *ret_n) {
-        char **names = NULL;
-        size_t n = 0, cap = 0;
-        struct dirent *de;
-        int r = 0;
-
-        while ((errno = 0, de = readdir(d))) {
-                struct stat st;
-
-                if (!roster_is_candidate_name(de->d_name) ||
-                    fstatat(dirfd(d), de->d_name, &st, 0) < 0 || !S_ISREG(st.st_mode))
-                        continue;
-                if (n >= b->limits.max_files) {
-                        r = diag_add(b->diag, DIAG_ERROR, dir, 0, 0, "more than %zu roster files",
-                                     b->limits.max_files);
-                        b->errors++;
-                        break;
-                }
-                r = grow((void **) &names, &cap, n + 1, sizeof(char *));
-                if (r < 0 || (r = strdup_checked(de->d_name, &names[n])) < 0)
-                        break;
-                n++;
-        }
-        if (r == 0 && errno != 0)
-                r = -errno;
-        if (r < 0) {
-                free_names(names, n);
-                return r;
-        }
-        if (n > 1)
-                qsort(names, n, sizeof(char *), name_cmp);
-        *ret = names;
-        *ret_n = n;
-        return 0;
-}
-
-static int load_dir(RosterBuilder *b, const char *dir) {
-        char **names = NULL;
-        size_t n = 0;
-        DIR *d;
-        int r;
-
-        d = opendir(dir);
-        if (!d) {
-                r = -errno;
-                b->errors++;
-                diag_add(b->diag, DIAG_ERROR, dir, 0, 0, "cannot open roster folder: %s", strerror(-r));
-                return r;
-        }
-        r = list_dir(b, d, dir, &names, &n);
-        if (r == -EINVAL)
-                r = 0; /* reported */
-        for (size_t i = 0; r == 0 && i < n && !b->full; i++)
-                r = load_one(b, dirfd(d), dir, names[i]);
-        free_names(names, n);
-        closedir(d);
-        return r;
-}
-
-int roster_load_dir_limits(const char *dir, const Config *c, const RosterLimits *limits, Roster **ret,
-                           Diag *diag) {
-        RosterBuilder b;
-        int r;
-
-        r = roster_builder_init(&b, c, limits, diag);
-        if (r == 0)
-                r = load_dir(&b, dir);
-        if (r == 0)
-                r = roster_builder_finish(&b, ret);
-        roster_builder_done(&b);
-        return r;
-}
-
-int roster_load_dir(const char *dir, const Config *c, Roster **ret, Diag *diag) {
-        return roster_load_dir_limits(dir, c, NULL, ret, diag);
-}
-
-static int load_path(RosterBuilder *b, const char *path) {
-        _cleanup_free_ char *buf = NULL;
-        size_t len;
-        int r;
-
-        r = read_file_bounded(path, b->limits.max_file_size, &buf, &len);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0) {
-                b->errors++;
-                if (r == -EFBIG)
-                        diag_add(b->diag, DIAG_ERROR, path, 0, 0, "file is larger than %zu bytes",
-                                 b->limits.max_file_size);
-                else
-                        diag_add(b->diag, DIAG_ERROR, path, 0, 0, "cannot read: %s", strerror(-r));
-                return 0;
-        }
-        return roster_builder_add(b, path, path, buf, len);
-}
-
-int roster_load_files_limits(char *const *paths, size_t n, const Config *c, const RosterLimits *limits,
-                             Roster **ret, Diag *diag) {
-        RosterBuilder b;
-        int r;
-
-        r = roster_builder_init(&b, c, limits, diag);
-        if (r == 0 && n > b.limits.max_files) {
-                b.errors++;
-                diag_add(diag, DIAG_ERROR, NULL, 0, 0, "more than %zu roster files", b.limits.max_files);
-                n = 0;
-        }
-        for (size_t i = 0; r == 0 && i < n && !b.full; i++)
-                r = load_path(&b, paths[i]);
-        if (r == 0)
-                r = roster_builder_finish(&b, ret);
-        roster_builder_done(&b);
-        return r;
-}
-
-int roster_load_files(char *const *paths, size_t n, const Config *c, Roster **ret, Diag *diag) {
-        return roster_load_files_limits(paths, n, c, NULL, ret, diag);
-}
-
-int roster_parse_buffer(const char *path, const char *buf, size_t len, const Config *c,
-                        Roster **ret, Diag *diag) {
-        RosterBuilder b;
-        int r;
-
-        r = roster_builder_init(&b, c, NULL, diag);
-        if (r == 0)
-                r = roster_builder_add(&b, path, path, buf, len);
-        if (r == 0)
-                r = roster_builder_finish(&b, ret);
-        roster_builder_done(&b);
-        return r;
-}
-
 /* ---- the result -------------------------------------------------------------------------- */
 
 static int find_cmp(const void *key, const void *elem) {
@@ -706,7 +458,7 @@ int roster_builder_add_roster(RosterBuilder *b, const Roster *r) {
                 return 0;
         }
         for (size_t i = 0; i < r->n_files; i++)
-                if ((k = add_file_name(b, r->files[i])) < 0)
+                if ((k = roster_builder_begin_file(b, r->files[i])) < 0)
                         return k;
         k = add_names(b, r, &name_base);
         if (k < 0)
@@ -721,17 +473,17 @@ int roster_builder_add_roster(RosterBuilder *b, const Roster *r) {
                 e->file += file_base;
                 e->name = e->name ? e->name + name_base : 0;
         }
-        hash_bytes(&b->hash, &r->hash, sizeof(r->hash));
+        roster_hash_bytes(&b->hash, &r->hash, sizeof(r->hash));
         return 0;
 }
 
 int roster_builder_begin_source(RosterBuilder *b, const char *label, uint64_t content_hash) {
-        int k = add_file_name(b, label);
+        int k = roster_builder_begin_file(b, label);
 
         if (k < 0)
                 return k;
-        b->file_default = NULL;
-        hash_bytes(&b->hash, label, strlen(label) + 1);
-        hash_bytes(&b->hash, &content_hash, sizeof(content_hash));
+        b->file_default = NULL;   /* a pattern like "*" must not apply to a group */
+        roster_hash_bytes(&b->hash, label, strlen(label) + 1);
+        roster_hash_bytes(&b->hash, &content_hash, sizeof(content_hash));
         return 0;
 }

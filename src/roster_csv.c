@@ -1,8 +1,9 @@
-/* roster_csv.c: reads a CSV roster (PRODUCT §5) with libcsv.
+/* roster_csv.c: reads a CSV roster (nimbus-sync.yaml(5), CSV rosters) with libcsv.
  *
  * Exports from Entra ID and spreadsheets differ in delimiter, header spelling, BOM and line ends,
- * so the header decides: its most frequent delimiter (outside quotes) is used, and its column
- * names are matched case-insensitively against known aliases; other columns are ignored.
+ * so the header decides: its most frequent delimiter (outside quotes) is used, unless Excel's
+ * `sep=;` line comes first and names it, and its column names are matched case-insensitively
+ * against known aliases; other columns are ignored.
  * libcsv is fed one physical line at a time, which tells us the line each record starts on even
  * when quoted fields span lines. Fields go straight to the RosterBuilder (roster.c). */
 #include <csv.h>
@@ -260,27 +261,49 @@ static int parse_lines(CsvReader *c, struct csv_parser *p, const char *buf, size
         if (c->fatal)
                 return c->fatal;
         if (!c->header_done)
-                return roster_error(c->b, 1, 0, "no header row (an empty CSV file is not a valid roster)");
+                return roster_error(c->b, c->line, 0, "no header row: a roster that lists nobody must say so "
+                                    "with its header row alone");
         return 0;
+}
+
+/* Excel's first line `sep=;` (or `sep=,`, or `sep=` and a tab, also written `sep=\t`) names
+ * the delimiter; the header follows. Returns the delimiter and steps over the line, 0 when there
+ * is no such line, or -EINVAL (reported) when it names another delimiter. */
+static int sep_line(CsvReader *c, const char **buf, size_t *len) {
+        const char *s = *buf, *nl = memchr(s, '\n', *len);
+        size_t n = nl ? (size_t) (nl - s) : *len;
+        char d;
+
+        if (n < 4 || strncasecmp(s, "sep=", 4) != 0)
+                return 0;
+        if (n > 4 && s[n - 1] == '\r')
+                n--;
+        d = n == 6 && s[4] == '\\' && s[5] == 't' ? '\t' : n == 5 ? s[4] : '\0';
+        if (d != ',' && d != ';' && d != '\t')
+                return roster_error(c->b, 1, 5, "the sep= line must name one delimiter: , or ; or a tab");
+        c->line = c->record_line = 2;
+        *buf = nl ? nl + 1 : s + *len;
+        *len -= (size_t) (*buf - s);
+        return (unsigned char) d;
 }
 
 int roster_csv_parse(RosterBuilder *b, const char *buf, size_t len) {
         CsvReader c = { .b = b, .line = 1, .record_line = 1, .at_record_start = true };
         size_t first = b->n;
         struct csv_parser p;
-        int r;
+        int r, delim;
 
         if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0) {
                 buf += 3;
                 len -= 3;
         }
-        /* Excel's "Unicode text" export: say so rather than report a header without columns. */
-        if (len >= 2 && (memcmp(buf, "\xff\xfe", 2) == 0 || memcmp(buf, "\xfe\xff", 2) == 0))
-                return roster_error(b, 1, 0, "the file is UTF-16; save it as CSV in UTF-8");
+        delim = sep_line(&c, &buf, &len);
+        if (delim < 0)
+                return delim;
 
         if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI) != 0)
                 return -ENOMEM;
-        csv_set_delim(&p, detect_delimiter(buf, len));
+        csv_set_delim(&p, delim > 0 ? (unsigned char) delim : detect_delimiter(buf, len));
         csv_set_space_func(&p, is_space);
         csv_set_blk_size(&p, CSV_BLOCK);
 

@@ -1,4 +1,5 @@
-/* roster_yaml.c: reads a YAML roster (PRODUCT §5) with libyaml's event parser.
+/* roster_yaml.c: reads a YAML roster (nimbus-sync.yaml(5), YAML rosters) with libyaml's event
+ * parser.
  *
  * Events rather than a document tree: a million-user roster would otherwise cost a node per
  * scalar. Each entry's fields go straight to the RosterBuilder (roster.c), which owns the rules.
@@ -12,6 +13,7 @@
 #include "util.h"
 
 #define QUOTE_MAX 80
+#define EMPTY_HINT "a roster that lists nobody must say so with `users: []`"
 #define MAX_DEPTH 64 /* nesting inside a value we skip; a roster itself needs three levels */
 
 typedef enum UserKey {
@@ -220,13 +222,17 @@ static int parse_user(YamlReader *y) {
         return roster_item_commit(y->b, &it, true);
 }
 
+/* The current event is the key `users`. */
 static int parse_users(YamlReader *y) {
+        unsigned line = ev_line(y), col = ev_col(y);
         int r = next(y);
 
         if (r < 0)
                 return r;
+        /* "users:" with nothing under it is what a truncated export looks like. */
         if (y->ev.type == YAML_SCALAR_EVENT && ev_is_null(y))
-                return 0; /* "users:" with nothing under it */
+                return roster_error(y->b, line, col, "users has no value: %s", EMPTY_HINT) == -ENOMEM ?
+                       -ENOMEM : 0;
         if (y->ev.type != YAML_SEQUENCE_START_EVENT) {
                 roster_error(y->b, ev_line(y), ev_col(y), "users must be a list of entries");
                 return skip_node(y);
@@ -257,13 +263,13 @@ static int parse_default_ou(YamlReader *y) {
         if (r <= 0)
                 return r;
         y->has_default = true;
-        if (config_resolve_ou(y->b->config, ev_value(y), ev_len(y), &y->default_ou) < 0)
-                roster_error(y->b, ev_line(y), ev_col(y), "unknown organization unit \"%.*s\" (neither a "
-                             "GUID nor a name from organization_units)", qlen(ev_len(y)), ev_value(y));
+        (void) roster_resolve_ou(y->b, ev_value(y), ev_len(y), ev_line(y), ev_col(y), &y->default_ou);
         return 0;
 }
 
+/* The current event starts the root mapping. */
 static int parse_root(YamlReader *y) {
+        unsigned line = ev_line(y), col = ev_col(y);
         bool seen_ou = false, seen_users = false;
 
         for (;;) {
@@ -273,7 +279,7 @@ static int parse_root(YamlReader *y) {
                 if (r < 0)
                         return r;
                 if (y->ev.type == YAML_MAPPING_END_EVENT)
-                        return 0;
+                        return seen_users ? 0 : roster_error(y->b, line, col, "no users: %s", EMPTY_HINT);
                 is_ou = y->ev.type == YAML_SCALAR_EVENT && streq(ev_value(y), "ou");
                 is_users = y->ev.type == YAML_SCALAR_EVENT && streq(ev_value(y), "users");
                 if ((is_ou && seen_ou) || (is_users && seen_users))
@@ -291,19 +297,22 @@ static int parse_root(YamlReader *y) {
         }
 }
 
-/* An empty file, or one with an empty document, is a valid empty roster. */
+/* A file without a document (only comments), or with an empty one, lists nobody by accident
+ * far more often than on purpose: it is an error, and `users: []` says "nobody" on purpose. */
 static int parse_stream(YamlReader *y) {
         int r;
 
         if ((r = next(y)) < 0 || (r = next(y)) < 0) /* stream start, then a document or the end */
                 return r;
         if (y->ev.type == YAML_STREAM_END_EVENT)
-                return 0;
+                return roster_error(y->b, 1, 1, "no YAML document, only comments: %s", EMPTY_HINT);
         if ((r = next(y)) < 0)
                 return r;
         if (y->ev.type == YAML_MAPPING_START_EVENT)
                 r = parse_root(y);
-        else if (!(y->ev.type == YAML_SCALAR_EVENT && ev_is_null(y))) {
+        else if (y->ev.type == YAML_SCALAR_EVENT && ev_is_null(y))
+                r = roster_error(y->b, ev_line(y), ev_col(y), "the document is empty: %s", EMPTY_HINT);
+        else {
                 roster_error(y->b, ev_line(y), ev_col(y), "a roster must be a mapping with users: (and "
                              "optionally ou:)");
                 r = skip_node(y);

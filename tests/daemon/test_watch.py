@@ -1,11 +1,17 @@
-"""The watched roster folder (PRODUCT §5, §10): the settle time, half-written files (also at
-start-up), removed files, invalid rosters, ignored names, touched-but-unchanged files, and a
-folder that appears late or is replaced."""
+"""The watched roster folder (nimbus-sync(8), ROSTER FOLDER): the settle time, half-written files
+(also at start-up), removed files, invalid rosters, ignored names, touched-but-unchanged files, a
+folder that appears late or is replaced, a file renamed while the folder is read, a share that is
+gone, and one read at start-up."""
 
+import ctypes
 import os
 import re
 import shutil
+import signal
+import struct
 import time
+
+import pytest
 
 from .conftest import SCAN, SETTLE, creates, guid, guids, mutations, poll, roster_text, sim_ids, \
     wait_for, wait_users, write_atomic
@@ -235,4 +241,130 @@ def test_replaced_roster_folder_is_watched_again(daemon, sim):
     latency = pickup_latency(daemon, sim, "c.yaml")
     assert latency <= SETTLE + 1, f"{latency:.2f} s: the new folder is not watched"
     assert sim.state()["deleted_ok"] == {}
+    daemon.stop_clean()
+
+
+# --- the folder as one snapshot ------------------------------------------------------------------
+
+STOP_ENV = "NIMBUS_SYNC_TEST_STOP_AFTER_FILE"   # test-only hook of the roster loader
+
+
+def wait_stopped(daemon, what):
+    """Wait until the daemon has stopped itself (the loader hook) after reading a file. The test
+    is its parent: waitid() reports every stop once."""
+    flags = os.WSTOPPED | os.WEXITED | os.WNOHANG | os.WNOWAIT
+    info = wait_for(lambda: os.waitid(os.P_PID, daemon.proc.pid, flags), 10,
+                    lambda: f"the daemon to stop in {what}:\n{daemon.log()[-3000:]}")
+    assert info.si_code == os.CLD_STOPPED, f"the daemon ended in {what}:\n{daemon.log()[-3000:]}"
+    os.waitid(os.P_PID, daemon.proc.pid, os.WSTOPPED | os.WNOHANG)     # this stop is seen
+
+
+def resume(daemon):
+    os.kill(daemon.proc.pid, signal.SIGCONT)
+
+
+def test_file_renamed_while_the_daemon_reads_is_read_again(daemon, sim):
+    """A file renamed while the daemon parses another file of the folder: its users are neither
+    deleted nor created again; the folder is read again after the settle time."""
+    daemon.configure(deletes={"max_percent": 100, "max_per_run": 100})
+    a, b = guids(20), guids(20)
+    daemon.write_roster(creates(a, OU), "a.yaml")
+    daemon.write_roster(creates(b, OU), "b.yaml")
+    daemon.start(env={STOP_ENV: "a.yaml"})
+    wait_stopped(daemon, "the first read")
+    resume(daemon)
+    wait_users(sim, a + b, 10, daemon)
+    sim.reset_log()
+
+    new = guid()
+    mark = daemon.mark()
+    daemon.write_roster(creates(a + [new], OU), "a.yaml")
+    wait_stopped(daemon, "the read of the changed folder")     # a.yaml read, b.yaml not yet
+    os.rename(daemon.roster_dir / "b.yaml", daemon.roster_dir / "c.yaml")
+    resume(daemon)
+    daemon.wait_log(r"changed while it was read.*reading the roster folder again", 10, mark)
+    wait_stopped(daemon, "the second read")
+    resume(daemon)
+    daemon.wait_log(r"roster loaded: 41 users in 2 files", 10, mark)
+    wait_users(sim, a + b + [new], 10, daemon)
+
+    st = sim.state()
+    assert [r for r in st["requests"] if r["method"] == "DELETE"] == []
+    assert [r["id"] for r in st["requests"] if r["method"] == "POST"] == [new]
+    assert "roster rejected" not in daemon.log()[mark:]
+    daemon.stop_clean()
+
+
+def test_roster_on_a_vanished_share_deletes_nothing(daemon, sim, tmp_path):
+    """A roster file that is a symlink onto a share: when the share goes away the link dangles.
+    That is an error (the roster is rejected), not a file that lists nobody."""
+    daemon.configure(deletes={"max_percent": 100})
+    share = tmp_path / "mnt"
+    share.mkdir()
+    keep, shared = guids(3), guids(3)
+    daemon.write_roster(creates(keep, OU), "a.yaml")
+    target = write_atomic(share / "export.yaml", roster_text(creates(shared, OU)))
+    (daemon.roster_dir / "share.yaml").symlink_to(target)
+    daemon.start()
+    wait_users(sim, keep + shared, 10, daemon)
+    sim.reset_log()
+
+    mark = daemon.mark()
+    target.unlink()          # no event in the roster folder: the rescan notices
+    daemon.wait_log(r"roster rejected", SCAN + SETTLE + 5, mark)
+    assert re.search(r"share\.yaml:1:1: error: dangling symbolic link", daemon.log()[mark:])
+    assert mutations(sim.state()) == []
+    assert sim_ids(sim) == set(keep + shared)
+    daemon.stop_clean()
+
+
+class OpenCounter:
+    """Counts the opens of files in a folder, through inotify (IN_OPEN): what strace would show."""
+    IN_OPEN = 0x20
+
+    def __init__(self, folder):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        assert self.fd >= 0, os.strerror(ctypes.get_errno())
+        assert self.libc.inotify_add_watch(self.fd, os.fsencode(folder), self.IN_OPEN) >= 0
+        self.counts = {}
+
+    def count(self, name):
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            pos = 0
+            while pos < len(data):
+                _, mask, _, size = struct.unpack_from("iIII", data, pos)
+                entry = data[pos + 16:pos + 16 + size].rstrip(b"\0").decode()
+                if mask & self.IN_OPEN:
+                    self.counts[entry] = self.counts.get(entry, 0) + 1
+                pos += 16 + size
+        return self.counts.get(name, 0)
+
+    def close(self):
+        os.close(self.fd)
+
+
+@pytest.mark.parametrize("valid", [True, False])
+def test_roster_is_read_once_at_start(daemon, sim, valid):
+    ids = guids(3)
+    text = roster_text(creates(ids, OU)) + ("" if valid else "  - o365_id: [\n")
+    path = write_atomic(daemon.roster_dir / "roster.yaml", text)
+    old = time.time() - 60
+    os.utime(path, (old, old))           # settled long ago: read at once at start
+    opens = OpenCounter(daemon.roster_dir)
+    try:
+        daemon.start()
+        daemon.wait_ready()
+        if valid:
+            wait_users(sim, ids, 10, daemon)
+        # Time is the subject: a second read would follow within the settle time.
+        assert not poll(lambda: opens.count("roster.yaml") > 1, 3 * SETTLE + 1)
+        assert opens.count("roster.yaml") == 1
+    finally:
+        opens.close()
+    assert daemon.log().count("roster rejected") == (0 if valid else 1)
     daemon.stop_clean()

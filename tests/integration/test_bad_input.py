@@ -1,5 +1,7 @@
-"""Bad input changes nothing in Nimbus and exits 1 with compiler-style diagnostics (PRODUCT §3-§5)."""
+"""Bad input changes nothing in Nimbus and exits 1 with compiler-style diagnostics (nimbus-sync(8),
+nimbus-sync.yaml(5), ROSTER FILES)."""
 
+import os
 import re
 
 import pytest
@@ -105,6 +107,118 @@ def test_broken_roster_keeps_status_error_and_changes_nothing_later(ns, sim, app
     assert p.returncode == 1, describe(p)
     assert error_lines(p.stderr, path)
     assert_nothing_happened(sim, applied)
+
+
+# --- files that are no roster text (nimbus-sync.yaml(5), ROSTER FILES) -------------------------
+
+def test_dangling_symlink_is_an_error_not_an_empty_file(ns, sim, tmp_path):
+    """A roster on a share that is not mounted: its users must not look gone."""
+    share = tmp_path / "mnt"
+    share.mkdir()
+    target = ns.write_text(share / "export.csv", "o365_id,ou\n" +
+                           "".join(f"{i},{OU}\n" for i in guids(4)))
+    link = ns.roster_dir / "share.csv"
+    link.symlink_to(target)
+    ns.write_roster(roster_users(guids(6), OU), name="base.yaml")
+    ns.configure(deletes={"max_percent": 100})
+    p = ns.run("apply")
+    assert p.returncode == 0, describe(p)
+    before = sim_ids(sim.state())
+    sim.reset_log()
+
+    target.unlink()                     # the share is gone
+    check_rejected(ns, sim, before, link, line=1, col=1)
+    p = ns.run("validate")
+    assert "dangling symbolic link" in p.stderr and str(target) in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_roster_name_that_is_not_a_regular_file(ns, sim, applied, kind):
+    path = ns.roster_dir / ("other.yaml" if kind == "fifo" else "other.csv")
+    if kind == "fifo":
+        os.mkfifo(path)                 # opening it for reading would block for ever
+    else:
+        path.mkdir()
+    check_rejected(ns, sim, applied, path, line=1, col=1)
+    p = ns.run("validate", timeout=20)
+    assert "not a regular file" in p.stderr, p.stderr
+
+
+EMPTY_ROSTERS = {
+    "zero_bytes.yaml": ("", 1),
+    "blank_lines.yaml": ("\n\n  \n", 1),
+    "only_a_comment.yaml": ("# nobody yet\n", 1),
+    "tilde.yaml": ("~\n", 1),
+    "null_document.yaml": ("--- null\n", 1),
+    "document_marker_only.yaml": ("---\n", 2),
+    "users_without_value.yaml": ("# export\nusers:\n", 2),
+    "users_tilde.yaml": (f"ou: {OU}\nusers: ~\n", 2),
+    "no_users_key.yaml": (f"ou: {OU}\n", 1),
+    "zero_bytes.csv": ("", 1),
+    "bom_and_blank_lines.csv": ("\ufeff\r\n\r\n", 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY_ROSTERS))
+def test_empty_roster_file_is_an_error(ns, sim, applied, name):
+    text, line = EMPTY_ROSTERS[name]
+    path = ns.write_text(ns.roster_dir / name, text)
+    check_rejected(ns, sim, applied, path, line=line)
+    p = ns.run("validate")
+    assert "users: []" in p.stderr if name.endswith(".yaml") else "header row" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("text", ["users: []\n", f"ou: {OU}\nusers: []\n", "o365_id,ou\n"])
+def test_an_explicitly_empty_roster_file_is_valid(ns, sim, applied, text):
+    ns.write_text(ns.roster_dir / ("empty.csv" if "," in text else "empty.yaml"), text)
+    p = ns.run("validate")
+    assert p.returncode == 0 and "roster ok: 6 users in 2 files" in p.stdout, describe(p)
+    p = ns.run("apply")
+    assert p.returncode == 0, describe(p)
+    assert sim_ids(sim.state()) == applied
+
+
+ZERO = "00000000-0000-0000-0000-000000000000"
+
+
+@pytest.mark.parametrize("case", ["yaml_id", "yaml_ou", "yaml_template", "yaml_default_ou",
+                                  "csv_id", "csv_ou", "csv_template"])
+def test_all_zero_guid_is_an_error(ns, sim, applied, case):
+    x = guid()
+    texts = {
+        "yaml_id": (f"users:\n  - o365_id: {ZERO}\n    ou: {OU}\n", 2, 14),
+        "yaml_ou": (f"users:\n  - o365_id: {x}\n    ou: '{{{ZERO}}}'\n", 3, 9),
+        "yaml_template": (f"users:\n  - o365_id: {x}\n    template: {ZERO.upper()}\n", 3, 15),
+        "yaml_default_ou": (f"ou: {ZERO}\nusers:\n  - o365_id: {x}\n", 1, 5),
+        "csv_id": (f"o365_id,ou\n{ZERO},{OU}\n", 2, 1),
+        "csv_ou": (f"o365_id,ou\n{x},{ZERO}\n", 2, 2),
+        "csv_template": (f"o365_id,template\n{x},{ZERO}\n", 2, 2),
+    }
+    text, line, col = texts[case]
+    path = ns.write_text(ns.roster_dir / ("zero." + case.split("_")[0]), text)
+    check_rejected(ns, sim, applied, path, line=line, col=col)
+    assert "all-zero GUID" in ns.run("validate").stderr
+
+
+@pytest.mark.parametrize("case", ["cp1252_csv", "latin1_yaml", "utf16le_bom_csv",
+                                  "utf16be_bom_yaml", "utf16le_no_bom_csv"])
+def test_text_that_is_not_utf8_names_its_encoding(ns, sim, applied, case):
+    x = guid()
+    csv_text = f"name,o365_id,ou\nJane,{guid()},{OU}\nM\u00fcller,{x},{OU}\n"
+    yaml_text = f"users:\n  - o365_id: {x}\n    ou: {OU}\n    name: J\u00e9r\u00f4me\n"
+    cases = {   # bytes, file name, line, column, the encoding the message names
+        "cp1252_csv": (csv_text.encode("cp1252"), "export.csv", 3, 2, "Windows-1252"),
+        "latin1_yaml": (yaml_text.encode("latin-1"), "team.yaml", 4, 12, "Latin-1"),
+        "utf16le_bom_csv": (csv_text.encode("utf-16"), "export.csv", 1, 1, "UTF-16"),
+        "utf16be_bom_yaml": (b"\xfe\xff" + yaml_text.encode("utf-16-be"), "team.yaml", 1, 1,
+                             "UTF-16"),
+        "utf16le_no_bom_csv": (csv_text.encode("utf-16-le"), "export.csv", 1, 2, "UTF-16"),
+    }
+    data, name, line, col, encoding = cases[case]
+    path = ns.write_text(ns.roster_dir / name, data)
+    check_rejected(ns, sim, applied, path, line=line, col=col)
+    err = ns.run("validate").stderr
+    assert encoding in err and "UTF-8" in err, err
 
 
 # --- config ------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""CSV rosters as exports produce them (PRODUCT §5): each variant converges to the same users."""
+"""CSV rosters as exports produce them (nimbus-sync.yaml(5), CSV rosters): each variant converges
+to the same users."""
 
 import csv
 
@@ -79,3 +80,27 @@ def test_yaml_and_csv_files_form_one_union(ns, sim):
     p = ns.run("apply")
     assert p.returncode == 0, describe(p)
     assert sim_ids(sim.state()) == {*a, *b}
+
+
+@pytest.mark.parametrize("sep", [";", ",", "\t"])
+def test_excel_sep_line_sets_the_delimiter(ns, sim, sep):
+    """Excel writes `sep=;` as the first line when asked to keep the delimiter; the header follows."""
+    ids = guids(3)
+    other = "," if sep != "," else ";"     # a header that would suggest another delimiter
+    dept = f"Dept{other} team{other} region{other} floor"     # more of `other` than of sep
+    lines = [f"sep={sep}", sep.join([dept, "o365_id", "ou"])]
+    lines += [sep.join([f"Sales{other} EMEA", i, OU_A]) for i in ids]
+    ns.write_text(ns.roster_dir / "excel.csv", "\ufeff" + "\r\n".join(lines) + "\r\n")
+
+    p = ns.run("validate")
+    assert p.returncode == 0 and "roster ok: 3 users" in p.stdout, describe(p)
+    p = ns.run("apply")
+    assert p.returncode == 0, describe(p)
+    assert sim_ids(sim.state()) == set(ids)
+
+
+def test_sep_line_keeps_line_numbers(ns, sim):
+    path = ns.write_text(ns.roster_dir / "excel.csv", f"sep=;\no365_id;ou\n{guid()};{OU_A}\nnope;{OU_A}\n")
+    p = ns.run("validate")
+    assert p.returncode == 1, describe(p)
+    assert f"{path}:4:1: error: invalid o365_id \"nope\"" in p.stderr, p.stderr

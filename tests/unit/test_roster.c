@@ -1,6 +1,7 @@
-/* test_roster: roster files (PRODUCT §5) in YAML and CSV: what each format accepts, the rules for
- * entries, every error with its line, the union of several files with its duplicates, which
- * files are read, and the limits. */
+/* test_roster: roster files (nimbus-sync.yaml(5), ROSTER FILES) in YAML and CSV: what each format
+ * accepts, the rules for entries, every error with its line, the union of several files with its
+ * duplicates, which files are read (and which names are errors), encodings, the folder's
+ * fingerprint, and the limits. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,7 @@
 #define U4 "44444444-4444-4444-8444-444444444444"
 #define OU_A "aaaaaaaa-0000-4000-8000-00000000000a"
 #define OU_B "bbbbbbbb-0000-4000-8000-00000000000b"
+#define ZERO "00000000-0000-0000-0000-000000000000"
 
 typedef struct Fixture {
         char dir[512];
@@ -120,7 +122,7 @@ static bool diag_has(Fixture *f, const char *file, const char *rest) {
 
 static Roster *load_ok(Fixture *f) {
         Roster *r = NULL;
-        int k = roster_load_dir(f->dir, f->config, &r, &f->diag);
+        int k = roster_load_dir(f->dir, f->config, &r, NULL, &f->diag);
 
         if (k != 0 || f->diag.n_errors != 0)
                 print_diag(&f->diag);
@@ -134,7 +136,7 @@ static Roster *load_ok(Fixture *f) {
 static void load_fails(Fixture *f) {
         Roster *sentinel = (Roster *) f, *r = sentinel;
 
-        assert_int_equal(roster_load_dir(f->dir, f->config, &r, &f->diag), -EINVAL);
+        assert_int_equal(roster_load_dir(f->dir, f->config, &r, NULL, &f->diag), -EINVAL);
         assert_ptr_equal(r, sentinel);
         assert_true(f->diag.n_errors > 0);
 }
@@ -217,20 +219,68 @@ static void test_yaml_default_ou(void **state) {
         roster_free(r);
 }
 
-static void test_yaml_empty_files(void **state) {
+static void test_yaml_explicitly_empty(void **state) {
         Fixture *f = *state;
         Roster *r;
 
-        write_file(f, "a.yaml", "");
-        write_file(f, "b.yaml", "# nothing yet\n");
-        write_file(f, "c.yaml", "users: []\n");
-        write_file(f, "d.yaml", "---\n");
-        write_file(f, "e.yaml", "ou: support\nusers:\n");
+        write_file(f, "a.yaml", "users: []\n");
+        write_file(f, "b.yaml", "# nobody yet\nou: support\nusers: []\n");
+        write_file(f, "c.csv", "\xef\xbb\xbfid;ou\r\n");
         r = load_ok(f);
         assert_int_equal(r->n, 0);
-        assert_int_equal(r->n_files, 5);
+        assert_int_equal(r->n_files, 3);
         assert_null(find(r, U1));
         roster_free(r);
+}
+
+/* A file that lists nobody by accident (truncated, or never written) is an error, in both
+ * formats, with the same advice. */
+static void test_empty_files_are_errors(void **state) {
+        static const struct {
+                const char *name, *text, *diag;
+        } cases[] = {
+                { "a.yaml", "", ":1:1: error: empty file: a roster that lists nobody must say so with `users: []`" },
+                { "b.yml", " \n\r\n\t\n", ":1:1: error: empty file: a roster that lists nobody must say so with "
+                  "`users: []`" },
+                { "c.yaml", "\xef\xbb\xbf", ":1:1: error: empty file: a roster that lists nobody must say so with "
+                  "`users: []`" },
+                { "d.yaml", "# nothing yet\n", ":1:1: error: no YAML document, only comments: a roster that lists "
+                  "nobody must say so with `users: []`" },
+                { "e.yaml", "~\n", ":1:1: error: the document is empty: a roster that lists nobody must say so "
+                  "with `users: []`" },
+                { "f.yaml", "--- null\n", ":1:5: error: the document is empty: a roster that lists nobody must "
+                  "say so with `users: []`" },
+                { "g.yaml", "# x\n---\n", ":3:1: error: the document is empty: a roster that lists nobody must "
+                  "say so with `users: []`" },
+                { "h.yaml", "ou: support\nusers:\n", ":2:1: error: users has no value: a roster that lists "
+                  "nobody must say so with `users: []`" },
+                { "i.yaml", "users: ~\n", ":1:1: error: users has no value: a roster that lists nobody must "
+                  "say so with `users: []`" },
+                { "j.yaml", "ou: support\n", ":1:1: error: no users: a roster that lists nobody must say so with "
+                  "`users: []`" },
+                { "k.yaml", "{}\n", ":1:1: error: no users: a roster that lists nobody must say so with "
+                  "`users: []`" },
+                { "l.csv", "", ":1:1: error: empty file: a roster that lists nobody must say so with its header "
+                  "row alone" },
+                { "m.csv", "\xef\xbb\xbf\r\n\r\n", ":1:1: error: empty file: a roster that lists nobody must "
+                  "say so with its header row alone" },
+                { "n.csv", "sep=;\r\n", ":2: error: no header row: a roster that lists nobody must say so "
+                  "with its header row alone" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                Fixture *f = *state;
+                char path[1024];
+
+                diag_clear(&f->diag);
+                write_file(f, cases[i].name, cases[i].text);
+                load_fails(f);
+                if (!diag_has(f, cases[i].name, cases[i].diag))
+                        fail_msg("case %zu", i);
+                assert_int_equal(f->diag.n_errors, 1);
+                snprintf(path, sizeof path, "%s/%s", f->dir, cases[i].name);
+                assert_int_equal(unlink(path), 0);
+        }
 }
 
 static void test_guid_spellings_are_equal(void **state) {
@@ -288,6 +338,12 @@ static void test_yaml_errors(void **state) {
                   "GUID nor a name from organization_units)" },
                 { "ou: support\nou: sales\n", ":2:1: error: duplicate key \"ou\"" },
                 { "- o365_id: " U1 "\n", ":1:1: error: a roster must be a mapping with users: (and optionally ou:)" },
+                { "users:\n  - o365_id: " ZERO "\n    ou: " OU_A "\n",
+                  ":2:14: error: o365_id is the all-zero GUID: a placeholder, not a user" },
+                { "users:\n  - o365_id: " U1 "\n    template: \"{" ZERO "}\"\n",
+                  ":3:15: error: template is the all-zero GUID: a placeholder, not a user" },
+                { "ou: " ZERO "\nusers:\n  - o365_id: " U1 "\n",
+                  ":1:5: error: ou is the all-zero GUID: a placeholder, not an organization unit" },
                 { "users: []\n---\nusers: []\n", ":2:1: error: a roster file holds one YAML document" },
                 { "users:\n  - o365_id: " U1 "\n    ou: " OU_A "\n   name: x\n",
                   ":4:4: error: YAML syntax: did not find expected '-' indicator (while parsing a block "
@@ -438,9 +494,6 @@ static void test_csv_errors(void **state) {
                   "organization_unit_id) nor a template column (template, sourceo365id, template_o365_id), and no "
                   "roster_defaults entry matches the file name" },
                 { "id,objectid,ou\n", ":1:2: error: columns 1 and 2 both give the O365 ID" },
-                { "", ":1: error: no header row (an empty CSV file is not a valid roster)" },
-                { "\xef\xbb\xbf\r\n\r\n", ":1: error: no header row (an empty CSV file is not a valid roster)" },
-                { "\xff\xfei\0d\0", ":1: error: the file is UTF-16; save it as CSV in UTF-8" },
                 { "\n\nname;id\n" U1 ";x\n", ":3: error: the header has neither an ou column (ou, "
                   "organizationunitid, organization_unit_id) nor a template column (template, sourceo365id, "
                   "template_o365_id), and no roster_defaults entry matches the file name" },
@@ -451,6 +504,11 @@ static void test_csv_errors(void **state) {
                 { "id,ou,template\n" U1 ",,\n", ":2: error: entry needs ou or template" },
                 { "id,ou\n," OU_A "\n", ":2: error: entry has no o365_id" },
                 { "id,template\n" U1 "," U1 "\n", ":2: error: template is the entry's own o365_id" },
+                { "id,ou\n" U1 "," ZERO "\n", ":2:2: error: ou is the all-zero GUID: a placeholder, not an "
+                  "organization unit" },
+                { "sep=|\nid|ou\n", ":1:5: error: the sep= line must name one delimiter: , or ; or a tab" },
+                { "sep=;\nid;ou\n" U1 ";x,y\n", ":3:2: error: unknown organization unit \"x,y\" (neither a GUID "
+                  "nor a name from organization_units)" },
                 { "id,ou,name\n" U1 "," OU_A ",\"never closed\n" U2 "," OU_A ",x\n",
                   ":2: error: unterminated quoted field (the file may be cut short)" },
                 { "id,ou\n" U1 "," OU_A "\n" U2 ",x\"y\"\n",
@@ -470,6 +528,77 @@ static void test_csv_errors(void **state) {
                 snprintf(path, sizeof path, "%s/%s", f->dir, name);
                 assert_int_equal(unlink(path), 0);
         }
+}
+
+static void test_csv_sep_line(void **state) {
+        static const char *const texts[] = {
+                "sep=;\nid;ou;name\n" U1 ";" OU_A ";Doe, Jane\n",
+                "\xef\xbb\xbfSEP=;\r\nid;ou;name\r\n" U1 ";" OU_A ";Doe, Jane\r\n",
+                "sep=\t\nid\tou\tname\n" U1 "\t" OU_A "\tDoe, Jane\n",
+                "sep=\\t\nid\tou\tname\n" U1 "\t" OU_A "\tDoe, Jane\n",
+                "sep=,\nid,ou,name,a;b;c;d;e\n" U1 "," OU_A ",\"Doe, Jane\",x\n",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+                Fixture *f = *state;
+                Roster *r;
+
+                write_file(f, "excel.csv", texts[i]);
+                r = load_ok(f);
+                assert_int_equal(r->n, 1);
+                assert_entry(r, U1, TARGET_OU, OU_A, "Doe, Jane", 3);
+                roster_free(r);
+        }
+}
+
+/* Text that is not UTF-8 is named for what it looks like, at its first bad byte. */
+static void test_encodings(void **state) {
+        static const struct {
+                const char *name;
+                const char *text;
+                size_t len;
+                const char *diag;
+        } cases[] = {
+#define C(name, text, diag) { name, text, sizeof text - 1, diag }
+                C("a.csv", "id,ou,name\n" U1 "," OU_A ",M\xfcller\n", "a.csv:2:76: error: byte 0xFC is not UTF-8: "
+                  "the file looks like Windows-1252 or Latin-1 (ISO-8859-1) text; save it as UTF-8"),
+                C("b.csv", "name,id\n\x93quoted\x94\n", "b.csv:2:1: error: byte 0x93 is not UTF-8: the file looks "
+                  "like Windows-1252 text; save it as UTF-8"),
+                C("c.yaml", "\xff\xfeu\0s\0", "c.yaml:1:1: error: the file is UTF-16 (little-endian) text, not "
+                  "UTF-8: save it as UTF-8"),
+                C("d.yaml", "\xfe\xff\0u\0s", "d.yaml:1:1: error: the file is UTF-16 (big-endian) text, not "
+                  "UTF-8: save it as UTF-8"),
+                C("e.csv", "i\0d\0,\0o\0u\0\n\0", "e.csv:1:2: error: the file is UTF-16 (little-endian) text, "
+                  "not UTF-8: save it as UTF-8"),
+                C("f.csv", "\0i\0d\0,\0o\0u", "f.csv:1:1: error: the file is UTF-16 (big-endian) text, not UTF-8: "
+                  "save it as UTF-8"),
+                C("g.yaml", "users: []\n#\0 comment with a NUL byte in it\n", "g.yaml:2:2: error: a NUL byte: the "
+                  "file is binary data, not UTF-8 text"),
+                C("h.yaml", "\xef\xbb\xbfusers: [] # \xc3\xa9t\xc3\xa9 \xc0\xaf\n", "h.yaml:1:17: error: byte 0xC0 "
+                  "is not UTF-8: the file looks like Windows-1252 or Latin-1 (ISO-8859-1) text; save it as UTF-8"),
+                C("i.yaml", "users: [] # \xed\xa0\x80\n", "i.yaml:1:13: error: byte 0xED is not UTF-8: the file "
+                  "looks like Windows-1252 or Latin-1 (ISO-8859-1) text; save it as UTF-8"),
+                C("j.yaml", "users: [] # \xf0\x9f\x98\n", "j.yaml:1:13: error: byte 0xF0 is not UTF-8: the file "
+                  "looks like Windows-1252 or Latin-1 (ISO-8859-1) text; save it as UTF-8"),
+#undef C
+        };
+        Fixture *f = *state;
+        const char ok[] = "users:\n  - o365_id: " U1 "\n    ou: support\n    name: \xf0\x9f\x98\x80 \xc3\xa9\n";
+        Roster *r = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                diag_clear(&f->diag);
+                assert_int_equal(roster_parse_buffer(cases[i].name, cases[i].text, cases[i].len, f->config, &r,
+                                                     &f->diag), -EINVAL);
+                assert_null(r);
+                if (!diag_has(f, NULL, cases[i].diag))
+                        fail_msg("case %zu", i);
+                assert_int_equal(f->diag.n_errors, 1);
+        }
+        diag_clear(&f->diag);
+        assert_int_equal(roster_parse_buffer("ok.yaml", ok, strlen(ok), f->config, &r, &f->diag), 0);
+        assert_string_equal(roster_entry_name(r, find(r, U1)), "\xf0\x9f\x98\x80 \xc3\xa9");
+        roster_free(r);
 }
 
 /* ---- the union of files ------------------------------------------------------------------ */
@@ -547,10 +676,6 @@ static void test_ignored_names(void **state) {
         write_file(f, "x.yaml~", "broken: [");
         write_file(f, ".x.yaml.swp", "broken: [");
         write_file(f, "notes.txt", "broken: [");
-        snprintf(path, sizeof path, "%s/dir.csv", f->dir);
-        assert_int_equal(mkdir(path, 0755), 0);
-        snprintf(path, sizeof path, "%s/pipe.yaml", f->dir);
-        assert_int_equal(mkfifo(path, 0644), 0);
         write_file(f, "real.yaml", "users:\n  - o365_id: " U1 "\n    ou: support\n");
         /* A symlink to a regular file is a regular file for us. */
         snprintf(path, sizeof path, "%s/link.csv", f->dir);
@@ -563,6 +688,99 @@ static void test_ignored_names(void **state) {
         assert_non_null(strstr(r->files[1], "/real.yaml"));
         assert_int_equal(r->n, 2);
         roster_free(r);
+}
+
+/* A roster name that gives no content is an error, never an empty file: a dangling symlink (a
+ * share that is not mounted), a FIFO (never opened: that would block), a directory, a loop. */
+static void test_names_without_content_are_errors(void **state) {
+        Fixture *f = *state;
+        char path[1024], fifo[1024], link[1024];
+        char *paths[2] = { fifo, link };
+        Roster *r = NULL;
+
+        write_file(f, "real.yaml", "users:\n  - o365_id: " U1 "\n    ou: support\n");
+        snprintf(path, sizeof path, "%s/dir.csv", f->dir);
+        assert_int_equal(mkdir(path, 0755), 0);
+        snprintf(fifo, sizeof fifo, "%s/pipe.yaml", f->dir);
+        assert_int_equal(mkfifo(fifo, 0644), 0);
+        snprintf(link, sizeof link, "%s/share.csv", f->dir);
+        assert_int_equal(symlink("/nonexistent/mnt/export.csv", link), 0);
+        snprintf(path, sizeof path, "%s/loop.yaml", f->dir);
+        assert_int_equal(symlink("loop.yaml", path), 0);
+
+        load_fails(f);
+        assert_int_equal(f->diag.n_errors, 4);
+        assert_true(diag_has(f, "dir.csv", ":1:1: error: not a regular file but a directory"));
+        assert_true(diag_has(f, "pipe.yaml", ":1:1: error: not a regular file but a FIFO"));
+        assert_true(diag_has(f, "share.csv", ":1:1: error: dangling symbolic link: its target "
+                             "/nonexistent/mnt/export.csv does not exist (a share that is not mounted?)"));
+        assert_true(diag_has(f, "loop.yaml", ":1:1: error: cannot read: Too many levels of symbolic links"));
+
+        /* Named on the command line, the same. */
+        diag_clear(&f->diag);
+        assert_int_equal(roster_load_files(paths, 2, f->config, &r, &f->diag), -EINVAL);
+        assert_null(r);
+        assert_int_equal(f->diag.n_errors, 2);
+        assert_true(diag_has(f, "pipe.yaml", ":1:1: error: not a regular file but a FIFO"));
+        assert_true(diag_has(f, "share.csv", ":1:1: error: dangling symbolic link: its target "
+                             "/nonexistent/mnt/export.csv does not exist (a share that is not mounted?)"));
+}
+
+static uint64_t fingerprint(Fixture *f) {
+        uint64_t fp = 0;
+
+        assert_int_equal(roster_fingerprint(f->dir, &fp), 0);
+        return fp;
+}
+
+static void test_fingerprint(void **state) {
+        Fixture *f = *state;
+        char from[1024], to[1024], sub[1024], target[1024];
+        uint64_t fp, seen = 0;
+        Roster *r = NULL;
+
+        write_file(f, "a.yaml", "users:\n  - o365_id: " U1 "\n    ou: support\n");
+        fp = fingerprint(f);
+        assert_true(fingerprint(f) == fp);
+        /* A read tells the fingerprint of what it read. */
+        assert_int_equal(roster_load_dir(f->dir, f->config, &r, &seen, &f->diag), 0);
+        assert_true(seen == fp);
+        r = roster_free(r);
+
+        /* Names that are not roster files do not count. */
+        write_file(f, ".a.yaml.swp", "x");
+        write_file(f, "b.yaml.tmp", "x");
+        assert_true(fingerprint(f) == fp);
+
+        /* A rename changes it, even to the same content under another name. */
+        snprintf(from, sizeof from, "%s/a.yaml", f->dir);
+        snprintf(to, sizeof to, "%s/c.yaml", f->dir);
+        assert_int_equal(rename(from, to), 0);
+        assert_true(fingerprint(f) != fp);
+        fp = fingerprint(f);
+
+        /* A symlink whose target goes away changes it, with no event in the folder itself. */
+        snprintf(sub, sizeof sub, "%s/mnt", f->dir);
+        assert_int_equal(mkdir(sub, 0755), 0);
+        write_file(f, "mnt/export.csv", "id,ou\n" U2 ",sales\n");
+        snprintf(target, sizeof target, "%s/mnt/export.csv", f->dir);
+        snprintf(from, sizeof from, "%s/share.csv", f->dir);
+        assert_int_equal(symlink(target, from), 0);
+        assert_true(fingerprint(f) != fp);
+        fp = fingerprint(f);
+        assert_int_equal(unlink(target), 0);
+        assert_true(fingerprint(f) != fp);
+
+        /* A rejected roster still tells what it saw: a watcher need not read it again. */
+        fp = fingerprint(f);
+        seen = 0;
+        assert_int_equal(roster_load_dir(f->dir, f->config, &r, &seen, &f->diag), -EINVAL);
+        assert_true(seen == fp);
+
+        snprintf(sub, sizeof sub, "%s/missing", f->dir);
+        assert_int_equal(roster_fingerprint(sub, &fp), -ENOENT);
+        assert_int_equal(roster_load_dir(sub, f->config, &r, &seen, &f->diag), -ENOENT);
+        assert_true(seen == 0);
 }
 
 static void test_folder_errors(void **state) {
@@ -578,7 +796,7 @@ static void test_folder_errors(void **state) {
         r = NULL;
 
         snprintf(path, sizeof path, "%s/missing", f->dir);
-        assert_int_equal(roster_load_dir(path, f->config, &r, &f->diag), -ENOENT);
+        assert_int_equal(roster_load_dir(path, f->config, &r, NULL, &f->diag), -ENOENT);
         assert_null(r);
         {
                 char rest[1100];
@@ -605,7 +823,7 @@ static void test_load_files(void **state) {
 
         assert_int_equal(roster_load_files(paths, 2, f->config, &r, &f->diag), -EINVAL);
         assert_null(r);
-        assert_true(diag_has(f, "two.txt", ": error: unknown roster format (the name must end in .yaml, .yml or .csv)"));
+        assert_true(diag_has(f, "two.txt", ":1:1: error: unknown roster format (the name must end in .yaml, .yml or .csv)"));
 }
 
 static void test_names_cut(void **state) {
@@ -669,12 +887,12 @@ static void test_limits(void **state) {
         write_file(f, "b.csv", "id,ou\n" U3 ",support\n" U4 ",support\n");
 
         limits.max_entries = 4;
-        assert_int_equal(roster_load_dir_limits(f->dir, f->config, &limits, &r, &f->diag), 0);
+        assert_int_equal(roster_load_dir_limits(f->dir, f->config, &limits, &r, NULL, &f->diag), 0);
         assert_int_equal(r->n, 4);
         r = roster_free(r);
 
         limits.max_entries = 3;
-        assert_int_equal(roster_load_dir_limits(f->dir, f->config, &limits, &r, &f->diag), -EINVAL);
+        assert_int_equal(roster_load_dir_limits(f->dir, f->config, &limits, &r, NULL, &f->diag), -EINVAL);
         assert_null(r);
         assert_true(diag_has(f, "b.csv", ":3: error: more than 3 entries in all roster files"));
         diag_clear(&f->diag);
@@ -682,15 +900,15 @@ static void test_limits(void **state) {
         limits = ROSTER_LIMITS_DEFAULT;
         limits.max_file_size = 60;
         write_file(f, "b.csv", "id,ou\n" U3 ",support\n");
-        assert_int_equal(roster_load_dir_limits(f->dir, f->config, &limits, &r, &f->diag), -EINVAL);
+        assert_int_equal(roster_load_dir_limits(f->dir, f->config, &limits, &r, NULL, &f->diag), -EINVAL);
         assert_null(r);
         assert_int_equal(f->diag.n_errors, 1);
-        assert_true(diag_has(f, "a.csv", ": error: file is larger than 60 bytes"));
+        assert_true(diag_has(f, "a.csv", ":1:1: error: file is larger than 60 bytes"));
         diag_clear(&f->diag);
 
         limits = ROSTER_LIMITS_DEFAULT;
         limits.max_files = 1;
-        assert_int_equal(roster_load_dir_limits(f->dir, f->config, &limits, &r, &f->diag), -EINVAL);
+        assert_int_equal(roster_load_dir_limits(f->dir, f->config, &limits, &r, NULL, &f->diag), -EINVAL);
         assert_null(r);
         {
                 char rest[1100];
@@ -766,7 +984,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 T(test_yaml_basic),
                 T(test_yaml_default_ou),
-                T(test_yaml_empty_files),
+                T(test_yaml_explicitly_empty),
+                T(test_empty_files_are_errors),
                 T(test_guid_spellings_are_equal),
                 T(test_yaml_errors),
                 T(test_yaml_several_errors_reported),
@@ -776,9 +995,13 @@ int main(void) {
                 T(test_csv_quoting_and_lines),
                 T(test_csv_header_aliases),
                 T(test_csv_errors),
+                T(test_csv_sep_line),
+                T(test_encodings),
                 T(test_conflict_across_files),
                 T(test_one_broken_file_rejects_all),
                 T(test_ignored_names),
+                T(test_names_without_content_are_errors),
+                T(test_fingerprint),
                 T(test_folder_errors),
                 T(test_load_files),
                 T(test_names_cut),
