@@ -20,6 +20,7 @@ typedef enum NimbusCall {
         CALL_GET_USER,    /* GET user/{id} */
         CALL_LICENSES,    /* GET user/license-usage */
 } NimbusCall;
+#define NIMBUS_CALLS (CALL_LICENSES + 1)
 
 typedef enum Outcome {
         OUTCOME_OK,          /* 2xx carrying what the call promises (JSON, or nothing for a mutation) */
