@@ -77,6 +77,7 @@ typedef struct Config {
 
         char *roster_dir;
         char *state_dir;
+        char *metrics_file;             /* Prometheus textfile (*.prom), or NULL: none */
         uint64_t scan_interval_usec;    /* default 60 s */
         uint64_t settle_time_usec;      /* default 2 s */
 

@@ -304,6 +304,23 @@ static int field_path(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
         return format_into((char **) dest, "%s%s%s", x->dir, streq(x->dir, "/") ? "" : "/", s);
 }
 
+/* node_exporter's textfile collector reads only *.prom files: any other name would be written
+ * and never scraped. */
+static int field_metrics_file(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        const char *s;
+        size_t n;
+        int r;
+
+        r = node_text(x, f, v, "a path", &s);
+        if (r < 0)
+                return r;
+        n = strlen(s);
+        if (n < 6 || !streq(s + n - 5, ".prom") || s[n - 6] == '/')
+                return error_at(x, v, "%s: \"%.*s\" must end in .prom (node_exporter's textfile "
+                                "collector reads only those)", f->name, qlen(s), s);
+        return field_path(x, f, v, dest);
+}
+
 /* ---- the credential: a secret or a certificate ------------------------------------------- */
 
 /* Each credential has two ways of naming its private part: a path or a systemd credential. */
@@ -1006,6 +1023,7 @@ static const Field top_fields[] = {
         FIELD("ca_file", field_path, ca_file, 0, 0),
         FIELD("roster_dir", field_path, roster_dir, 0, 0),
         FIELD("state_dir", field_path, state_dir, 0, 0),
+        FIELD("metrics_file", field_metrics_file, metrics_file, 0, 0),
         FIELD("scan_interval", field_duration, scan_interval_usec, SEC, DAY),
         FIELD("settle_time", field_duration, settle_time_usec, 0, HOUR),
         FIELD("organization_units", field_ous, ous, 0, 0),
@@ -1301,6 +1319,7 @@ Config *config_free(Config *c) {
         free(c->token_url);
         free(c->scope);
         free(c->ca_file);
+        free(c->metrics_file);
         free(c->roster_dir);
         free(c->state_dir);
         for (size_t i = 0; i < c->n_ous; i++)

@@ -344,6 +344,26 @@ static void test_full_config(void **state) {
         config_free(c);
 }
 
+/* metrics_file: none by default; a *.prom path (relative to the config, as every path); any
+ * other name is refused, since node_exporter would never read it. */
+static void test_metrics_file(void **state) {
+        Config *c = parse_ok(MINIMAL);
+
+        assert_null(c->metrics_file);
+        config_free(c);
+        c = parse_ok(MINIMAL "metrics_file: /var/lib/prometheus/node-exporter/nimbus_sync.prom\n");
+        assert_string_equal(c->metrics_file, "/var/lib/prometheus/node-exporter/nimbus_sync.prom");
+        config_free(c);
+        expect_error(MINIMAL "metrics_file: /var/lib/prometheus/node-exporter/nimbus_sync.txt\n",
+                     "config.yaml:5:15: error: metrics_file: \"/var/lib/prometheus/node-exporter/nimbus_sync.txt\" "
+                     "must end in .prom (node_exporter's textfile collector reads only those)");
+        expect_error(MINIMAL "metrics_file: /var/lib/prometheus/.prom\n",
+                     "config.yaml:5:15: error: metrics_file: \"/var/lib/prometheus/.prom\" must end in .prom "
+                     "(node_exporter's textfile collector reads only those)");
+        expect_error(MINIMAL "metrics_file:\n",
+                     "config.yaml:5:14: error: metrics_file: expected a path, got an empty value");
+}
+
 static void test_relative_config_path(void **state) {
         Fixture *f = *state;
         char expect[3 * PATH_MAX];
@@ -1197,6 +1217,7 @@ int main(void) {
                 cmocka_unit_test(test_parse_duration),
                 cmocka_unit_test_setup_teardown(test_read_file_bounded, setup, teardown),
                 cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_metrics_file),
                 cmocka_unit_test_setup_teardown(test_full_config, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_relative_config_path, setup, teardown),
                 cmocka_unit_test(test_log_levels_and_targets),
