@@ -29,6 +29,7 @@ typedef struct Cli {
         bool all;           /* status --all: every instance configured next to the config */
         bool check;         /* status --check: a monitoring verdict, its level the exit status */
         bool online;        /* validate --online: read each Entra group once */
+        unsigned options;   /* the options given, one bit each (cli.c) */
         Logger log;
 } Cli;
 

@@ -9,37 +9,52 @@
 #include "credential.h"
 #include "util.h"
 
+enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_ALL, OPT_CHECK, OPT_RAW, OPT_ONLINE };
+
+/* The options a command takes, as bits: any other is an error, not silently ignored. */
+#define OPT_BIT(o) (1u << ((o) - OPT_JSON))
+#define ANY_ARGS (-1)
+
 typedef struct Command {
         const char *name;
         int (*run)(Cli *cli);
         const char *usage;
         const char *help;
+        unsigned options;       /* OPT_BIT()s */
+        int max_args;           /* operands it takes at most, or ANY_ARGS */
 } Command;
 
 static const Command commands[] = {
-        { "daemon", cmd_daemon, "daemon", "run as a service (foreground; systemd Type=notify)" },
-        { "apply", cmd_apply, "apply [--user ID]", "reconcile once until nothing actionable is left; --user: only that user, now" },
-        { "plan", cmd_plan, "plan [--json] [--refresh]", "show what apply would do; change nothing" },
+        { "daemon", cmd_daemon, "daemon", "run as a service (foreground; systemd Type=notify)", 0, 0 },
+        { "apply", cmd_apply, "apply [--user ID]", "reconcile once until nothing actionable is left; --user: "
+          "only that user, now", OPT_BIT(OPT_USER), 0 },
+        { "plan", cmd_plan, "plan [--json] [--refresh] [FILE...]", "show what apply would do; change nothing; "
+          "FILE...: as if the roster folder held exactly these files", OPT_BIT(OPT_JSON) | OPT_BIT(OPT_REFRESH),
+          ANY_ARGS },
         { "validate", cmd_validate, "validate [--online] [FILE...]",
-          "check the config and the roster; --online: read each Entra group once" },
+          "check the config and the roster; --online: read each Entra group once", OPT_BIT(OPT_ONLINE),
+          ANY_ARGS },
         { "status", cmd_status, "status [--json] [--all] [--check]",
-          "what the state store knows; --all: every instance; --check: OK/WARNING/CRITICAL" },
-        { "approve-deletes", cmd_approve_deletes, "approve-deletes", "release the deletes held now" },
-        { "licenses", cmd_licenses, "licenses [--json] [--raw]", "license usage of the tenant" },
-        { "user", cmd_user, "user show ID [--json] [--raw]", "one user's Nimbus details; --raw: the answer as it came" },
+          "what the state store knows; --all: every instance; --check: OK/WARNING/CRITICAL",
+          OPT_BIT(OPT_JSON) | OPT_BIT(OPT_ALL) | OPT_BIT(OPT_CHECK), 0 },
+        { "approve-deletes", cmd_approve_deletes, "approve-deletes", "release the deletes held now", 0, 0 },
+        { "licenses", cmd_licenses, "licenses [--json] [--raw]", "license usage of the tenant",
+          OPT_BIT(OPT_JSON) | OPT_BIT(OPT_RAW), 0 },
+        { "user", cmd_user, "user show ID [--json] [--raw]", "one user's Nimbus details; --raw: the answer as "
+          "it came", OPT_BIT(OPT_JSON) | OPT_BIT(OPT_RAW), 2 },
         { "doctor", cmd_doctor, "doctor [--raw] [USER_ID]", "check config, credentials, TLS, token, API host "
-          "and licenses of a real tenant; read-only" },
+          "and licenses of a real tenant; read-only", OPT_BIT(OPT_RAW), 1 },
 };
 
 static void usage(FILE *f) {
         fprintf(f, "Usage: nimbus-sync [-c CONFIG] COMMAND [OPTIONS]\n\n"
                    "Keeps the users of a Luware Nimbus tenant equal to roster files.\n\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                fprintf(f, "  %-34s %s\n", commands[i].usage, commands[i].help);
+                fprintf(f, "  %-36s %s\n", commands[i].usage, commands[i].help);
         fprintf(f, "\nOptions:\n"
-                   "  -c, --config PATH                  config file (default $NIMBUS_SYNC_CONFIG or %s)\n"
-                   "  -h, --help                         this help; `help COMMAND` for one command\n"
-                   "      --version                      print the version\n\n"
+                   "  -c, --config PATH                    config file (default $NIMBUS_SYNC_CONFIG or %s)\n"
+                   "  -h, --help                           this help; `help COMMAND` for one command\n"
+                   "      --version                        print the version\n\n"
                    "Exit status: 0 done/no changes, 1 error, 2 changes or work remaining,\n"
                    "3 not a Nimbus user (user show); status --check: 0 OK, 1 WARNING, 2 CRITICAL.\n"
                    "See nimbus-sync(8).\n", CONFIG_DEFAULT_PATH);
@@ -63,8 +78,6 @@ static int help_command(const char *name) {
         return EXIT_OK;
 }
 
-enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_ALL, OPT_CHECK, OPT_RAW, OPT_ONLINE };
-
 /* getopt_long permutes, so options may follow the subcommand; what is left are operands. */
 static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret_version) {
         static const struct option opts[] = {
@@ -82,7 +95,9 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
         };
         int o;
 
-        while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) >= 0)
+        while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) >= 0) {
+                if (o >= OPT_JSON)
+                        cli->options |= OPT_BIT(o);
                 switch (o) {
                 case 'c': cli->config_path = optarg; break;
                 case 'h': *ret_help = true; break;
@@ -96,10 +111,31 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 case OPT_ONLINE: cli->online = true; break;
                 default: return -EINVAL;   /* getopt printed why */
                 }
+        }
         if (optind < argc)
                 cli->command = argv[optind++];
         cli->args = argv + optind;
         cli->n_args = argc - optind;
+        return 0;
+}
+
+/* An option or operand the command does not take: one line, and the command does not run
+ * (`apply big.csv` must not reconcile the whole folder). */
+static int check_args(const Cli *cli, const Command *c) {
+        static const char *const names[] = { "json", "refresh", "user", "all", "check", "raw", "online" };
+        unsigned extra = cli->options & ~c->options;
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (extra & (1u << i)) {
+                        fprintf(stderr, "nimbus-sync: %s does not take --%s (usage: nimbus-sync %s)\n",
+                                c->name, names[i], c->usage);
+                        return -EINVAL;
+                }
+        if (c->max_args != ANY_ARGS && cli->n_args > c->max_args) {
+                fprintf(stderr, "nimbus-sync: %s: unexpected argument \"%s\" (usage: nimbus-sync %s)\n",
+                        c->name, cli->args[c->max_args], c->usage);
+                return -EINVAL;
+        }
         return 0;
 }
 
@@ -119,6 +155,11 @@ int cli_main(int argc, char **argv) {
                 printf("nimbus-sync %s\n", NIMBUS_SYNC_VERSION);
                 return EXIT_OK;
         }
+        if (cli.command && streq(cli.command, "help") && cli.n_args > 1) {
+                fprintf(stderr, "nimbus-sync: help: unexpected argument \"%s\" (usage: nimbus-sync help "
+                        "[COMMAND])\n", cli.args[1]);
+                return EXIT_ERROR;
+        }
         if (cli.command && streq(cli.command, "help"))
                 return cli.n_args > 0 ? help_command(cli.args[0]) : (usage(stdout), EXIT_OK);
         if (help && cli.command)
@@ -133,6 +174,8 @@ int cli_main(int argc, char **argv) {
                         c ? "not yet available:" : "unknown", cli.command);
                 return EXIT_ERROR;
         }
+        if (check_args(&cli, c) < 0)
+                return EXIT_ERROR;
         return c->run(&cli);
 }
 
@@ -165,7 +208,8 @@ int cli_check_config_files(Cli *cli, const Config *c) {
 
 /* One read of the roster; -EAGAIN when the folder changed while it was read. */
 static int load_roster_once(Cli *cli, const Config *c, Roster **ret, Diag *d) {
-        if (cli->n_args > 0 && streq(cli->command, "validate"))
+        /* validate FILE..., plan FILE...: as if the folder held exactly these files */
+        if (cli->n_args > 0 && (streq(cli->command, "validate") || streq(cli->command, "plan")))
                 return roster_load_files(cli->args, (size_t) cli->n_args, c, ret, d);
         return roster_load_dir(c->roster_dir, c, ret, NULL, d);
 }
