@@ -25,7 +25,6 @@ struct NimbusClient {
         uint64_t token_expires;      /* wall clock, usec */
         uint64_t token_margin;       /* refresh this long before expiry */
         bool fetching;
-        unsigned token_count;
         TokenDoneFn token_done;
         void *token_userdata;
 };
@@ -101,10 +100,6 @@ bool nimbus_client_token_valid(const NimbusClient *nc, uint64_t now) {
 void nimbus_client_token_invalidate(NimbusClient *nc) {
         wipe_free(nc->token);
         nc->token = NULL;
-}
-
-unsigned nimbus_client_token_count(const NimbusClient *nc) {
-        return nc->token_count;
 }
 
 /* Entra answers 400 and 401 for every credential problem: those need an admin, not a retry. */
@@ -183,7 +178,6 @@ int nimbus_client_token_fetch(NimbusClient *nc, TokenDoneFn done, void *userdata
         if (r < 0)
                 return r;
         nc->fetching = true;
-        nc->token_count++;
         return 0;
 }
 
