@@ -573,7 +573,8 @@ static void daemon_stop(Daemon *d) {
         /* Held back from now on, not left to their default action once the handlers are gone. */
         cli_signals_block(NULL);
         notify_stopping();
-        log_msg(&d->cli->log, LOG_NOTICE, "stopping");
+        if (d->tenant)   /* not after "cannot start": one line says it all */
+                log_msg(&d->cli->log, LOG_NOTICE, "stopping");
         if (d->runner && d->tenant) {
                 runner_stop(d->runner);
                 /* Recorded now, while the store is open: the run ends interrupted (exit 1). */
