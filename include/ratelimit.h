@@ -1,4 +1,4 @@
-/* ratelimit.h: the per-tenant sliding-window rule of nimbus-sync(8), RATE LIMIT.
+/* ratelimit.h: the per-tenant sliding-window rule of nimbus-sync.yaml(5), RATE LIMIT.
  * At most `ops` requests may start within any window of length `window`, counted across every
  * process that uses the tenant's state store. Each request holds a slot: from its send while it
  * is in flight, and for one window (plus a small margin) after its answer arrived. The server saw

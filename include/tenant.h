@@ -49,6 +49,10 @@ typedef struct Tenant {
 
         TenantCall *queue[2], *queue_tail[2]; /* by CallPriority */
         unsigned in_flight;
+        /* Answers whose arrival is not in the store's rate window yet (see record_answers()). */
+        int64_t answered_id[TENANT_MAX_IN_FLIGHT];
+        uint64_t answered_at[TENANT_MAX_IN_FLIGHT];
+        unsigned n_answered;
         unsigned token_failures;/* consecutive transient token endpoint failures */
         unsigned auth_failures; /* consecutive refusals (token refused, or 401 with a fresh token) */
         AuthState auth;

@@ -165,15 +165,28 @@ static void token_done(void *userdata, TokenStatus st, long status, const char *
         dispatch(t);
 }
 
+/* The server saw each request at the latest when its answer arrived: its slot counts from then,
+ * whatever the transit time. Until this is written, or should it fail, the row keeps its longer
+ * in-flight hold, which only errs on the safe side; so it need not cost a durable commit of its
+ * own: it rides along with the next send's transaction, or is written when nothing follows. */
+static void record_answers(Tenant *t) {
+        for (unsigned i = 0; i < t->n_answered; i++)
+                (void) store_send_answered(t->store, t->answered_id[i], t->answered_at[i]);
+        t->n_answered = 0;
+}
+
 static void call_done(void *userdata, const NimbusResult *res) {
         TenantCall *c = userdata;
         Tenant *t = c->tenant;
         uint64_t now = now_usec();
 
-        /* The server saw the request at the latest now: its slot counts from here, whatever the
-         * transit time. Should this fail, the row keeps its longer in-flight hold: safe. */
-        (void) store_send_answered(t->store, c->send_id, now);
+        if (t->n_answered == TENANT_MAX_IN_FLIGHT)
+                record_answers(t);
+        t->answered_id[t->n_answered] = c->send_id;
+        t->answered_at[t->n_answered++] = now;
         c->send_id = 0;
+        if (t->closing || !queue_peek(t))
+                record_answers(t);
         t->in_flight--;
         if (t->closing) {
                 c->done(c->userdata, res);
@@ -239,6 +252,8 @@ static bool call_send(Tenant *t, unsigned limit, uint64_t now) {
         int r;
 
         r = store_begin(t->store);
+        if (r >= 0)
+                record_answers(t);
         if (r >= 0 && (r = window_room(t, limit, now, &at)) == 1) {
                 (void) store_commit(t->store);   /* keeps the clean-up; nothing else was written */
                 arm_timer(t, at, now);
