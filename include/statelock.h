@@ -5,6 +5,7 @@
  * kernel drops the lock when the holder exits, however it exits. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define STATELOCK_FILE_NAME "state.lock"
@@ -20,8 +21,8 @@ typedef struct StateLockHolder {
 /* Take the lock for `command`. -EWOULDBLOCK when another process holds it: then *holder (if
  * not NULL) says who. Other negative errno values: the file could not be opened. */
 int statelock_take(const char *state_dir, const char *command, StateLock **ret, StateLockHolder *holder);
-/* The state_dir it locks. */
-const char *statelock_dir(const StateLock *l);
+/* Is this the lock of state_dir (however the path is spelt)? */
+bool statelock_is_for(const StateLock *l, const char *state_dir);
 /* "the daemon (pid N)", "`nimbus-sync apply` (pid N)", or "another process", for messages. */
 const char *statelock_describe(const StateLockHolder *h, char *buf, size_t size);
 /* Releases the lock and frees l. Accepts NULL; returns NULL. */

@@ -77,7 +77,7 @@ static int apply_lock(Apply *a, const Config *c) {
         return k;
 }
 
-/* The lock is taken: provision through the daemon (--user), or say what to do instead. */
+/* Someone else has the lock: provision through the daemon (--user), or say what to do instead. */
 static int apply_beside(Apply *a, const Config *c) {
         char who[64];
 

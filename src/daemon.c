@@ -29,7 +29,8 @@
 #include "verify.h"
 #include "util.h"
 
-#define POLL_INTERVAL_MS 2000   /* approve-deletes, hand-offs (without a wake-up) and STATUS= are seen within this */
+/* Approvals, hand-offs (should the wake-up signal not come) and STATUS= are this fresh. */
+#define POLL_INTERVAL_MS 2000
 /* Test only: raise this signal (HUP, TERM or INT) at the very start, before the config is read,
  * to show that a signal then waits for the handlers instead of killing the daemon. */
 #define EARLY_SIGNAL_ENV "NIMBUS_SYNC_TEST_EARLY_SIGNAL"
@@ -603,7 +604,7 @@ static int lock_state_dir(Daemon *d, const char *state_dir, const char *context,
 /* A config naming another state_dir is accepted only once that one is ours too. */
 static int reload_lock(Daemon *d, const Config *c) {
         d->next_lock = statelock_release(d->next_lock);
-        if (streq(c->state_dir, statelock_dir(d->lock)))
+        if (statelock_is_for(d->lock, c->state_dir))
                 return 0;
         return lock_state_dir(d, c->state_dir, "config reload failed", &d->next_lock);
 }

@@ -56,10 +56,8 @@ static void report(Follow *f) {
                 error ? error : "", f->pid);
 }
 
-/* Still waiting: say why, now and then, and give up where waiting cannot help. */
+/* Still waiting: say so now and then, and give up on a daemon that does not take the request. */
 static void waiting(Follow *f, uint64_t now) {
-        _cleanup_free_ char *auth = NULL, *why = NULL;
-
         if (f->req.state == REQUEST_PENDING && now - f->started > HANDOFF_PICKUP_TIMEOUT_USEC) {
                 withdraw(f);
                 log_msg(&f->cli->log, LOG_ERR, "the daemon (pid %ld) did not take the request for %s "
@@ -68,18 +66,10 @@ static void waiting(Follow *f, uint64_t now) {
                 follow_end(f, EXIT_ERROR);
                 return;
         }
-        if (store_meta_get(f->store, "auth_state", &auth) >= 0 && streq(auth, "failed")) {
-                (void) store_meta_get(f->store, "auth_error", &why);
-                log_msg(&f->cli->log, LOG_ERR, "the daemon (pid %ld) cannot sign in to Nimbus (%s); it "
-                        "provisions %s once it can; see `nimbus-sync status`", f->pid,
-                        why ? why : "credentials refused", f->id);
-                follow_end(f, EXIT_ERROR);
-                return;
-        }
         if (now - f->last_word >= FOLLOW_WORD_USEC) {
                 f->last_word = now;
-                log_msg(&f->cli->log, LOG_NOTICE, "still waiting for the daemon (pid %ld) to provision %s",
-                        f->pid, f->id);
+                log_msg(&f->cli->log, LOG_NOTICE, "still waiting for the daemon (pid %ld) to provision "
+                        "%s; see `nimbus-sync status`", f->pid, f->id);
         }
 }
 

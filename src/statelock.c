@@ -14,7 +14,6 @@
 
 struct StateLock {
         int fd;
-        char *dir;
 };
 
 /* root running a command by hand must not leave a file the service user cannot open (SQLite
@@ -72,11 +71,9 @@ int statelock_take(const char *state_dir, const char *command, StateLock **ret, 
                 close(fd);
                 return r;
         }
-        StateLock *l = calloc(1, sizeof *l);
-        if (!l || !(l->dir = strdup(state_dir)) || (r = write_holder(fd, command)) < 0) {
-                r = l && l->dir ? r : -ENOMEM;
-                if (l)
-                        free(l->dir);
+        StateLock *l = malloc(sizeof *l);
+        if (!l || (r = write_holder(fd, command)) < 0) {
+                r = l ? r : -ENOMEM;
                 free(l);
                 close(fd);
                 return r;
@@ -86,8 +83,16 @@ int statelock_take(const char *state_dir, const char *command, StateLock **ret, 
         return 0;
 }
 
-const char *statelock_dir(const StateLock *l) {
-        return l->dir;
+bool statelock_is_for(const StateLock *l, const char *state_dir) {
+        _cleanup_free_ char *path = NULL;
+        struct stat ours, theirs;
+
+        if (asprintf(&path, "%s/%s", state_dir, STATELOCK_FILE_NAME) < 0) {
+                path = NULL;
+                return false;
+        }
+        return fstat(l->fd, &ours) >= 0 && stat(path, &theirs) >= 0 && ours.st_dev == theirs.st_dev &&
+               ours.st_ino == theirs.st_ino;
 }
 
 const char *statelock_describe(const StateLockHolder *h, char *buf, size_t size) {
@@ -106,7 +111,6 @@ StateLock *statelock_release(StateLock *l) {
         /* Emptied first: a process that finds the file unlocked has no stale name to report. */
         (void) ftruncate(l->fd, 0);
         close(l->fd);
-        free(l->dir);
         free(l);
         return NULL;
 }

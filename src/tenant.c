@@ -168,11 +168,22 @@ static void token_done(void *userdata, TokenStatus st, long status, const char *
 /* The server saw each request at the latest when its answer arrived: its slot counts from then,
  * whatever the transit time. Until this is written, or should it fail, the row keeps its longer
  * in-flight hold, which only errs on the safe side; so it need not cost a durable commit of its
- * own: it rides along with the next send's transaction, or is written when nothing follows. */
-static void record_answers(Tenant *t) {
+ * own: it rides along with the next send's transaction (and is forgotten once that commits), or
+ * is written on its own when nothing follows. */
+static void write_answers(Tenant *t) {
         for (unsigned i = 0; i < t->n_answered; i++)
                 (void) store_send_answered(t->store, t->answered_id[i], t->answered_at[i]);
-        t->n_answered = 0;
+}
+
+static void answer_arrived(Tenant *t, TenantCall *c, uint64_t now) {
+        t->answered_id[t->n_answered] = c->send_id;
+        t->answered_at[t->n_answered++] = now;
+        c->send_id = 0;
+        if (t->closing || !queue_peek(t) || t->n_answered == TENANT_MAX_IN_FLIGHT) {
+                write_answers(t);
+                t->n_answered = 0;
+        }
+        t->in_flight--;
 }
 
 static void call_done(void *userdata, const NimbusResult *res) {
@@ -180,14 +191,7 @@ static void call_done(void *userdata, const NimbusResult *res) {
         Tenant *t = c->tenant;
         uint64_t now = now_usec();
 
-        if (t->n_answered == TENANT_MAX_IN_FLIGHT)
-                record_answers(t);
-        t->answered_id[t->n_answered] = c->send_id;
-        t->answered_at[t->n_answered++] = now;
-        c->send_id = 0;
-        if (t->closing || !queue_peek(t))
-                record_answers(t);
-        t->in_flight--;
+        answer_arrived(t, c, now);
         if (t->closing) {
                 c->done(c->userdata, res);
                 free(c);
@@ -253,9 +257,10 @@ static bool call_send(Tenant *t, unsigned limit, uint64_t now) {
 
         r = store_begin(t->store);
         if (r >= 0)
-                record_answers(t);
+                write_answers(t);
         if (r >= 0 && (r = window_room(t, limit, now, &at)) == 1) {
-                (void) store_commit(t->store);   /* keeps the clean-up; nothing else was written */
+                if (store_commit(t->store) >= 0)   /* the answers and the clean-up */
+                        t->n_answered = 0;
                 arm_timer(t, at, now);
                 return false;
         }
@@ -265,6 +270,8 @@ static bool call_send(Tenant *t, unsigned limit, uint64_t now) {
         if (r >= 0)
                 r = store_send_begin(t->store, now, &c->send_id);
         r = r >= 0 ? store_commit(t->store) : (store_rollback(t->store), r);
+        if (r >= 0)
+                t->n_answered = 0;
         if (r < 0) {
                 c->send_id = 0;
                 call_fail(c, OUTCOME_TRANSIENT, 0, r, "could not record the call in the state store");

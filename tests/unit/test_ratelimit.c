@@ -200,7 +200,7 @@ static uint64_t sim_answers(Sim *sim) {
  * `wanted` calls were sent and answered. From kill_at calls on, the last process is dead. */
 static void sim_run(Sim *sim, size_t wanted, int kill_at) {
         for (;;) {
-                uint64_t wake = UINT64_MAX, next;
+                uint64_t wake = UINT64_MAX, next = 0;
 
                 (void) sim_answers(sim);
                 if (kill_at >= 0 && sim->n_calls >= (size_t) kill_at)
