@@ -4,9 +4,11 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "config.h"
 #include "log.h"
+#include "nimbus_client.h"
 #include "roster.h"
 
 enum {
@@ -24,6 +26,9 @@ typedef struct Cli {
         const char *user;   /* apply --user ID: provision one user now */
         bool json;
         bool refresh;
+        bool raw;           /* doctor, licenses, user show: print each answer as it came */
+        bool all;           /* status --all: every instance configured next to the config */
+        bool check;         /* status --check: a monitoring verdict, its level the exit status */
         Logger log;
         sigset_t saved_mask;   /* the signal mask we were started with */
 } Cli;
@@ -40,6 +45,9 @@ void cli_signals_unblock(void);
 
 /* Shared steps; each prints its own diagnostics and returns a negative errno on failure. */
 int cli_load_config(Cli *cli, Config **ret);
+/* What the config names and only use would find broken: the secret or key (missing, unreadable,
+ * readable by others), the certificate, ca_file. Checked as the calling user. */
+int cli_check_config_files(Cli *cli, const Config *c);
 int cli_load_roster(Cli *cli, const Config *c, Roster **ret);
 
 int cmd_daemon(Cli *cli);
@@ -50,3 +58,9 @@ int cmd_status(Cli *cli);
 int cmd_approve_deletes(Cli *cli);
 int cmd_licenses(Cli *cli);
 int cmd_user(Cli *cli);
+int cmd_doctor(Cli *cli);
+
+/* The license usage table of `licenses`, each line starting with indent. */
+void cli_print_licenses(const NimbusLicense *l, size_t n, const char *indent);
+/* --raw: print one answer as it came, its secrets redacted (a NimbusRawFn; userdata unused). */
+void cli_print_raw(void *userdata, const NimbusRaw *raw);

@@ -9,6 +9,7 @@
 
 #include "diag.h"
 #include "guid.h"
+#include "jwt.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/nimbus-sync/config.yaml"
 #define CONFIG_MAX_SIZE (1024 * 1024)   /* a config larger than this is refused */
@@ -40,6 +41,7 @@ typedef struct Config {
         char *client_certificate_file;  /* PEM certificate, may be world-readable */
         char *client_key_file;          /* PEM RSA private key */
         char *client_key_credential;    /* file name inside $CREDENTIALS_DIRECTORY */
+        JwtAlg client_assertion_alg;    /* signature of the certificate's assertions, default PS256 */
         char *cluster;                  /* may be NULL when api_url and scope are given */
 
         char *api_base;                 /* scheme://host[:port] + API_PATH, always ends in '/' */
@@ -90,27 +92,6 @@ int config_load(const char *path, Config **ret, Diag *diag);
 /* The same from a buffer, for tests and fuzzing; path is only used in diagnostics. */
 int config_parse(const char *path, const char *buf, size_t len, Config **ret, Diag *diag);
 Config *config_free(Config *c);
-
-/* Read the client secret: from client_secret_file, or from $CREDENTIALS_DIRECTORY/credential.
- * A file readable by group or others is refused with -EPERM; a missing or empty file is -ENOENT /
- * -EINVAL. Trailing newlines are stripped. On error a one-line diagnostic is added. The secret is
- * never put into a diagnostic. */
-int config_read_secret(const Config *c, char **ret, Diag *diag);
-
-/* The client's credential as read from disk: a secret, or a certificate with its private key
- * (PEM text, and the files they came from, for diagnostics). */
-typedef struct ClientCredential {
-        char *secret;
-        char *cert_pem, *cert_path;
-        char *key_pem, *key_path;
-} ClientCredential;
-
-/* Read whichever credential the config names. The private key gets the secret's checks (a file
- * readable by group or others is -EPERM) and is never put into a diagnostic; the certificate may
- * be readable by anyone. On error a one-line diagnostic is added and *ret is left empty. */
-int config_read_credential(const Config *c, ClientCredential *ret, Diag *diag);
-/* Wipes the secret and the key from memory and frees everything. */
-void client_credential_clear(ClientCredential *cred);
 
 /* Resolve a roster's `ou:` value: a GUID, or a name from organization_units. -ENOENT if neither. */
 int config_resolve_ou(const Config *c, const char *s, size_t len, Guid *ret);

@@ -4,6 +4,7 @@
  * bounded buffer and handed to a completion callback. This module knows nothing of Nimbus. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -20,16 +21,24 @@ typedef struct HttpRequest {
         const char *basic_pass;
         uint64_t timeout_usec;    /* whole transfer; 0 = 30 s */
         size_t max_body;          /* answers longer than this fail with -EFBIG */
+        bool connect_only;        /* resolve, connect and verify TLS, then stop: nothing is sent
+                                   * (status 0 and error 0 mean the host is reachable) */
 } HttpRequest;
 
 typedef struct HttpResponse {
         long status;              /* 0 when the transfer failed */
         int error;                /* 0, or negative errno for a transport failure; -EKEYREJECTED
-                                   * when the server's certificate is not trusted */
-        const char *error_text;   /* curl's description of the failure, or "" */
+                                   * when the server's certificate is not trusted, -ENOKEY when
+                                   * ca_file cannot be loaded */
+        const char *error_text;   /* curl's description of the failure (naming ca_file for
+                                   * -ENOKEY), or "" */
         const char *body;         /* NUL-terminated, may contain NULs */
         size_t body_len;
+        const char *headers;      /* status line and headers as received (CRLF), NUL-terminated,
+                                   * at most 16 KiB; "" when there was no answer */
+        size_t headers_len;
         const char *retry_after;  /* the Retry-After header value, or NULL */
+        const char *location;     /* where a 3xx points (never followed), or NULL */
 } HttpResponse;
 
 /* Called once per submitted request, from the loop; resp is valid only during the call. */

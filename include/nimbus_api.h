@@ -1,4 +1,4 @@
-/* nimbus_api.h: the Nimbus Public API and the Entra token endpoint as data: request URLs and
+/* nimbus_api.h: the Nimbus Public API as data (the Entra token endpoint is in oauth.h): request URLs and
  * bodies, and tolerant parsing and classification of answers (PRODUCT §2, §6.2). No I/O here;
  * nimbus_client.c moves the bytes. Unknown fields are ignored, a missing field means "unknown",
  * and nothing an answer contains can crash us or make us allocate without bound. */
@@ -22,14 +22,25 @@ typedef enum NimbusCall {
 } NimbusCall;
 
 typedef enum Outcome {
-        OUTCOME_OK,          /* 2xx */
-        OUTCOME_EXISTS,      /* 409 on create/copy: adopt */
+        OUTCOME_OK,          /* 2xx carrying what the call promises (JSON, or nothing for a mutation) */
+        OUTCOME_EXISTS,      /* create/copy: 409, or 400 about duplication; confirmed by a GET before use */
         OUTCOME_GONE,        /* 404 on delete or get: not a Nimbus user */
-        OUTCOME_TRANSIENT,   /* network error, timeout, 408, 429, 500, 502, 503, 504, other 5xx, 3xx */
+        OUTCOME_TRANSIENT,   /* network error, timeout, 408, 429, 500, 502, 503, 504, other 5xx */
         OUTCOME_AUTH,        /* 401, or 403 "No authenticated user": token or permission */
         OUTCOME_NO_LICENSES, /* 403 whose message mentions licenses */
-        OUTCOME_PERMANENT,   /* 400, 403 OU not allowed, 404 template missing, delete rejected, other 4xx */
+        OUTCOME_FORBIDDEN,   /* create/copy: another 403 ("Organization Unit not allowed"), which the
+                              * docs also use for "no licenses": license usage decides */
+        OUTCOME_NOT_API,     /* 2xx whose body is not a Nimbus answer (an HTML login or proxy page):
+                              * the request may or may not have reached Nimbus */
+        OUTCOME_REDIRECT,    /* 3xx: the wrong host or cluster, a configuration error */
+        OUTCOME_PERMANENT,   /* 400, 403 OU not allowed (license usage permitting), 404 template
+                              * missing, delete rejected, other 4xx */
 } Outcome;
+
+/* Whether an answer's field name k names the field key: equal ignoring case and '_' ("o365Id",
+ * "O365Id" and "o365_id" name the same field). How every answer is read, and how `doctor`
+ * tells expected fields from unexpected ones. */
+bool nimbus_key_matches(const char *k, const char *key);
 
 const char *nimbus_call_name(NimbusCall call);   /* "create", "copy", "delete", "verify", "licenses" */
 const char *outcome_name(Outcome o);
@@ -39,7 +50,8 @@ const char *outcome_name(Outcome o);
 int nimbus_request_build(NimbusCall call, const char *api_base, const Guid *id, const Guid *target,
                          char **ret_url, const char **ret_method, char **ret_body);
 
-/* http_status 0 means the transport failed (transport_error < 0); that is transient. */
+/* http_status 0 means the transport failed (transport_error < 0); that is transient. The body
+ * decides between an answer and a look-alike: a 2xx must hold JSON (or nothing, for a mutation). */
 Outcome nimbus_classify(NimbusCall call, long http_status, int transport_error,
                         const char *body, size_t len);
 
@@ -47,6 +59,8 @@ Outcome nimbus_classify(NimbusCall call, long http_status, int transport_error,
  * "detail") of a JSON body, else the plain text; control characters replaced, one line, at most
  * NIMBUS_MAX_MESSAGE bytes. Never fails for content reasons: an empty body gives "HTTP <status>". */
 int nimbus_error_message(long http_status, const char *body, size_t len, char **ret);
+/* Whether a 400 answer to create or copy says the user exists ("already exists", "duplicate"). */
+bool nimbus_says_duplicate(const char *body, size_t len);
 
 typedef struct NimbusUser {
         Guid o365_id;             /* null when missing */
@@ -64,16 +78,6 @@ typedef struct NimbusLicense {
 /* {"licenses": [...]} or a bare array; at most 1000 entries are kept. */
 int nimbus_parse_licenses(const char *body, size_t len, NimbusLicense **ret, size_t *ret_n);
 void nimbus_licenses_free(NimbusLicense *l, size_t n);
-
-/* Entra token answer: access_token and expires_in (seconds, number or string). -EBADMSG if not. */
-int oauth_parse_token(const char *body, size_t len, char **ret_token, uint64_t *ret_expires_usec);
-/* Form body for the client-credentials grant, with the scope URL-encoded. */
-int oauth_request_body(const char *scope, char **ret);
-/* The same grant authenticated by a signed client assertion (RFC 7523 §2.2) instead of a secret:
- * client_id, scope, client_assertion_type (jwt-bearer) and client_assertion, all URL-encoded. */
-int oauth_assertion_request_body(const char *scope, const char *client_id, const char *assertion,
-                                 char **ret);
-
-/* Retry-After: delta-seconds or an HTTP-date, relative to now. -EINVAL if unparsable. Values are
- * capped at 1 hour. */
-int parse_retry_after(const char *value, uint64_t now_usec, uint64_t *ret_delay_usec);
+/* A pool with nothing left (available 0, or used >= total when available is missing): the name
+ * of the first such pool, or NULL when every pool has licenses (or none says). */
+const char *nimbus_licenses_exhausted(const NimbusLicense *l, size_t n);

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "credential.h"
 #include "diag.h"
 #include "guid.h"
 #include "nimbus_api.h"
@@ -38,7 +39,7 @@ typedef enum TokenStatus {
 
 typedef void (*TokenDoneFn)(void *userdata, TokenStatus status, long http_status, const char *message);
 
-/* cred holds a secret, or a certificate and its key (as config_read_credential() gives them). The
+/* cred holds a secret, or a certificate and its key (as credential_read() gives them). The
  * secret is copied and wiped from memory when the client is closed; key and certificate are
  * parsed here, once, and checked to belong together: a problem with them is -EBADMSG or
  * -EKEYREJECTED with a one-line diagnostic. The caller may wipe cred right after the call. */
@@ -52,6 +53,27 @@ bool nimbus_client_token_valid(const NimbusClient *nc, uint64_t now_usec);
 void nimbus_client_token_invalidate(NimbusClient *nc);
 /* Fetch a new token; one fetch at a time (-EBUSY if one is running). */
 int nimbus_client_token_fetch(NimbusClient *nc, TokenDoneFn done, void *userdata);
+
+/* One answer as it came, for --raw: what was asked and what came back. */
+typedef struct NimbusRaw {
+        const char *what;          /* "token", or the call's name (nimbus_call_name()) */
+        const char *method;
+        const char *url;
+        long status;               /* 0 when there was no answer: see error_text */
+        const char *error_text;
+        const char *headers;       /* status line and headers, as received */
+        size_t headers_len;
+        const char *body;          /* may hold an access token: redact before showing it */
+        size_t body_len;
+} NimbusRaw;
+
+typedef void (*NimbusRawFn)(void *userdata, const NimbusRaw *raw);
+
+/* Every answer, token and API, is handed to fn before it is acted on (fn NULL: none is). */
+void nimbus_client_set_raw(NimbusClient *nc, NimbusRawFn fn, void *userdata);
+/* Send the calls made from now on to another API base URL (ending in '/'): how `doctor` asks
+ * whether the tenant answers at the other host. */
+int nimbus_client_set_api_base(NimbusClient *nc, const char *api_base);
 
 /* Send one API call with the current token (-ENOKEY if there is none). */
 int nimbus_client_call(NimbusClient *nc, NimbusCall call, const Guid *id, const Guid *target,

@@ -32,6 +32,8 @@ typedef struct Action {
         uint8_t kind;            /* ActionKind */
         uint8_t origin;          /* delete/held: the user's Origin */
         bool approved;           /* delete: released by approve-deletes */
+        bool uncertain;          /* held: ownership was never proven (nimbus-sync(8), OWNERSHIP),
+                                  * so it is held whatever the thresholds say */
 } Action;
 
 typedef enum DeleteGuard {
@@ -48,6 +50,7 @@ typedef struct Plan {
         size_t n_create, n_copy, n_delete, n_held, n_drift;
         size_t n_failed;         /* roster users skipped: failed permanently, not due for retry */
         size_t n_quarantined;    /* roster users skipped: quarantined, not due */
+        size_t n_uncertain;      /* of n_held: users whose ownership is uncertain */
         size_t n_delete_skipped; /* delete candidates not acted on because of GUARD_EMPTY_ROSTER or GUARD_DISABLED */
         size_t n_managed;        /* present users with origin created, copied or adopted */
         uint64_t next_due_usec;  /* earliest future retry time of any store user, 0 = none */

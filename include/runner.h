@@ -12,8 +12,10 @@
 #include "tenant.h"
 
 typedef struct RunnerStats {
-        size_t created, copied, adopted, deleted, gone;
+        size_t created, copied, adopted, uncertain, deleted, gone;
         size_t failed, quarantined, held, blocked, paused, cancelled, deferred;
+        uint64_t deferred_until;  /* Nimbus asked for a pause beyond max_wait (Retry-After), or 0 */
+        uint64_t next_due_usec;   /* earliest retry time of a deferred job, or 0 */
         bool auth_failed;
 } RunnerStats;
 
@@ -26,9 +28,12 @@ int runner_new(Tenant *t, const Plan *p, const Roster *roster, const char *run_i
 void runner_set_max_wait(Runner *r, uint64_t usec);
 /* Starts the run; `done` is called once, from the loop, when it has ended. */
 int runner_start(Runner *r, RunnerDoneFn done, void *userdata);
-/* Stop starting new calls; in-flight ones are left to tenant_close(). */
+/* Stop starting new calls: calls queued in the tenant but not sent yet are dropped at the moment
+ * they would be sent (the roster may have changed); in-flight ones are left to tenant_close(). */
 void runner_stop(Runner *r);
 const RunnerStats *runner_stats(const Runner *r);
 size_t runner_count(const Runner *r, JobState s);
+/* When the earliest job waiting out a backoff is due, or 0: what `apply` says it waits for. */
+uint64_t runner_next_retry(const Runner *r);
 /* Frees from a close callback: run the loop afterwards. Accepts NULL. */
 void runner_free(Runner *r);

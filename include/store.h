@@ -31,7 +31,10 @@ typedef enum Origin {
         ORIGIN_NONE = 0,      /* never created, copied or adopted by us: never touched */
         ORIGIN_CREATED = 1,
         ORIGIN_COPIED = 2,
-        ORIGIN_ADOPTED = 3,   /* existed before we listed it (409 on create/copy, or seen by GET) */
+        ORIGIN_ADOPTED = 3,   /* existed before we listed it ("already exists" with no earlier
+                               * attempt of ours that could have made it, or seen by GET) */
+        ORIGIN_UNCERTAIN = 4, /* "already exists" after an attempt of ours whose outcome is unknown:
+                               * present, never deleted without approve-deletes */
 } Origin;
 
 typedef enum Presence {

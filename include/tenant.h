@@ -72,8 +72,11 @@ void tenant_close(Tenant *t);
 
 int tenant_call(Tenant *t, CallPriority prio, NimbusCall call, const Guid *id, const Guid *target,
                 TenantSendFn on_send, NimbusDoneFn done, void *userdata);
-/* Answer the queued calls of one priority -ECANCELED now, unsent: nothing was recorded for
- * them, so nothing needs settling. Calls in flight go on. */
-void tenant_cancel_queued(Tenant *t, CallPriority prio);
-/* Slots of the rate window held now, by every process (for STATUS=). */
+/* Answer every mutation still queued (not sent) with -ECANCELED: nothing was recorded for
+ * them, so nothing needs settling. Calls in flight go on, and so do the verify GETs. */
+void tenant_cancel_queued(Tenant *t);
+/* Forget a refusal or redirect this process met, so the next call is sent: `doctor` asks the
+ * other API host after the configured one redirected it. The store is not touched. */
+void tenant_forget_refusal(Tenant *t);
+/* Slots of the rate window held now, by every process (for STATUS= and apply's progress). */
 int tenant_rate_used(Tenant *t, unsigned *ret);

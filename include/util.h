@@ -33,7 +33,9 @@ uint64_t mono_usec(void);
  * -ERANGE on overflow. */
 int parse_duration(const char *s, uint64_t *ret_usec);
 
-/* Read a whole file into a NUL-terminated buffer, refusing files larger than max_size (-EFBIG). */
+/* Read a whole file into a NUL-terminated buffer, refusing files larger than max_size (-EFBIG)
+ * and anything but a regular file (-EISDIR, -EBADFD), a FIFO included: it is opened without
+ * blocking, so nothing waits for a writer. */
 int read_file_bounded(const char *path, size_t max_size, char **ret_buf, size_t *ret_len);
 /* The same from an open file descriptor (not closed), for callers that must fstat() the very file
  * they read, e.g. to check a secret's mode without a race. */

@@ -2,11 +2,13 @@
 # Checks that nimbus-sync packages and installs like a good Debian package, as root on a Debian 12
 # CI machine (after tests/deps.sh):
 #   1. the Debian package builds (dpkg-buildpackage -b) and lintian finds no errors;
-#   2. it installs with apt-get, and everything is in place: binary, unit, sysusers.d and
-#      tmpfiles.d files, journal catalog, man pages, bash completion, the example config (and no
-#      config.yaml); the system user and the roster folder (nimbus-sync:nimbus-sync, 2770) exist;
-#   3. the installed unit verifies and rates 2.0 or lower in systemd-analyze security;
-#   4. the RPM spec builds with rpmbuild -bb.
+#   2. it installs with apt-get, and everything is in place: binary, unit and template unit,
+#      sysusers.d and tmpfiles.d files, journal catalog, man pages, bash and zsh completion, the
+#      example config (and no config.yaml); the system user and the roster folder
+#      (nimbus-sync:nimbus-sync, 2770) exist;
+#   3. the installed units verify and rate 2.0 or lower in systemd-analyze security;
+#   4. apt-get purge removes /var/lib/nimbus-sync, state and rosters;
+#   5. the RPM spec builds with rpmbuild -bb.
 # Rerunnable: a previously installed nimbus-sync is purged first, and the temporary folder goes
 # away on exit (unless NIMBUS_SYNC_KEEP_WORK=1, for debugging). Build logs are kept out of the CI
 # log unless a step fails.
@@ -30,7 +32,7 @@ logged() {
 install_tools() {
         missing=""
         for p in debhelper dpkg-dev lintian rpm scdoc systemd fakeroot build-essential \
-                 bash-completion man-db pkg-config; do
+                 bash-completion man-db pkg-config zsh; do
                 dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" ||
                         missing="$missing $p"
         done
@@ -92,12 +94,15 @@ check_installed_files() {
         step "installed files"
         unitdir=$(pkg-config --variable=systemdsystemunitdir systemd)
         unit=$unitdir/nimbus-sync.service
+        template=$unitdir/nimbus-sync@.service
         check_file /usr/bin/nimbus-sync
         check_file "$unit"
+        check_file "$template"
         check_file /usr/lib/sysusers.d/nimbus-sync.conf
         check_file /usr/lib/tmpfiles.d/nimbus-sync.conf
         check_file /usr/lib/systemd/catalog/nimbus-sync.catalog
         check_file /usr/share/bash-completion/completions/nimbus-sync
+        check_file /usr/share/zsh/vendor-completions/_nimbus-sync
         check_file /etc/nimbus-sync/config.yaml.example
         [ ! -e /etc/nimbus-sync/config.yaml ] || fail "the package must not ship /etc/nimbus-sync/config.yaml"
         dpkg-query --control-show nimbus-sync conffiles | grep -q '^ */etc/nimbus-sync/config.yaml.example\( \|$\)' ||
@@ -116,6 +121,9 @@ check_installed_files() {
         bash -c '. /usr/share/bash-completion/bash_completion
                  . /usr/share/bash-completion/completions/nimbus-sync
                  complete -p nimbus-sync' >/dev/null || fail "the bash completion does not load"
+        got=$(zsh -fc 'fpath=(/usr/share/zsh/vendor-completions $fpath)
+                       autoload -Uz compinit && compinit -u -D && print -r -- $_comps[nimbus-sync]')
+        [ "$got" = _nimbus-sync ] || fail "zsh does not find the completion (got \"$got\")"
 }
 
 check_catalog() {
@@ -141,15 +149,34 @@ check_user_and_folders() {
         logged validate runuser -u nimbus-sync -- nimbus-sync -c /etc/nimbus-sync/config.yaml.example validate
 }
 
-check_unit() {
-        step "systemd unit"
-        systemd-analyze verify "$unit" || fail "systemd-analyze verify $unit"
-        systemd-analyze security --offline=true "$unit" >"$work/security.txt" 2>&1 ||
-                { cat "$work/security.txt" >&2; fail "systemd-analyze security"; }
-        level=$(sed -n 's/.*Overall exposure level for nimbus-sync.service: \([0-9.]*\).*/\1/p' "$work/security.txt")
+# Verifies one installed unit (a template as an instance of it) and checks its exposure level.
+check_one_unit() {
+        name=$1 path=$2
+        systemd-analyze verify "$path" || fail "systemd-analyze verify $path"
+        systemd-analyze security --offline=true "$path" >"$work/security.txt" 2>&1 ||
+                { cat "$work/security.txt" >&2; fail "systemd-analyze security $name"; }
+        level=$(sed -n "s/.*Overall exposure level for $name: \([0-9.]*\).*/\1/p" "$work/security.txt")
         [ -n "$level" ] || { cat "$work/security.txt" >&2; fail "no exposure level in systemd-analyze's output"; }
-        echo "systemd-analyze security: exposure $level"
-        awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }' || fail "exposure $level is above 2.0"
+        echo "systemd-analyze security $name: exposure $level"
+        awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }' || fail "$name: exposure $level is above 2.0"
+}
+
+check_unit() {
+        step "systemd units"
+        check_one_unit nimbus-sync.service "$unit"
+        check_one_unit nimbus-sync@customer-a.service "$unitdir/nimbus-sync@customer-a.service"
+}
+
+# Purge deletes the state and the roster folders (they hold user lists); remove keeps them.
+check_purge() {
+        step "apt-get remove, apt-get purge"
+        mkdir -p /var/lib/nimbus-sync/customer-a/roster.d
+        echo "users: []" >/var/lib/nimbus-sync/roster.d/ci-check.yaml
+        echo "users: []" >/var/lib/nimbus-sync/customer-a/roster.d/ci-check.yaml
+        logged remove apt-get remove -y nimbus-sync
+        [ -f /var/lib/nimbus-sync/customer-a/roster.d/ci-check.yaml ] || fail "apt-get remove deleted the rosters"
+        logged purge apt-get purge -y nimbus-sync
+        [ ! -e /var/lib/nimbus-sync ] || fail "apt-get purge left /var/lib/nimbus-sync"
 }
 
 build_rpm() {
@@ -165,6 +192,7 @@ build_rpm() {
         [ -f "$1" ] || fail "no nimbus-sync-$version-*.rpm was built"
         rpm -qlp "$1" >"$work/rpm-files.txt" 2>/dev/null
         for f in /usr/bin/nimbus-sync /usr/lib/systemd/system/nimbus-sync.service \
+                 /usr/lib/systemd/system/nimbus-sync@.service /usr/share/zsh/site-functions/_nimbus-sync \
                  /usr/lib/sysusers.d/nimbus-sync.conf /usr/lib/tmpfiles.d/nimbus-sync.conf \
                  /usr/lib/systemd/catalog/nimbus-sync.catalog /etc/nimbus-sync/config.yaml.example; do
                 grep -qx "$f" "$work/rpm-files.txt" || fail "the rpm lacks $f"
@@ -194,5 +222,6 @@ check_installed_files
 check_catalog
 check_user_and_folders
 check_unit
+check_purge
 build_rpm
 step "all checks passed"

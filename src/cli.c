@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "credential.h"
 #include "handoff.h"
 #include "util.h"
 
@@ -21,23 +22,27 @@ static const Command commands[] = {
         { "apply", cmd_apply, "apply [--user ID]", "reconcile once until nothing actionable is left; --user: only that user, now" },
         { "plan", cmd_plan, "plan [--json] [--refresh]", "show what apply would do; change nothing" },
         { "validate", cmd_validate, "validate [FILE...]", "check the config and the roster" },
-        { "status", cmd_status, "status [--json]", "what the state store knows" },
+        { "status", cmd_status, "status [--json] [--all] [--check]",
+          "what the state store knows; --all: every instance; --check: OK/WARNING/CRITICAL" },
         { "approve-deletes", cmd_approve_deletes, "approve-deletes", "release the deletes held now" },
-        { "licenses", cmd_licenses, "licenses [--json]", "license usage of the tenant" },
-        { "user", cmd_user, "user show ID [--json]", "one user's Nimbus details" },
+        { "licenses", cmd_licenses, "licenses [--json] [--raw]", "license usage of the tenant" },
+        { "user", cmd_user, "user show ID [--json] [--raw]", "one user's Nimbus details; --raw: the answer as it came" },
+        { "doctor", cmd_doctor, "doctor [--raw] [USER_ID]", "check config, credentials, TLS, token, API host "
+          "and licenses of a real tenant; read-only" },
 };
 
 static void usage(FILE *f) {
         fprintf(f, "Usage: nimbus-sync [-c CONFIG] COMMAND [OPTIONS]\n\n"
                    "Keeps the users of a Luware Nimbus tenant equal to roster files.\n\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                fprintf(f, "  %-28s %s\n", commands[i].usage, commands[i].help);
+                fprintf(f, "  %-34s %s\n", commands[i].usage, commands[i].help);
         fprintf(f, "\nOptions:\n"
-                   "  -c, --config PATH            config file (default $NIMBUS_SYNC_CONFIG or %s)\n"
-                   "  -h, --help                   this help; `help COMMAND` for one command\n"
-                   "      --version                print the version\n\n"
+                   "  -c, --config PATH                  config file (default $NIMBUS_SYNC_CONFIG or %s)\n"
+                   "  -h, --help                         this help; `help COMMAND` for one command\n"
+                   "      --version                      print the version\n\n"
                    "Exit status: 0 done/no changes, 1 error, 2 changes or work remaining,\n"
-                   "3 not a Nimbus user (user show). See nimbus-sync(8).\n", CONFIG_DEFAULT_PATH);
+                   "3 not a Nimbus user (user show); status --check: 0 OK, 1 WARNING, 2 CRITICAL.\n"
+                   "See nimbus-sync(8).\n", CONFIG_DEFAULT_PATH);
 }
 
 static const Command *command_find(const char *name) {
@@ -58,7 +63,7 @@ static int help_command(const char *name) {
         return EXIT_OK;
 }
 
-enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER };
+enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_ALL, OPT_CHECK, OPT_RAW };
 
 /* getopt_long permutes, so options may follow the subcommand; what is left are operands. */
 static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret_version) {
@@ -69,6 +74,9 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 { "json", no_argument, NULL, OPT_JSON },
                 { "refresh", no_argument, NULL, OPT_REFRESH },
                 { "user", required_argument, NULL, OPT_USER },
+                { "all", no_argument, NULL, OPT_ALL },
+                { "check", no_argument, NULL, OPT_CHECK },
+                { "raw", no_argument, NULL, OPT_RAW },
                 {}
         };
         int o;
@@ -81,6 +89,9 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 case OPT_JSON: cli->json = true; break;
                 case OPT_REFRESH: cli->refresh = true; break;
                 case OPT_USER: cli->user = optarg; break;
+                case OPT_ALL: cli->all = true; break;
+                case OPT_CHECK: cli->check = true; break;
+                case OPT_RAW: cli->raw = true; break;
                 default: return -EINVAL;   /* getopt printed why */
                 }
         if (optind < argc)
@@ -159,6 +170,19 @@ int cli_load_config(Cli *cli, Config **ret) {
         diag_clear(&d);
         if (r >= 0)
                 log_init(&cli->log, (*ret)->log_target, (*ret)->log_level);
+        return r;
+}
+
+int cli_check_config_files(Cli *cli, const Config *c) {
+        Diag d = DIAG_INIT;
+        int r;
+
+        r = credential_check(c, 0, &d);
+        log_diag(&cli->log, &d, NULL);
+        diag_clear(&d);
+        if (r < 0 && r != -EINVAL)
+                fprintf(stderr, "%s: error: cannot check the files it names: %s\n", cli->config_path,
+                        strerror(-r));
         return r;
 }
 

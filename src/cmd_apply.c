@@ -12,12 +12,14 @@
 #include "statelock.h"
 #include "util.h"
 
-#define APPLY_MAX_WAIT (60 * USEC_PER_SEC) /* retry times of earlier runs further away: exit 2 */
+#define APPLY_MAX_WAIT (60 * USEC_PER_SEC) /* retries due further away end the run: exit 2 */
+#define PROGRESS_MS 10000                   /* a quiet apply says what it waits for this often */
 
 typedef struct Apply {
         Cli *cli;
         uv_loop_t loop;
         uv_signal_t sigint, sigterm;
+        uv_timer_t progress;
         StateLock *lock;
         StateLockHolder holder;   /* who has the lock, when we could not take it */
         Tenant *tenant;
@@ -35,6 +37,7 @@ static void apply_shutdown(Apply *a) {
         if (a->signals_ready) {
                 uv_close((uv_handle_t *) &a->sigint, NULL);
                 uv_close((uv_handle_t *) &a->sigterm, NULL);
+                uv_close((uv_handle_t *) &a->progress, NULL);
                 a->signals_ready = false;
         }
         tenant_close(a->tenant);
@@ -55,6 +58,27 @@ static void on_signal(uv_signal_t *s, int signum) {
         reconcile_run_end(a->tenant, a->plan, runner_stats(a->runner), EXIT_ERROR, &a->run);
         tenant_close(a->tenant);   /* in-flight calls end as cancelled; the runner then finishes */
         a->tenant = NULL;
+}
+
+/* Every few seconds of a long run: what it waits for (the rate window, a retry), never silence. */
+static void on_progress(uv_timer_t *timer) {
+        Apply *a = timer->data;
+        const Runner *r = a->runner;
+        uint64_t retry, now = now_usec();
+        char next[64] = "";
+        unsigned used = 0;
+
+        if (!r || !a->tenant)
+                return;
+        (void) tenant_rate_used(a->tenant, &used);
+        retry = runner_next_retry(r);
+        if (retry > now)
+                snprintf(next, sizeof(next), ", the next in %.0f s",
+                         (double) (retry - now) / USEC_PER_SEC);
+        log_msg(&a->cli->log, LOG_NOTICE, "waiting: %zu done, %zu queued for the rate window "
+                "(%u/%u used), %zu waiting to retry%s", runner_count(r, JOB_DONE),
+                runner_count(r, JOB_QUEUED), used,
+                a->tenant->config->rate_operations, runner_count(r, JOB_RETRY_WAIT), next);
 }
 
 static void on_run_done(void *userdata, Runner *r) {
@@ -139,10 +163,12 @@ static int apply_start(Apply *a) {
         if (k < 0)
                 return k;
         runner_set_max_wait(a->runner, APPLY_MAX_WAIT);
-        if (uv_signal_init(&a->loop, &a->sigint) < 0 || uv_signal_init(&a->loop, &a->sigterm) < 0)
+        if (uv_signal_init(&a->loop, &a->sigint) < 0 || uv_signal_init(&a->loop, &a->sigterm) < 0 ||
+            uv_timer_init(&a->loop, &a->progress) < 0)
                 return -EIO;
         a->signals_ready = true;
-        a->sigint.data = a->sigterm.data = a;
+        a->sigint.data = a->sigterm.data = a->progress.data = a;
+        (void) uv_timer_start(&a->progress, on_progress, PROGRESS_MS, PROGRESS_MS);
         (void) uv_signal_start(&a->sigint, on_signal, SIGINT);
         (void) uv_signal_start(&a->sigterm, on_signal, SIGTERM);
         return runner_start(a->runner, on_run_done, a);

@@ -1,11 +1,13 @@
 /* cmd_misc.c: `licenses` and `user show`: single read-only API calls, each through the tenant so
- * that they respect the rate window and the token handling like everything else. */
+ * that they respect the rate window and the token handling like everything else. With --raw they
+ * print the answer as it came (secrets redacted) instead of reading it. */
 #include <json-c/json.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "doctor.h"
 #include "tenant.h"
 #include "util.h"
 
@@ -17,10 +19,28 @@ typedef struct OneCall {
         void (*show)(struct OneCall *oc, const NimbusResult *res);
 } OneCall;
 
+void cli_print_raw(void *userdata, const NimbusRaw *raw) {
+        _cleanup_free_ char *text = NULL;
+
+        if (doctor_format_raw(raw, &text) < 0)
+                fprintf(stderr, "error: out of memory\n");
+        else
+                fputs(text, stdout);
+        fflush(stdout);
+}
+
+/* The call's answer only: how the token was obtained is doctor's business. */
+static void print_call_raw(void *userdata, const NimbusRaw *raw) {
+        if (!streq(raw->what, "token"))
+                cli_print_raw(userdata, raw);
+}
+
 static void one_call_done(void *userdata, const NimbusResult *res) {
         OneCall *oc = userdata;
 
-        if (res->outcome == OUTCOME_OK)
+        if (res->outcome == OUTCOME_OK && oc->cli->raw)
+                oc->result = EXIT_OK;
+        else if (res->outcome == OUTCOME_OK)
                 oc->show(oc, res);
         else if (res->outcome == OUTCOME_GONE && res->call == CALL_GET_USER) {
                 char id[GUID_STRING_MAX];
@@ -52,6 +72,8 @@ static int one_call(OneCall *oc, NimbusCall call) {
         diag_clear(&d);
         if (k >= 0) {
                 oc->tenant->give_up_on_auth = true;
+                if (oc->cli->raw)
+                        nimbus_client_set_raw(oc->tenant->client, print_call_raw, NULL);
                 if (tenant_call(oc->tenant, PRIO_MUTATION, call, &oc->id, NULL, NULL, one_call_done, oc) < 0)
                         tenant_close(oc->tenant);
                 (void) uv_run(&loop, UV_RUN_DEFAULT);
@@ -65,6 +87,17 @@ static void print_count(int64_t v) {
                 printf(" %10s", "?");
         else
                 printf(" %10" PRId64, v);
+}
+
+void cli_print_licenses(const NimbusLicense *l, size_t n, const char *indent) {
+        printf("%s%-32s %10s %10s %10s\n", indent, "LICENSE", "TOTAL", "USED", "AVAILABLE");
+        for (size_t i = 0; i < n; i++) {
+                printf("%s%-32.32s", indent, l[i].name ? l[i].name : "");
+                print_count(l[i].total);
+                print_count(l[i].used);
+                print_count(l[i].available);
+                putchar('\n');
+        }
 }
 
 static void show_licenses(OneCall *oc, const NimbusResult *res) {
@@ -89,16 +122,8 @@ static void show_licenses(OneCall *oc, const NimbusResult *res) {
                 }
                 printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
                 json_object_put(arr);
-        } else {
-                printf("%-32s %10s %10s %10s\n", "LICENSE", "TOTAL", "USED", "AVAILABLE");
-                for (size_t i = 0; i < n; i++) {
-                        printf("%-32.32s", l[i].name ? l[i].name : "");
-                        print_count(l[i].total);
-                        print_count(l[i].used);
-                        print_count(l[i].available);
-                        putchar('\n');
-                }
-        }
+        } else
+                cli_print_licenses(l, n, "");
         nimbus_licenses_free(l, n);
         oc->result = EXIT_OK;
 }
@@ -140,7 +165,7 @@ int cmd_user(Cli *cli) {
         OneCall oc = { .cli = cli, .show = show_user };
 
         if (cli->n_args != 2 || !streq(cli->args[0], "show")) {
-                fprintf(stderr, "Usage: nimbus-sync user show ID [--json]\n");
+                fprintf(stderr, "Usage: nimbus-sync user show ID [--json] [--raw]\n");
                 return EXIT_ERROR;
         }
         if (guid_parse(cli->args[1], strlen(cli->args[1]), &oc.id) < 0) {

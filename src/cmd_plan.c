@@ -14,17 +14,18 @@
 int cmd_validate(Cli *cli) {
         Config *c = NULL;
         Roster *r = NULL;
-        int k;
+        int k, files;
 
         if (cli_load_config(cli, &c) < 0)
                 return EXIT_ERROR;
+        files = cli_check_config_files(cli, c);
         k = cli_load_roster(cli, c, &r);
-        if (k >= 0)
+        if (k >= 0 && files >= 0)
                 printf("%s: config ok; roster ok: %zu users in %zu files\n", cli->config_path, r->n,
                        r->n_files);
         roster_free(r);
         config_free(c);
-        return k < 0 ? EXIT_ERROR : EXIT_OK;
+        return k < 0 || files < 0 ? EXIT_ERROR : EXIT_OK;
 }
 
 /* What the store knows; a store that does not exist yet knows nothing. */
@@ -77,7 +78,10 @@ static void print_action(const Roster *r, const Action *a) {
         case ACTION_CREATE: printf("+ create %s in OU %s", id, t); break;
         case ACTION_COPY:   printf("+ copy   %s from template %s", id, t); break;
         case ACTION_DELETE: printf("- delete %s%s", id, a->approved ? " (approved)" : ""); break;
-        case ACTION_HELD:   printf("! held   %s (delete held until approve-deletes)", id); break;
+        case ACTION_HELD:
+                printf("! held   %s (delete held until approve-deletes%s)", id, a->uncertain ?
+                       ": ownership uncertain, it may have existed before nimbus-sync" : "");
+                break;
         case ACTION_DRIFT:
                 printf("~ drift  %s is in OU %s, the roster says %s", id, guid_format(&a->actual, actual), t);
                 break;
@@ -96,9 +100,13 @@ static void print_plan_human(const Roster *r, const Plan *p, const Config *c) {
 
         for (size_t i = 0; i < p->n; i++)
                 print_action(r, &p->actions[i]);
-        if (p->n_held > 0 || p->n_delete_skipped > 0)
+        if (p->n_held > p->n_uncertain || p->n_delete_skipped > 0)
                 printf("Deletes %s: %s.\n", p->n_held > 0 ? "held" : "skipped",
                        guard_reason(p, c, why, sizeof(why)));
+        if (p->n_uncertain > 0)
+                printf("%zu deletes held because ownership is uncertain: an attempt with an unknown "
+                       "outcome was followed by \"already exists\". Approve them only if nimbus-sync "
+                       "created these users.\n", p->n_uncertain);
         if (plan_has_changes(p))
                 printf("Plan: %zu to create, %zu to copy, %zu to delete, %zu held.\n", p->n_create,
                        p->n_copy, p->n_delete, p->n_held);
@@ -139,8 +147,11 @@ static void print_plan_json(const Plan *p) {
                         printf(", \"ou\": \"%s\"}", guid_format(&a->target, t));
                 else if (a->kind == ACTION_COPY)
                         printf(", \"template\": \"%s\"}", guid_format(&a->target, t));
+                else if (a->kind == ACTION_HELD)
+                        printf(", \"held\": true, \"reason\": \"%s\"}",
+                               a->uncertain ? "uncertain" : "threshold");
                 else
-                        printf(", \"held\": %s}", a->kind == ACTION_HELD ? "true" : "false");
+                        printf(", \"held\": false}");
         }
         printf("], \"drift_users\": [");
         first = true;

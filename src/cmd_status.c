@@ -1,11 +1,15 @@
 /* cmd_status.c: `status` and `approve-deletes`, which work on the state store alone and never
- * talk to Nimbus. */
+ * talk to Nimbus. `status --all` summarises every instance configured on the host, one line each,
+ * and `status --check` gives the verdict of health.h as a monitoring plugin's one line. */
 #include <json-c/json.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli.h"
+#include "health.h"
+#include "instances.h"
 #include "planner.h"
 #include "ratelimit.h"
 #include "store.h"
@@ -15,7 +19,7 @@
 #define STATUS_HUMAN_LISTED 20
 
 typedef struct Summary {
-        size_t users, present, created, copied, adopted, absent;
+        size_t users, present, created, copied, adopted, uncertain, absent;
         size_t retry, failed, quarantined, held, approved, unknown_intent;
         unsigned rate_used;
         StoreRun last;
@@ -39,6 +43,8 @@ static void summarize_user(Summary *s, const StoreUser *u) {
                 s->copied += u->origin == ORIGIN_COPIED;
                 s->adopted += u->origin == ORIGIN_ADOPTED;
         }
+        /* Present, or a create with an unknown outcome: either way not proven ours. */
+        s->uncertain += u->origin == ORIGIN_UNCERTAIN && u->presence != PRESENCE_ABSENT;
         s->retry += u->status == STATUS_RETRY;
         s->failed += u->status == STATUS_FAILED;
         s->quarantined += u->status == STATUS_QUARANTINED;
@@ -137,8 +143,9 @@ static void print_status_human(const Config *c, const Summary *s, const StoreUse
         char when[64], id[GUID_STRING_MAX];
         size_t listed = 0;
 
-        printf("Users known:   %zu (%zu present: %zu created, %zu copied, %zu adopted; %zu deleted)\n",
-               s->users, s->present, s->created, s->copied, s->adopted, s->absent);
+        printf("Users known:   %zu (%zu present: %zu created, %zu copied, %zu adopted, %zu uncertain; "
+               "%zu deleted)\n", s->users, s->present, s->created, s->copied, s->adopted, s->uncertain,
+               s->absent);
         if (s->roster_ok)
                 printf("Roster:        %zu users in %zu files\n", s->roster_users, s->roster_files);
         else
@@ -246,6 +253,7 @@ static void print_status_json(const Config *c, const Summary *s, const StoreUser
         add_size(users, "created", s->created);
         add_size(users, "copied", s->copied);
         add_size(users, "adopted", s->adopted);
+        add_size(users, "uncertain", s->uncertain);
         add_size(users, "deleted", s->absent);
         add_size(users, "retrying", s->retry);
         add_size(users, "unsettled", s->unknown_intent);
@@ -288,6 +296,296 @@ static void print_status_json(const Config *c, const Summary *s, const StoreUser
         json_object_put(root);
 }
 
+static void summary_clear(Summary *s) {
+        free(s->auth_state);
+        free(s->auth_error);
+        free(s->roster_error);
+        plan_free(s->plan);
+        *s = (Summary) { 0 };
+}
+
+/* ---- status --all and --check ------------------------------------------------------------------ */
+
+#define REASONS_MAX 1024
+#define ALL_SUMMARY_MAX 4096
+
+/* What `status` knows of one instance, for a line of --all and the verdict of --check. */
+typedef struct InstanceStatus {
+        const char *name, *config_path;
+        Config *config;          /* NULL when it does not load */
+        char *config_error;
+        char *store_error;
+        char *daemon_roster_error; /* the daemon's verdict on the roster (store meta roster_error) */
+        bool has_state, summarized;
+        long gone_pid;           /* recorded by a daemon that is no longer running */
+        bool unit_enabled;
+        const char *shares_state_with;
+        Summary s;
+} InstanceStatus;
+
+static void instance_status_clear(InstanceStatus *in) {
+        config_free(in->config);
+        free(in->config_error);
+        free(in->store_error);
+        free(in->daemon_roster_error);
+        summary_clear(&in->s);
+}
+
+static int instance_load_config(InstanceStatus *in) {
+        Diag d = DIAG_INIT;
+        int k;
+
+        k = config_load(in->config_path, &in->config, &d);
+        if (k < 0 && (diag_first_error(&d, &in->config_error) < 0 || !in->config_error) &&
+            asprintf(&in->config_error, "%s: %s", in->config_path, strerror(-k)) < 0)
+                in->config_error = NULL;
+        diag_clear(&d);
+        return k;
+}
+
+/* The facts only the store has: the daemon's roster verdict, and a daemon pid that outlived its
+ * daemon (a clean stop removes it). */
+static void instance_load_meta(Store *st, InstanceStatus *in) {
+        _cleanup_free_ char *pid = NULL;
+
+        if (store_meta_get(st, "roster_error", &in->daemon_roster_error) < 0)
+                in->daemon_roster_error = NULL;
+        if (store_meta_get(st, "daemon_pid", &pid) >= 0 && pid && !in->s.daemon_pid)
+                in->gone_pid = strtol(pid, NULL, 10);
+}
+
+static void instance_load_state(InstanceStatus *in) {
+        Store *st = NULL;
+        StoreUser *u = NULL;
+        size_t n = 0;
+        int k;
+
+        k = store_open(in->config->state_dir, true, &st);
+        in->has_state = k >= 0;
+        if (k >= 0)
+                k = store_load_users(st, &u, &n);
+        if (k >= 0)
+                k = summarize(st, in->config, u, n, &in->s);
+        if (k >= 0) {
+                summarize_roster(in->config, u, n, st, &in->s);
+                instance_load_meta(st, in);
+                in->summarized = true;
+        }
+        if (k < 0 && k != -ENOENT && !(in->store_error = strdup(strerror(-k))))
+                in->store_error = NULL;
+        store_users_free(u, n);
+        store_close(st);
+}
+
+static void instance_load(InstanceStatus *in) {
+        if (instance_has_unit(in->config_path))
+                in->unit_enabled = instance_unit_enabled(INSTANCES_UNIT_ENABLE_DIR, in->name);
+        if (instance_load_config(in) >= 0)
+                instance_load_state(in);
+}
+
+static const char *instance_roster_error(const InstanceStatus *in) {
+        if (in->daemon_roster_error && *in->daemon_roster_error)
+                return in->daemon_roster_error;
+        if (in->summarized && !in->s.roster_ok)
+                return in->s.roster_error ? in->s.roster_error : "cannot read the roster folder";
+        return NULL;
+}
+
+static HealthLevel instance_health(const InstanceStatus *in, char *buf, size_t size) {
+        const Summary *s = &in->s;
+        HealthFacts f = {
+                .config_error = in->config ? NULL : in->config_error ? in->config_error : "cannot be read",
+                .store_error = in->store_error,
+                .has_state = in->has_state,
+                .auth_state = s->auth_state,
+                .auth_error = s->auth_error,
+                .roster_error = instance_roster_error(in),
+                .daemon_running = s->daemon_pid != 0,
+                .daemon_gone_pid = in->gone_pid,
+                .unit_enabled = in->unit_enabled,
+                .shares_state_with = in->shares_state_with,
+                .held = s->held,
+                .failed = s->failed,
+                .quarantined = s->quarantined,
+        };
+
+        return health_assess(&f, buf, size);
+}
+
+static size_t pending_total(const Summary *s) {
+        return s->plan ? s->plan->n_create + s->plan->n_copy + s->plan->n_delete : 0;
+}
+
+static void format_last_run(const Summary *s, char *buf, size_t size) {
+        char when[64];
+
+        if (!s->has_last) {
+                snprintf(buf, size, "never");
+                return;
+        }
+        format_time(s->last.started_usec, when, sizeof(when));
+        if (!s->last.finished_usec)
+                snprintf(buf, size, "%s %s", when, s->daemon_pid ? "running" : "unfinished");
+        else if (s->last.result == 0)
+                snprintf(buf, size, "%s ok", when);
+        else
+                snprintf(buf, size, "%s exit %d", when, s->last.result);
+}
+
+/* status --check: one line in the manner of monitoring plugins, with performance data. */
+static int print_check(const InstanceStatus *in) {
+        char reasons[REASONS_MAX], last[96];
+        HealthLevel level = instance_health(in, reasons, sizeof(reasons));
+        const Summary *s = &in->s;
+
+        format_last_run(s, last, sizeof(last));
+        printf("NIMBUS-SYNC %s - %s: ", health_level_name(level), in->name);
+        if (level == HEALTH_OK)
+                printf("%zu users, %zu pending, daemon %s, last run %s", s->present, pending_total(s),
+                       s->daemon_pid ? "running" : "not running", last);
+        else
+                printf("%s", reasons);
+        printf(" | users=%zu pending=%zu held=%zu failed=%zu quarantined=%zu\n", s->present,
+               pending_total(s), s->held, s->failed, s->quarantined);
+        return (int) level;
+}
+
+static int status_check(Cli *cli) {
+        InstanceStatus in = { .config_path = cli->config_path };
+        _cleanup_free_ char *name = NULL;
+        int level;
+
+        in.name = instance_name(cli->config_path, &name) >= 0 ? name : cli->config_path;
+        instance_load(&in);
+        level = print_check(&in);
+        instance_status_clear(&in);
+        return level;
+}
+
+/* Two instances writing one store would each take the other's users for their own. */
+static void find_shared_state(InstanceStatus *v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = 0; j < n && v[i].config && !v[i].shares_state_with; j++)
+                        if (j != i && v[j].config && streq(v[i].config->state_dir, v[j].config->state_dir))
+                                v[i].shares_state_with = v[j].name;
+}
+
+static void print_instance_line(const InstanceStatus *in, int width) {
+        char reasons[REASONS_MAX], last[96], pending[24] = "-";
+        HealthLevel level = instance_health(in, reasons, sizeof(reasons));
+        const Summary *s = &in->s;
+
+        if (!in->has_state) {
+                printf("%-*s  %-11s %6s %8s %5s %7s  %-8s %-26s %s%s%s\n", width, in->name,
+                       in->config ? (s->daemon_pid ? "running" : "not running") : "-", "-", "-", "-",
+                       "-", "-", "-", health_level_name(level), *reasons ? ": " : "", reasons);
+                return;
+        }
+        if (s->plan)
+                snprintf(pending, sizeof(pending), "%zu", pending_total(s));
+        format_last_run(s, last, sizeof(last));
+        printf("%-*s  %-11s %6zu %8s %5zu %7zu  %-8s %-26s %s%s%s\n", width, in->name,
+               s->daemon_pid ? "running" : "not running", s->present, pending, s->held,
+               s->failed + s->quarantined, s->auth_state ? s->auth_state : "unknown", last,
+               health_level_name(level), *reasons ? ": " : "", reasons);
+}
+
+static void print_instance_table(const InstanceStatus *v, size_t n) {
+        int width = 8;
+
+        for (size_t i = 0; i < n; i++)
+                if ((int) strlen(v[i].name) > width)
+                        width = (int) strlen(v[i].name);
+        printf("%-*s  %-11s %6s %8s %5s %7s  %-8s %-26s %s\n", width, "INSTANCE", "DAEMON", "USERS",
+               "PENDING", "HELD", "FAILED", "AUTH", "LAST RUN", "CHECK");
+        for (size_t i = 0; i < n; i++)
+                print_instance_line(&v[i], width);
+}
+
+/* Appends what fits of "NAME (REASONS)" to text, never half a UTF-8 character. */
+static void append_instance(char *text, size_t size, size_t *len, size_t bad, const char *name,
+                            const char *reasons) {
+        _cleanup_free_ char *item = NULL;
+        size_t m;
+
+        if (asprintf(&item, "%s%s (%s)", bad > 0 ? ", " : "", name, reasons) < 0) {
+                item = NULL;
+                return;
+        }
+        m = utf8_prefix(item, strlen(item), size - 1 - *len);
+        memcpy(text + *len, item, m);
+        *len += m;
+        text[*len] = 0;
+}
+
+/* --all --check: the first line is the verdict over all instances, naming those not OK. */
+static HealthLevel print_all_verdict(const InstanceStatus *v, size_t n) {
+        char reasons[REASONS_MAX], text[ALL_SUMMARY_MAX] = "";
+        HealthLevel worst = HEALTH_OK, level;
+        size_t len = 0, bad = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                level = instance_health(&v[i], reasons, sizeof(reasons));
+                worst = level > worst ? level : worst;
+                if (level != HEALTH_OK)
+                        append_instance(text, sizeof(text), &len, bad++, v[i].name, reasons);
+        }
+        if (bad == 0)
+                printf("NIMBUS-SYNC OK - %zu %s OK\n", n, n == 1 ? "instance" : "instances");
+        else
+                printf("NIMBUS-SYNC %s - %zu of %zu %s %s attention: %s\n", health_level_name(worst), bad, n,
+                       n == 1 ? "instance" : "instances", bad == 1 ? "needs" : "need", text);
+        return worst;
+}
+
+/* No instance to report on is an error, and under --check a critical state. */
+static int status_all_failed(const Cli *cli, const char *dir, int k) {
+        char why[128];
+
+        if (k == -E2BIG)
+                snprintf(why, sizeof(why), "more than %d instance configs", INSTANCES_MAX);
+        else
+                snprintf(why, sizeof(why), "no instance config (config.yaml, NAME.yaml): %s", strerror(-k));
+        if (!cli->check) {
+                fprintf(stderr, "%s: error: %s\n", dir, why);
+                return EXIT_ERROR;
+        }
+        printf("NIMBUS-SYNC CRITICAL - %s: %s\n", dir, why);
+        return HEALTH_CRITICAL;
+}
+
+static int status_all(Cli *cli) {
+        _cleanup_free_ char *path = strdup(cli->config_path);
+        const char *dir = path ? dirname(path) : cli->config_path;
+        InstanceStatus *v = NULL;
+        Instance *found = NULL;
+        size_t n = 0;
+        int k, r;
+
+        k = path ? instances_find(dir, &found, &n) : -ENOMEM;
+        if (k >= 0 && n == 0)
+                k = -ENOENT;
+        if (k >= 0 && !(v = calloc(n, sizeof(*v))))
+                k = -ENOMEM;
+        if (k < 0) {
+                instances_free(found, n);
+                return status_all_failed(cli, dir, k);
+        }
+        for (size_t i = 0; i < n; i++) {
+                v[i] = (InstanceStatus) { .name = found[i].name, .config_path = found[i].config_path };
+                instance_load(&v[i]);
+        }
+        find_shared_state(v, n);
+        r = cli->check ? (int) print_all_verdict(v, n) : EXIT_OK;
+        print_instance_table(v, n);
+        for (size_t i = 0; i < n; i++)
+                instance_status_clear(&v[i]);
+        free(v);
+        instances_free(found, n);
+        return r;
+}
+
 int cmd_status(Cli *cli) {
         Config *c = NULL;
         Store *st = NULL;
@@ -296,6 +594,14 @@ int cmd_status(Cli *cli) {
         size_t n = 0;
         int k;
 
+        if (cli->json && (cli->all || cli->check)) {
+                fprintf(stderr, "nimbus-sync: status --json does not go with --all or --check\n");
+                return EXIT_ERROR;
+        }
+        if (cli->all)
+                return status_all(cli);
+        if (cli->check)
+                return status_check(cli);
         if (cli_load_config(cli, &c) < 0)
                 return EXIT_ERROR;
         k = store_open(c->state_dir, true, &st);
@@ -317,10 +623,7 @@ int cmd_status(Cli *cli) {
                 print_status_json(c, &s, u, n);
         else
                 print_status_human(c, &s, u, n);
-        free(s.auth_state);
-        free(s.auth_error);
-        free(s.roster_error);
-        plan_free(s.plan);
+        summary_clear(&s);
         store_users_free(u, n);
         store_close(st);
         config_free(c);

@@ -19,13 +19,11 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -269,6 +267,11 @@ static int field_guid_string(Ctx *x, const Field *f, yaml_node_t *v, void *dest)
                 return r;
         if (guid_parse(s, strlen(s), &g) < 0)
                 return error_at(x, v, "%s: invalid GUID \"%.*s\"", f->name, qlen(s), s);
+        /* The shipped example has all-zero ids: left unedited, every token request would fail. */
+        if (guid_is_null(&g))
+                return error_at(x, v, "%s: %s is still the example's placeholder; set %s", f->name, s,
+                                streq(f->key, "tenant_id") ? "your Entra tenant id" :
+                                                             "the app registration's client id");
         return strdup_checked(guid_format(&g, buf), (char **) dest);
 }
 
@@ -390,6 +393,23 @@ static int field_log_target(Ctx *x, const Field *f, yaml_node_t *v, void *dest) 
                         f->name, qlen(s), s);
 }
 
+static int field_assertion_alg(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        static const JwtAlg algs[] = { JWT_ALG_PS256, JWT_ALG_RS256 };
+        const char *s;
+        int r;
+
+        r = node_text(x, f, v, "a signature algorithm", &s);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < ELEMENTSOF(algs); i++)
+                if (streq(s, jwt_alg_name(algs[i]))) {
+                        *(JwtAlg *) dest = algs[i];
+                        return 0;
+                }
+        return error_at(x, v, "%s: unknown value \"%.*s\" (expected PS256 or RS256)", f->name,
+                        qlen(s), s);
+}
+
 static int field_log_level(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
         static const struct {
                 const char *name;
@@ -423,7 +443,10 @@ static bool host_is_loopback(const char *host) {
         struct in_addr a4;
         size_t n = strlen(host);
 
-        if (strcasecmp(host, "localhost") == 0)
+        /* libcurl resolves "localhost" and every "*.localhost" to loopback itself, never by
+         * DNS (RFC 6761 §6.3). */
+        if (strcasecmp(host, "localhost") == 0 ||
+            (n > 10 && strcasecmp(host + n - 10, ".localhost") == 0))
                 return true;
         if (inet_pton(AF_INET, host, &a4) == 1)
                 return (ntohl(a4.s_addr) >> 24) == 127;
@@ -760,6 +783,7 @@ static const Field top_fields[] = {
         FIELD("client_certificate_file", field_path, client_certificate_file, 0, 0),
         FIELD("client_key_file", field_key_file, client_key_file, 0, 0),
         FIELD("client_key_credential", field_key_credential, client_key_credential, 0, 0),
+        FIELD("client_assertion_alg", field_assertion_alg, client_assertion_alg, 0, 0),
         FIELD("cluster", field_cluster, cluster, 0, 0),
         FIELD("api_url", field_api_url, api_base, 0, 0),
         FIELD("token_url", field_token_url, token_url, 0, 0),
@@ -796,6 +820,7 @@ static void set_defaults(Config *c) {
         c->verify_interval_usec = DAY;
         c->log_target = LOG_TARGET_AUTO;
         c->log_level = LOG_INFO;
+        c->client_assertion_alg = JWT_ALG_PS256;
 }
 
 /* The value node of a top-level key (or of key.sub), for pointing at it after parsing. */
@@ -832,6 +857,9 @@ static void check_credential(Ctx *x) {
                          "(or client_key_credential)");
         else if (key && !cert)
                 error_at(x, key, "%s: needs client_certificate_file, the certificate of the key", key_name);
+        if (secret && lookup(x, x->root, "client_assertion_alg"))
+                error_at(x, lookup(x, x->root, "client_assertion_alg"), "client_assertion_alg: only "
+                         "applies to a certificate credential (client_certificate_file)");
 }
 
 static void check_required(Ctx *x) {
@@ -1020,9 +1048,12 @@ int config_load(const char *path, Config **ret, Diag *diag) {
         size_t len;
         int r;
 
+        /* Opened without blocking: a FIFO is refused at once instead of waited on. */
         r = read_file_bounded(path, CONFIG_MAX_SIZE, &buf, &len);
         if (r == -EFBIG)
                 diag_add(diag, DIAG_ERROR, path, 0, 0, "config file is larger than %d bytes", CONFIG_MAX_SIZE);
+        else if (r == -EBADFD)
+                diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot read config: not a regular file");
         else if (r < 0)
                 diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot read config: %s", strerror(-r));
         if (r < 0)
@@ -1054,165 +1085,6 @@ Config *config_free(Config *c) {
         free(c->deletes.protected_ids);
         free(c);
         return NULL;
-}
-
-/* ---- the credential files ---------------------------------------------------------------- */
-
-/* A file that only we may read: the client secret or the private key. */
-typedef struct PrivateFile {
-        const char *what;           /* "secret file", "key file": for messages */
-        const char *path;           /* the configured path, or NULL */
-        const char *credential;     /* else this name inside $CREDENTIALS_DIRECTORY */
-        const char *credential_key; /* the config key naming the credential, for messages */
-} PrivateFile;
-
-static int private_path(const Config *c, const PrivateFile *pf, char **ret, Diag *diag) {
-        const char *dir;
-
-        if (pf->path)
-                return strdup_checked(pf->path, ret);
-        dir = getenv("CREDENTIALS_DIRECTORY");
-        if (!dir || !*dir)
-                return diag_add(diag, DIAG_ERROR, c->path, 0, 0, "%s is set but $CREDENTIALS_DIRECTORY "
-                                "is not (run under systemd with LoadCredential=)", pf->credential_key);
-        return format_into(ret, "%s/%s", dir, pf->credential);
-}
-
-/* Checks on the open file, so what is checked is what is read. */
-static int private_check(int fd, const char *path, const char *what, Diag *diag) {
-        struct stat st;
-
-        if (fstat(fd, &st) < 0) {
-                int r = -errno;
-
-                diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot stat %s: %s", what, strerror(-r));
-                return r;
-        }
-        if (!S_ISREG(st.st_mode))
-                return diag_add(diag, DIAG_ERROR, path, 0, 0, "%s is not a regular file", what);
-        if (st.st_mode & 077) {
-                diag_add(diag, DIAG_ERROR, path, 0, 0, "%s is readable by group or others "
-                         "(mode %04o); run chmod 600 %s", what, (unsigned) (st.st_mode & 07777), path);
-                return -EPERM;
-        }
-        return 0;
-}
-
-static int private_read(int fd, const char *path, const char *what, char **ret, Diag *diag) {
-        char *buf = NULL;
-        size_t len;
-        int r;
-
-        r = read_fd_bounded(fd, SECRET_MAX_SIZE, &buf, &len);
-        if (r == -EFBIG)
-                diag_add(diag, DIAG_ERROR, path, 0, 0, "%s is larger than %d bytes", what, SECRET_MAX_SIZE);
-        else if (r < 0)
-                diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot read %s: %s", what, strerror(-r));
-        if (r < 0)
-                return r;
-
-        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-                buf[--len] = '\0';
-        if (len == 0 || strlen(buf) != len) {
-                explicit_bzero(buf, len);
-                free(buf);
-                return diag_add(diag, DIAG_ERROR, path, 0, 0, len == 0 ? "%s is empty" :
-                                "%s contains a NUL byte", what);
-        }
-        *ret = buf;
-        return 0;
-}
-
-/* The contents, and the path it was read from when ret_path is not NULL. */
-static int private_file_read(const Config *c, const PrivateFile *pf, char **ret, char **ret_path,
-                             Diag *diag) {
-        _cleanup_free_ char *path = NULL;
-        int fd, r;
-
-        r = private_path(c, pf, &path, diag);
-        if (r < 0)
-                return r;
-        /* Symlinks are followed: systemd credentials and config management tools use them. */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-                r = -errno;
-                diag_add(diag, DIAG_ERROR, path, 0, 0, "cannot open %s: %s", pf->what, strerror(-r));
-                return r;
-        }
-        r = private_check(fd, path, pf->what, diag);
-        if (r == 0)
-                r = private_read(fd, path, pf->what, ret, diag);
-        close(fd);
-        if (r == 0 && ret_path)
-                *ret_path = TAKE_PTR(path);
-        return r;
-}
-
-int config_read_secret(const Config *c, char **ret, Diag *diag) {
-        const PrivateFile pf = { "secret file", c->client_secret_file, c->client_secret_credential,
-                                 "client_secret_credential" };
-
-        if (!pf.path && !pf.credential)
-                return diag_add(diag, DIAG_ERROR, c->path, 0, 0, "no client secret is configured");
-        return private_file_read(c, &pf, ret, NULL, diag);
-}
-
-/* The certificate is public: any mode will do. The key is as private as a secret. */
-static int certificate_read(const Config *c, ClientCredential *cred, Diag *diag) {
-        const PrivateFile pf = { "key file", c->client_key_file, c->client_key_credential,
-                                 "client_key_credential" };
-        size_t len;
-        int r;
-
-        if (!pf.path && !pf.credential)
-                return diag_add(diag, DIAG_ERROR, c->path, 0, 0, "no private key is configured");
-        r = strdup_checked(c->client_certificate_file, &cred->cert_path);
-        if (r < 0)
-                return r;
-        r = read_file_bounded(cred->cert_path, CERT_MAX_SIZE, &cred->cert_pem, &len);
-        if (r == -EFBIG)
-                diag_add(diag, DIAG_ERROR, cred->cert_path, 0, 0, "certificate file is larger than %d bytes",
-                         CERT_MAX_SIZE);
-        else if (r < 0)
-                diag_add(diag, DIAG_ERROR, cred->cert_path, 0, 0, "cannot read certificate file: %s",
-                         strerror(-r));
-        if (r < 0)
-                return r;
-        return private_file_read(c, &pf, &cred->key_pem, &cred->key_path, diag);
-}
-
-int config_read_credential(const Config *c, ClientCredential *ret, Diag *diag) {
-        ClientCredential cred = { 0 };
-        int r;
-
-        if (c->client_certificate_file)
-                r = certificate_read(c, &cred, diag);
-        else
-                r = config_read_secret(c, &cred.secret, diag);
-        if (r < 0) {
-                client_credential_clear(&cred);
-                return r;
-        }
-        *ret = cred;
-        return 0;
-}
-
-static void wipe_free(char *s) {
-        if (s) {
-                explicit_bzero(s, strlen(s));
-                free(s);
-        }
-}
-
-void client_credential_clear(ClientCredential *cred) {
-        if (!cred)
-                return;
-        wipe_free(cred->secret);
-        wipe_free(cred->key_pem);
-        free(cred->key_path);
-        free(cred->cert_pem);
-        free(cred->cert_path);
-        *cred = (ClientCredential) { 0 };
 }
 
 /* ---- lookups ----------------------------------------------------------------------------- */

@@ -644,7 +644,7 @@ static int store_changed(Daemon *d) {
                         request_run(d);
                 /* Stop promptly: calls still queued were never sent, nothing needs settling. */
                 if (d->runner && !d->request.id)
-                        tenant_cancel_queued(d->tenant, PRIO_MUTATION);
+                        tenant_cancel_queued(d->tenant);
         }
         k = store_meta_get(d->tenant->store, STORE_META_APPROVALS, &v);
         if (k < 0 && k != -ENOENT)

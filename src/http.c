@@ -4,6 +4,7 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 #define DEFAULT_TIMEOUT_USEC (30 * USEC_PER_SEC)
 #define CONNECT_TIMEOUT_MS 10000L
 #define MAX_HEADER_VALUE 256
+#define MAX_HEADERS (16 * 1024)   /* the header block kept for --raw; the rest is cut */
 
 struct HttpEngine {
         uv_loop_t *loop;
@@ -38,10 +40,13 @@ typedef struct Transfer {
         char *req_body;
         char *body;
         size_t body_len, body_cap, max_body;
+        char *answer_headers;    /* the answer's status line and headers, as they came */
+        size_t headers_len, headers_cap;
         char retry_after[MAX_HEADER_VALUE];
         bool has_retry_after;
         bool too_large;
         char errbuf[CURL_ERROR_SIZE];
+        char ca_error[CURL_ERROR_SIZE]; /* why ca_file could not be loaded */
         HttpDoneFn done;
         void *userdata;
 } Transfer;
@@ -135,6 +140,7 @@ static void transfer_free(Transfer *t) {
                 explicit_bzero(t->req_body, strlen(t->req_body));
         free(t->req_body);
         free(t->body);
+        free(t->answer_headers);
         free(t);
 }
 
@@ -146,13 +152,17 @@ static void transfer_finish(Transfer *t, CURLcode code) {
         if (code == CURLE_OK)
                 (void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
         r.status = status;
-        r.error = code == CURLE_OK ? 0 : (t->too_large ? -EFBIG : curl_to_errno(code));
+        r.error = code == CURLE_OK ? 0 : t->too_large ? -EFBIG : t->ca_error[0] ? -ENOKEY : curl_to_errno(code);
         if (code != CURLE_OK)
-                r.error_text = t->too_large ? "answer too large" :
+                r.error_text = t->too_large ? "answer too large" : t->ca_error[0] ? t->ca_error :
                                t->errbuf[0] ? t->errbuf : curl_easy_strerror(code);
         r.body = t->body ? t->body : "";
         r.body_len = t->body_len;
+        r.headers = t->answer_headers ? t->answer_headers : "";
+        r.headers_len = t->headers_len;
         r.retry_after = t->has_retry_after ? t->retry_after : NULL;
+        if (status >= 300 && status < 400)
+                (void) curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_URL, &r.location);
         LIST_REMOVE(t->engine->transfers, t);
         t->done(t->userdata, &r);
         transfer_free(t);
@@ -346,12 +356,36 @@ static size_t on_write(char *data, size_t size, size_t n, void *userp) {
         return len;
 }
 
-/* Keep only the header we act on: Retry-After. */
+/* The whole block, for --raw. A status line starts the block of a new answer: what a proxy said
+ * to CONNECT, or a 100 Continue, is not the answer. */
+static void keep_header(Transfer *t, const char *data, size_t len) {
+        size_t cap;
+        char *b;
+
+        if (len >= 5 && strncmp(data, "HTTP/", 5) == 0)
+                t->headers_len = 0;
+        if (len > MAX_HEADERS - t->headers_len)
+                return;
+        if (t->headers_len + len + 1 > t->headers_cap) {
+                cap = t->headers_len + len + 1 < 1024 ? 1024 : MAX_HEADERS + 1;
+                b = realloc(t->answer_headers, cap);
+                if (!b)
+                        return;   /* --raw shows fewer headers; the transfer goes on */
+                t->answer_headers = b;
+                t->headers_cap = cap;
+        }
+        memcpy(t->answer_headers + t->headers_len, data, len);
+        t->headers_len += len;
+        t->answer_headers[t->headers_len] = '\0';
+}
+
+/* Keep the block, and the one header we act on: Retry-After. */
 static size_t on_header(char *data, size_t size, size_t n, void *userp) {
         static const char name[] = "retry-after:";
         Transfer *t = userp;
         size_t len = size * n, k;
 
+        keep_header(t, data, len);
         if (len <= sizeof(name) - 1 || strncasecmp(data, name, sizeof(name) - 1) != 0)
                 return len;
         data += sizeof(name) - 1;
@@ -367,11 +401,30 @@ static size_t on_header(char *data, size_t size, size_t n, void *userp) {
         return size * n;
 }
 
-/* The configured CA is added to the system's trust store, not put in its place. */
-static CURLcode add_trust_anchor(CURL *easy, void *ssl_ctx, void *userp) {
-        X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
+/* The errno of the first system error in OpenSSL's queue (0 if none), emptying the queue. */
+static int openssl_errno(void) {
+        unsigned long e;
+        int r = 0;
 
-        return X509_STORE_load_file(store, userp) == 1 ? CURLE_OK : CURLE_SSL_CACERT_BADFILE;
+        while ((e = ERR_get_error()) != 0)
+                if (r == 0 && ERR_GET_LIB(e) == ERR_LIB_SYS)
+                        r = ERR_GET_REASON(e);
+        return r;
+}
+
+/* The configured CA is added to the system's trust store, not put in its place. A file that
+ * cannot be loaded is named: curl would only say that the callback failed. */
+static CURLcode add_trust_anchor(CURL *easy, void *ssl_ctx, void *userp) {
+        Transfer *t = userp;
+        X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
+        int r;
+
+        if (X509_STORE_load_file(store, t->engine->ca_file) == 1)
+                return CURLE_OK;
+        r = openssl_errno();
+        snprintf(t->ca_error, sizeof t->ca_error, "cannot load ca_file %s: %s", t->engine->ca_file,
+                 r ? strerror(r) : "no PEM certificate in it");
+        return CURLE_SSL_CACERT_BADFILE;
 }
 
 /* Append "name: value"; value NULL gives "name:", which tells curl to drop that header. */
@@ -430,13 +483,15 @@ static int transfer_setup(Transfer *t, const HttpRequest *req) {
         SET(CURLOPT_HTTPHEADER, t->headers);
         if (e->ca_file) {
                 SET(CURLOPT_SSL_CTX_FUNCTION, add_trust_anchor);
-                SET(CURLOPT_SSL_CTX_DATA, e->ca_file);
+                SET(CURLOPT_SSL_CTX_DATA, t);
         }
         if (req->basic_user) {
                 SET(CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
                 SET(CURLOPT_USERNAME, req->basic_user);
                 SET(CURLOPT_PASSWORD, req->basic_pass ? req->basic_pass : "");
         }
+        if (req->connect_only)
+                SET(CURLOPT_CONNECT_ONLY, 1L);
         if (!streq(req->method, "GET") && !streq(req->method, "POST"))
                 SET(CURLOPT_CUSTOMREQUEST, req->method);
         /* curl silently re-sends a request whose reused connection closes without an answer.

@@ -3,8 +3,9 @@
 
 const char *job_state_name(JobState s) {
         static const char *const names[_JOB_STATE_MAX] = {
-                [JOB_QUEUED] = "queued",           [JOB_WAIT_DEP] = "waiting-for-template",
+                [JOB_NEW] = "new",                 [JOB_QUEUED] = "queued",           [JOB_WAIT_DEP] = "waiting-for-template",
                 [JOB_IN_FLIGHT] = "in-flight",     [JOB_RETRY_WAIT] = "retry-wait",
+                [JOB_CONFIRMING] = "confirming",   [JOB_LICENSE_WAIT] = "license-wait",
                 [JOB_PAUSED] = "paused",           [JOB_DONE] = "done",
                 [JOB_FAILED] = "failed",           [JOB_QUARANTINED] = "quarantined",
                 [JOB_HELD] = "held",               [JOB_BLOCKED] = "blocked",

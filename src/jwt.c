@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <stdio.h>
 
@@ -26,6 +27,7 @@
 struct JwtSigner {
         EVP_PKEY *key;
         char *x5t_s256;                     /* base64url SHA-256 of the certificate's DER */
+        JwtAlg alg;
 };
 
 static inline void json_object_putp(struct json_object **o) { json_object_put(*o); }
@@ -93,10 +95,11 @@ static int load_key(const char *pem, const char *name, EVP_PKEY **ret, Diag *dia
 static int check_key(X509 *cert, const char *cert_name, EVP_PKEY *key, const char *key_name, Diag *diag) {
         int bits;
 
-        /* RS256 needs an RSA key; "RSA-PSS" keys cannot make PKCS #1 v1.5 signatures. */
+        /* Both algorithms need an RSA key; "RSA-PSS" keys cannot make PKCS #1 v1.5 signatures,
+         * and Entra's certificate credentials are plain RSA. */
         if (!EVP_PKEY_is_a(key, "RSA"))
                 return diag_add(diag, DIAG_ERROR, key_name, 0, 0, "private key is not an RSA key "
-                                "(the client assertion is signed RS256)"), -EKEYREJECTED;
+                                "(the client assertion is signed PS256 or RS256)"), -EKEYREJECTED;
         bits = EVP_PKEY_get_bits(key);
         if (bits < JWT_RSA_MIN_BITS)
                 return diag_add(diag, DIAG_ERROR, key_name, 0, 0, "RSA key has %d bits; Entra ID needs "
@@ -123,15 +126,22 @@ static void warn_expired(X509 *cert, const char *name, Diag *diag) {
                          "assertions signed with an expired certificate");
 }
 
+const char *jwt_alg_name(JwtAlg alg) {
+        return alg == JWT_ALG_RS256 ? "RS256" : "PS256";
+}
+
 int jwt_signer_new(const char *cert_pem, const char *cert_name, const char *key_pem,
-                   const char *key_name, JwtSigner **ret, Diag *diag) {
+                   const char *key_name, JwtAlg alg, JwtSigner **ret, Diag *diag) {
         X509 *cert = NULL;
         JwtSigner *s;
         int r;
 
+        if (alg != JWT_ALG_PS256 && alg != JWT_ALG_RS256)
+                return -EINVAL;
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
+        s->alg = alg;
         r = load_certificate(cert_pem, cert_name, &cert, diag);
         if (r >= 0)
                 r = load_key(key_pem, key_name, &s->key, diag);
@@ -197,7 +207,7 @@ static int encode_part(struct json_object *o, char **ret) {
 static int header_part(const JwtSigner *s, char **ret) {
         _cleanup_json_ struct json_object *o = json_object_new_object();
 
-        if (!o || add_string(o, "alg", "RS256") < 0 || add_string(o, "typ", "JWT") < 0 ||
+        if (!o || add_string(o, "alg", jwt_alg_name(s->alg)) < 0 || add_string(o, "typ", "JWT") < 0 ||
             add_string(o, "x5t#S256", s->x5t_s256) < 0)
                 return -ENOMEM;
         return encode_part(o, ret);
@@ -235,8 +245,21 @@ static int claims_part(const char *client_id, const char *audience, uint64_t now
 }
 
 /* RS256 is RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3): EVP_DigestSign's default padding for
- * an RSA key. */
-static int sign(EVP_PKEY *key, const char *data, char **ret) {
+ * an RSA key. PS256 is RSASSA-PSS with SHA-256 and MGF1 with SHA-256, the salt as long as the
+ * digest (RFC 7518 §3.5); OpenSSL's own default salt would be the longest that fits, which JWS
+ * verifiers may refuse. */
+static bool sign_init(EVP_MD_CTX *ctx, EVP_PKEY *key, JwtAlg alg) {
+        EVP_PKEY_CTX *pctx = NULL;
+
+        if (EVP_DigestSignInit(ctx, &pctx, EVP_sha256(), NULL, key) != 1)
+                return false;
+        return alg == JWT_ALG_RS256 ||
+               (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+                EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) == 1 &&
+                EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1);
+}
+
+static int sign(EVP_PKEY *key, JwtAlg alg, const char *data, char **ret) {
         EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         unsigned char *sig = NULL;
         size_t n = 0, len = strlen(data);
@@ -244,7 +267,7 @@ static int sign(EVP_PKEY *key, const char *data, char **ret) {
 
         if (!ctx)
                 return -ENOMEM;
-        if (EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
+        if (sign_init(ctx, key, alg) &&
             EVP_DigestSign(ctx, NULL, &n, (const unsigned char *) data, len) == 1) {
                 sig = malloc(n);
                 r = !sig ? -ENOMEM :
@@ -281,7 +304,7 @@ int jwt_client_assertion(const JwtSigner *s, const char *client_id, const char *
         if (r >= 0)
                 r = join(header, claims, &input);
         if (r >= 0)
-                r = sign(s->key, input, &sig);
+                r = sign(s->key, s->alg, input, &sig);
         if (r >= 0)
                 r = join(input, sig, ret);
         return r;

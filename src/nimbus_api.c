@@ -1,11 +1,11 @@
-/* nimbus_api.c: the Nimbus Public API and the Entra token endpoint as data (PRODUCT §2, §6.2).
+/* nimbus_api.c: the Nimbus Public API as data (PRODUCT §2, §6.2); the Entra token endpoint is in oauth.c.
  * Builds request URLs and bodies, and reads answers tolerantly: the API documents no response
  * bodies, so every field is optional, wrong types count as missing, and anything an answer holds
  * (garbage bytes, deep nesting, huge strings) ends in "unknown", never in a crash or unbounded
  * allocation. JSON is read and written only through json-c. No I/O happens here. */
 #include "nimbus_api.h"
 
-#include <curl/curl.h>
+#include <ctype.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -14,21 +14,11 @@
 #include "util.h"
 
 #define JSON_MAX_DEPTH 32                   /* answers are two or three levels deep */
-#define TOKEN_MAX (16 * 1024)               /* an Entra access token is a few KiB */
-#define EXPIRES_DEFAULT_SEC 3600
-#define EXPIRES_MAX_SEC 86400
 #define LICENSES_MAX 1000
 #define LICENSE_NAME_MAX 128
-#define SCOPE_MAX 4096
-#define ASSERTION_MAX (16 * 1024)           /* a client assertion is under 2 KiB */
-#define RETRY_AFTER_MAX_SEC 3600
-#define RETRY_AFTER_TEXT_MAX 128
 
 static inline void json_object_putp(struct json_object **o) { json_object_put(*o); }
 #define _cleanup_json_ __attribute__((cleanup(json_object_putp)))
-
-static inline void curl_freep(char **p) { curl_free(*p); }
-#define _cleanup_curl_free_ __attribute__((cleanup(curl_freep)))
 
 const char *nimbus_call_name(NimbusCall call) {
         switch (call) {
@@ -49,6 +39,9 @@ const char *outcome_name(Outcome o) {
         case OUTCOME_TRANSIENT:   return "transient";
         case OUTCOME_AUTH:        return "auth";
         case OUTCOME_NO_LICENSES: return "no-licenses";
+        case OUTCOME_FORBIDDEN:   return "forbidden";
+        case OUTCOME_NOT_API:     return "not-api";
+        case OUTCOME_REDIRECT:    return "redirect";
         case OUTCOME_PERMANENT:   return "permanent";
         }
         return "unknown";
@@ -93,8 +86,22 @@ static int json_parse_body(const char *body, size_t len, struct json_object **re
         return 0;
 }
 
-/* The member `key` of an object, matched exactly or else case-insensitively (a .NET server may
- * spell "o365Id" as "O365Id"). NULL if o is not an object or has no such member. */
+bool nimbus_key_matches(const char *k, const char *key) {
+        for (;; k++, key++) {
+                while (*k == '_')
+                        k++;
+                while (*key == '_')
+                        key++;
+                if (tolower((unsigned char) *k) != tolower((unsigned char) *key))
+                        return false;
+                if (*k == '\0')
+                        return true;
+        }
+}
+
+/* The member `key` of an object, matched exactly or else loosely (nimbus_key_matches): the docs show no
+ * answer bodies, so a .NET server's "O365Id" or a "o365_id" must read the same. NULL if o is
+ * not an object or has no such member. */
 static struct json_object *obj_get(struct json_object *o, const char *key) {
         struct json_object *v = NULL;
         if (!json_object_is_type(o, json_type_object))
@@ -102,7 +109,7 @@ static struct json_object *obj_get(struct json_object *o, const char *key) {
         if (json_object_object_get_ex(o, key, &v))
                 return v;
         json_object_object_foreach(o, k, val)
-                if (strcasecmp(k, key) == 0)
+                if (nimbus_key_matches(k, key))
                         return val;
         return NULL;
 }
@@ -292,8 +299,9 @@ int nimbus_error_message(long http_status, const char *body, size_t len, char **
         return 0;
 }
 
-/* 403 means three different things; only the server's words tell them apart. */
-static Outcome classify_403(const char *body, size_t len) {
+/* 403 means three different things; only the server's words tell them apart, and for create and
+ * copy "Organization Unit not allowed" may still mean "no licenses" (the docs say so). */
+static Outcome classify_403(NimbusCall call, const char *body, size_t len) {
         char buf[NIMBUS_MAX_MESSAGE + 1];
 
         message_extract(body, len, buf, sizeof buf);
@@ -301,29 +309,52 @@ static Outcome classify_403(const char *body, size_t len) {
                 return OUTCOME_NO_LICENSES;
         if (strcasestr(buf, "no authenticated user"))
                 return OUTCOME_AUTH;
-        return OUTCOME_PERMANENT;   /* "Organization Unit not allowed" and the unknown */
+        return call == CALL_CREATE || call == CALL_COPY ? OUTCOME_FORBIDDEN : OUTCOME_PERMANENT;
 }
 
-Outcome nimbus_classify(NimbusCall call, long http_status, int transport_error,
-                        const char *body, size_t len) {
+bool nimbus_says_duplicate(const char *body, size_t len) {
+        char buf[NIMBUS_MAX_MESSAGE + 1];
+
+        message_extract(body, len, buf, sizeof buf);
+        return strcasestr(buf, "exist") || strcasestr(buf, "duplicat");
+}
+
+static bool only_whitespace(const char *body, size_t len) {
+        for (size_t i = 0; i < len; i++)
+                if (!strchr(" \t\r\n", body[i]) || body[i] == '\0')
+                        return false;
+        return true;
+}
+
+/* A 2xx is a Nimbus answer only if it carries what the call promises: a user object for GET
+ * user, license data for license usage, and JSON or nothing for a mutation (the docs show no
+ * bodies). A login or proxy page with 200 is no proof that anything happened. */
+static Outcome classify_success(NimbusCall call, const char *body, size_t len) {
+        _cleanup_json_ struct json_object *j = NULL;
+
+        if (call != CALL_GET_USER && call != CALL_LICENSES && (!body || only_whitespace(body, len)))
+                return OUTCOME_OK;
+        if (json_parse_body(body, len, &j) < 0)
+                return OUTCOME_NOT_API;
+        if (call == CALL_GET_USER && !json_object_is_type(j, json_type_object))
+                return OUTCOME_NOT_API;
+        if (call == CALL_LICENSES && !json_object_is_type(j, json_type_object) &&
+            !json_object_is_type(j, json_type_array))
+                return OUTCOME_NOT_API;
+        return OUTCOME_OK;
+}
+
+static Outcome classify_4xx(NimbusCall call, long http_status, const char *body, size_t len) {
         bool creates = call == CALL_CREATE || call == CALL_COPY;
 
-        /* No answer, an informational one, or nonsense: the request may not have been seen. */
-        if (http_status < 200 || http_status > 599)
-                return OUTCOME_TRANSIENT;
-        if (http_status < 300)
-                return OUTCOME_OK;
-        /* A redirect we do not follow is a strange answer: retry, and quarantine if it stays. */
-        if (http_status < 400)
-                return OUTCOME_TRANSIENT;
-        if (http_status >= 500)
-                return OUTCOME_TRANSIENT;
-
         switch (http_status) {
+        case 400:
+                /* "Also relates to user duplication error": a GET confirms before it counts. */
+                return creates && nimbus_says_duplicate(body, len) ? OUTCOME_EXISTS : OUTCOME_PERMANENT;
         case 401:
                 return OUTCOME_AUTH;
         case 403:
-                return classify_403(body, len);
+                return classify_403(call, body, len);
         case 404:
                 /* For create and copy the missing thing is the template or OU, not the user. */
                 return call == CALL_DELETE || call == CALL_GET_USER ? OUTCOME_GONE : OUTCOME_PERMANENT;
@@ -335,6 +366,21 @@ Outcome nimbus_classify(NimbusCall call, long http_status, int transport_error,
         default:
                 return OUTCOME_PERMANENT;
         }
+}
+
+Outcome nimbus_classify(NimbusCall call, long http_status, int transport_error,
+                        const char *body, size_t len) {
+        /* No answer, an informational one, or nonsense: the request may not have been seen. */
+        if (http_status < 200 || http_status > 599)
+                return OUTCOME_TRANSIENT;
+        if (http_status < 300)
+                return classify_success(call, body, len);
+        /* We never follow redirects: a 3xx means api_url points at the wrong host. */
+        if (http_status < 400)
+                return OUTCOME_REDIRECT;
+        if (http_status >= 500)
+                return OUTCOME_TRANSIENT;
+        return classify_4xx(call, http_status, body, len);
 }
 
 /* ---- Requests ---------------------------------------------------------------------------------- */
@@ -597,163 +643,20 @@ int nimbus_parse_licenses(const char *body, size_t len, NimbusLicense **ret, siz
         return licenses_from_array(arr, ret, ret_n);
 }
 
+const char *nimbus_licenses_exhausted(const NimbusLicense *l, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                bool none = l[i].available == 0 ||
+                            (l[i].available < 0 && l[i].total >= 0 && l[i].used >= l[i].total);
+                if (none)
+                        return l[i].name[0] ? l[i].name : "(unnamed)";
+        }
+        return NULL;
+}
+
 void nimbus_licenses_free(NimbusLicense *l, size_t n) {
         if (!l)
                 return;
         for (size_t i = 0; i < n; i++)
                 free(l[i].name);
         free(l);
-}
-
-/* ---- Entra token endpoint ---------------------------------------------------------------------- */
-
-/* The token goes into an Authorization header: only visible ASCII (RFC 6750 b64token is a
- * subset) can be sent there without risk of header injection. */
-static bool token_valid(const char *s, size_t len) {
-        if (len == 0 || len > TOKEN_MAX)
-                return false;
-        for (size_t i = 0; i < len; i++)
-                if ((unsigned char) s[i] <= 0x20 || (unsigned char) s[i] >= 0x7f)
-                        return false;
-        return true;
-}
-
-int oauth_parse_token(const char *body, size_t len, char **ret_token, uint64_t *ret_expires_usec) {
-        _cleanup_json_ struct json_object *j = NULL;
-        const char *s;
-        size_t slen;
-        int64_t expires = EXPIRES_DEFAULT_SEC;
-        int r;
-
-        r = json_parse_body(body, len, &j);
-        if (r < 0)
-                return r;
-        if (!json_string(obj_get(j, "access_token"), &s, &slen) || !token_valid(s, slen))
-                return -EBADMSG;
-
-        /* Missing or unreadable: assume the usual hour. Clamped so a bad answer neither makes us
-         * fetch a token for every request nor keep one for longer than a day. */
-        (void) json_int64(obj_get(j, "expires_in"), &expires);
-        if (expires < 1)
-                expires = 1;
-        if (expires > EXPIRES_MAX_SEC)
-                expires = EXPIRES_MAX_SEC;
-
-        char *token = strndup(s, slen);
-        if (!token)
-                return -ENOMEM;
-        *ret_token = token;
-        *ret_expires_usec = (uint64_t) expires * USEC_PER_SEC;
-        return 0;
-}
-
-int oauth_request_body(const char *scope, char **ret) {
-        size_t n = scope ? strlen(scope) : 0;
-        char *body = NULL;
-
-        if (n == 0 || n > SCOPE_MAX)
-                return -EINVAL;
-        _cleanup_curl_free_ char *escaped = curl_easy_escape(NULL, scope, (int) n);
-        if (!escaped)
-                return -ENOMEM;
-        if (asprintf(&body, "grant_type=client_credentials&scope=%s", escaped) < 0)
-                return -ENOMEM;
-        *ret = body;
-        return 0;
-}
-
-#define ASSERTION_TYPE_JWT_BEARER "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-/* The assertion is a credential for its lifetime: its escaped copy is wiped, not just freed. */
-static void escape_free(char *s) {
-        if (s) {
-                explicit_bzero(s, strlen(s));
-                curl_free(s);
-        }
-}
-
-/* Only for strings whose length was checked against ASSERTION_MAX. */
-static char *form_escape(const char *s) {
-        return curl_easy_escape(NULL, s, (int) strlen(s));
-}
-
-static bool form_value_ok(const char *s, size_t max) {
-        return s && *s && strlen(s) <= max;
-}
-
-int oauth_assertion_request_body(const char *scope, const char *client_id, const char *assertion,
-                                 char **ret) {
-        char *e_scope, *e_client, *e_type, *e_assertion, *body = NULL;
-        int r = -ENOMEM;
-
-        if (!form_value_ok(scope, SCOPE_MAX) || !form_value_ok(client_id, SCOPE_MAX) ||
-            !form_value_ok(assertion, ASSERTION_MAX))
-                return -EINVAL;
-        e_scope = form_escape(scope);
-        e_client = form_escape(client_id);
-        e_type = form_escape(ASSERTION_TYPE_JWT_BEARER);
-        e_assertion = form_escape(assertion);
-        if (e_scope && e_client && e_type && e_assertion &&
-            asprintf(&body, "grant_type=client_credentials&client_id=%s&scope=%s"
-                     "&client_assertion_type=%s&client_assertion=%s",
-                     e_client, e_scope, e_type, e_assertion) >= 0)
-                r = 0;
-        curl_free(e_scope);
-        curl_free(e_client);
-        curl_free(e_type);
-        escape_free(e_assertion);
-        if (r == 0)
-                *ret = body;
-        return r;
-}
-
-/* ---- Retry-After ------------------------------------------------------------------------------- */
-
-/* Delta-seconds: digits only; huge values are capped rather than rejected. */
-static bool retry_after_seconds(const char *s, uint64_t *ret_sec) {
-        uint64_t v = 0;
-
-        if (*s == '\0')
-                return false;
-        for (; *s; s++) {
-                if (*s < '0' || *s > '9')
-                        return false;
-                if (v <= RETRY_AFTER_MAX_SEC)
-                        v = v * 10 + (uint64_t) (*s - '0');
-        }
-        *ret_sec = v < RETRY_AFTER_MAX_SEC ? v : RETRY_AFTER_MAX_SEC;
-        return true;
-}
-
-int parse_retry_after(const char *value, uint64_t now_usec, uint64_t *ret_delay_usec) {
-        const uint64_t max_usec = RETRY_AFTER_MAX_SEC * USEC_PER_SEC;
-        char buf[RETRY_AFTER_TEXT_MAX];
-        uint64_t sec;
-
-        if (!value)
-                return -EINVAL;
-        /* Header values may carry optional whitespace around them. */
-        value += strspn(value, " \t");
-        size_t n = strlen(value);
-        while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
-                n--;
-        if (n == 0 || n >= sizeof buf)
-                return -EINVAL;
-        memcpy(buf, value, n);
-        buf[n] = '\0';
-
-        if (retry_after_seconds(buf, &sec)) {
-                *ret_delay_usec = sec * USEC_PER_SEC;
-                return 0;
-        }
-
-        time_t when = curl_getdate(buf, NULL);
-        if (when == -1)
-                return -EINVAL;
-        /* Dates before the epoch are in the past as surely as any other. */
-        uint64_t when_usec = when < 0 ? 0 :
-                (uint64_t) when > UINT64_MAX / USEC_PER_SEC ? UINT64_MAX : (uint64_t) when * USEC_PER_SEC;
-        uint64_t delay = when_usec > now_usec ? when_usec - now_usec : 0;
-        *ret_delay_usec = delay < max_usec ? delay : max_usec;
-        return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "http.h"
 #include "jwt.h"
+#include "oauth.h"
 #include "util.h"
 
 #define TOKEN_MARGIN_MAX (60 * USEC_PER_SEC)
@@ -17,7 +18,8 @@ struct NimbusClient {
         char *token_url;
         char *scope;
         char *client_id;
-        char *secret;                /* one of these two: HTTP Basic, or */
+        char *basic_user;            /* one of these two: HTTP Basic, client id and secret */
+        char *secret;                /*   form-encoded (RFC 6749 §2.3.1), or */
         JwtSigner *signer;           /* a signed client assertion per token request */
         uint64_t timeout_usec;
 
@@ -27,11 +29,16 @@ struct NimbusClient {
         bool fetching;
         TokenDoneFn token_done;
         void *token_userdata;
+        NimbusRawFn raw;             /* --raw: sees every answer first */
+        void *raw_userdata;
 };
 
 /* One API call in flight. */
 typedef struct CallCtx {
+        NimbusClient *nc;
         NimbusCall call;
+        const char *method;
+        char *url;
         NimbusDoneFn done;
         void *userdata;
 } CallCtx;
@@ -43,14 +50,20 @@ static void wipe_free(char *s) {
         free(s);
 }
 
-static int credential_set(NimbusClient *nc, const ClientCredential *cred, Diag *diag) {
+static int credential_set(NimbusClient *nc, JwtAlg alg, const ClientCredential *cred, Diag *diag) {
+        int r;
+
         if (cred->key_pem && cred->cert_pem)
                 return jwt_signer_new(cred->cert_pem, cred->cert_path, cred->key_pem, cred->key_path,
-                                      &nc->signer, diag);
+                                      alg, &nc->signer, diag);
         if (!cred->secret)
                 return -EINVAL;
-        nc->secret = strdup(cred->secret);
-        return nc->secret ? 0 : -ENOMEM;
+        /* Entra form-decodes both before comparing: a raw '+', '%' or ':' would change the
+         * secret. curl adds the Base64. */
+        r = oauth_basic_credential(nc->client_id, &nc->basic_user);
+        if (r >= 0)
+                r = oauth_basic_credential(cred->secret, &nc->secret);
+        return r;
 }
 
 int nimbus_client_new(uv_loop_t *loop, const Config *c, const ClientCredential *cred,
@@ -66,7 +79,7 @@ int nimbus_client_new(uv_loop_t *loop, const Config *c, const ClientCredential *
                 r = -ENOMEM;
                 goto fail;
         }
-        r = credential_set(nc, cred, diag);
+        r = credential_set(nc, c->client_assertion_alg, cred, diag);
         if (r < 0)
                 goto fail;
         r = http_engine_new(loop, c->ca_file, &nc->http);
@@ -87,6 +100,7 @@ void nimbus_client_close(NimbusClient *nc) {
         free(nc->token_url);
         free(nc->scope);
         free(nc->client_id);
+        free(nc->basic_user);
         wipe_free(nc->secret);
         jwt_signer_free(nc->signer);
         wipe_free(nc->token);
@@ -102,6 +116,31 @@ void nimbus_client_token_invalidate(NimbusClient *nc) {
         nc->token = NULL;
 }
 
+void nimbus_client_set_raw(NimbusClient *nc, NimbusRawFn fn, void *userdata) {
+        nc->raw = fn;
+        nc->raw_userdata = userdata;
+}
+
+int nimbus_client_set_api_base(NimbusClient *nc, const char *api_base) {
+        char *copy = strdup(api_base);
+
+        if (!copy)
+                return -ENOMEM;
+        free(nc->api_base);
+        nc->api_base = copy;
+        return 0;
+}
+
+static void show_raw(NimbusClient *nc, const char *what, const char *method, const char *url,
+                     const HttpResponse *resp) {
+        NimbusRaw raw = { .what = what, .method = method, .url = url, .status = resp->status,
+                          .error_text = resp->error_text, .headers = resp->headers,
+                          .headers_len = resp->headers_len, .body = resp->body, .body_len = resp->body_len };
+
+        if (nc->raw && resp->error != -ECANCELED)
+                nc->raw(nc->raw_userdata, &raw);
+}
+
 /* Entra answers 400 and 401 for every credential problem: those need an admin, not a retry. */
 static TokenStatus token_status(const HttpResponse *resp) {
         if (resp->status >= 200 && resp->status < 300)
@@ -115,12 +154,13 @@ static void token_answer(void *userdata, const HttpResponse *resp) {
         NimbusClient *nc = userdata;
         /* An untrusted certificate will not become trusted by retrying: report it at once. */
         TokenStatus st = resp->status ? token_status(resp) :
-                         resp->error == -EKEYREJECTED ? TOKEN_REFUSED : TOKEN_TRANSIENT;
+                         resp->error == -EKEYREJECTED || resp->error == -ENOKEY ? TOKEN_REFUSED : TOKEN_TRANSIENT;
         _cleanup_free_ char *msg = NULL;
         char *token = NULL;
         uint64_t lifetime = 0;
 
         nc->fetching = false;
+        show_raw(nc, "token", "POST", nc->token_url, resp);
         if (st == TOKEN_OK && oauth_parse_token(resp->body, resp->body_len, &token, &lifetime) < 0)
                 st = TOKEN_TRANSIENT;   /* a 200 without a token is a strange answer: retry later */
         if (st == TOKEN_OK) {
@@ -160,7 +200,7 @@ int nimbus_client_token_fetch(NimbusClient *nc, TokenDoneFn done, void *userdata
         HttpRequest req = {
                 .method = "POST", .url = nc->token_url,
                 .content_type = "application/x-www-form-urlencoded",
-                .basic_user = nc->secret ? nc->client_id : NULL, .basic_pass = nc->secret,
+                .basic_user = nc->basic_user, .basic_pass = nc->secret,
                 .timeout_usec = nc->timeout_usec, .max_body = NIMBUS_MAX_BODY,
         };
         int r;
@@ -181,6 +221,18 @@ int nimbus_client_token_fetch(NimbusClient *nc, TokenDoneFn done, void *userdata
         return 0;
 }
 
+/* What an admin must read when the answer is no Nimbus answer at all. */
+static int odd_answer_message(Outcome o, const HttpResponse *resp, char **ret) {
+        if (o == OUTCOME_REDIRECT)
+                return asprintf(ret, "HTTP %ld redirect to %s: api_url does not point at the Nimbus "
+                                "API (wrong host or cluster?)", resp->status,
+                                resp->location ? resp->location : "(no Location)") < 0 ? -ENOMEM : 0;
+        return asprintf(ret, "HTTP %ld with a body that is not a Nimbus answer (%s): a proxy or "
+                        "login page, or api_url points at the wrong host", resp->status,
+                        resp->body_len > 0 && resp->body[0] == '<' ? "an HTML page" : "not JSON")
+                < 0 ? -ENOMEM : 0;
+}
+
 static void call_answer(void *userdata, const HttpResponse *resp) {
         CallCtx *ctx = userdata;
         _cleanup_free_ char *msg = NULL;
@@ -189,16 +241,22 @@ static void call_answer(void *userdata, const HttpResponse *resp) {
                 .body = resp->body, .body_len = resp->body_len, .message = "",
         };
         uint64_t ra;
+        int k;
 
+        show_raw(ctx->nc, nimbus_call_name(ctx->call), ctx->method, ctx->url, resp);
         res.outcome = nimbus_classify(ctx->call, resp->status, resp->error, resp->body, resp->body_len);
         if (resp->status == 0)
                 res.message = resp->error_text;
-        else if (res.outcome != OUTCOME_OK &&
-                 nimbus_error_message(resp->status, resp->body, resp->body_len, &msg) >= 0)
+        else if (res.outcome == OUTCOME_NOT_API || res.outcome == OUTCOME_REDIRECT) {
+                k = odd_answer_message(res.outcome, resp, &msg);
+                res.message = k < 0 ? (msg = NULL, "not a Nimbus answer") : msg;
+        } else if (res.outcome != OUTCOME_OK &&
+                   nimbus_error_message(resp->status, resp->body, resp->body_len, &msg) >= 0)
                 res.message = msg;
         if (resp->retry_after && parse_retry_after(resp->retry_after, now_usec(), &ra) >= 0)
                 res.retry_after_usec = ra;
         ctx->done(ctx->userdata, &res);
+        free(ctx->url);
         free(ctx);
 }
 
@@ -218,12 +276,15 @@ int nimbus_client_call(NimbusClient *nc, NimbusCall call, const Guid *id, const 
         ctx = malloc(sizeof(*ctx));
         if (!ctx)
                 return -ENOMEM;
-        *ctx = (CallCtx) { .call = call, .done = done, .userdata = userdata };
-        req.url = url;
+        *ctx = (CallCtx) { .nc = nc, .call = call, .method = req.method, .url = TAKE_PTR(url),
+                           .done = done, .userdata = userdata };
+        req.url = ctx->url;
         req.body = body;
         req.bearer = nc->token;
         r = http_submit(nc->http, &req, call_answer, ctx);
-        if (r < 0)
+        if (r < 0) {
+                free(ctx->url);
                 free(ctx);
+        }
         return r;
 }

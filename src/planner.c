@@ -26,6 +26,7 @@ typedef enum Verdict {
         VERDICT_QUARANTINED, /* skipped: quarantined, not due yet */
         VERDICT_CANDIDATE,   /* a delete, subject to the safety rules */
         VERDICT_APPROVED,    /* a delete released by approve-deletes */
+        VERDICT_UNCERTAIN,   /* a delete of a user we may not own: always held */
 } Verdict;
 
 typedef enum DeleteMode {
@@ -120,15 +121,25 @@ static bool origin_deletable(uint8_t origin, const Config *c) {
                (origin == ORIGIN_ADOPTED && c->deletes.include_adopted);
 }
 
+/* Ownership not proven: "already exists" after an unknown outcome, or a create or copy whose
+ * outcome is still unknown (which may have made the user, or not). */
+static bool is_uncertain(const StoreUser *u) {
+        bool pending = u->intent == INTENT_CREATE || u->intent == INTENT_COPY;
+
+        return u->origin == ORIGIN_UNCERTAIN || (pending && u->presence != PRESENCE_PRESENT);
+}
+
 /* A store user no longer in the roster. */
 static Verdict judge_unwanted(const StoreUser *u, const Config *c, uint64_t now,
                               uint64_t *not_before) {
         /* A create or copy in flight when the process died may have made the user. */
         bool may_exist = u->presence == PRESENCE_PRESENT || u->intent == INTENT_CREATE ||
                          u->intent == INTENT_COPY;
+        bool uncertain = may_exist && is_uncertain(u);
 
         *not_before = 0;
-        if (!may_exist || !origin_deletable(u->origin, c) || config_is_protected(c, &u->id))
+        if (!may_exist || config_is_protected(c, &u->id) ||
+            (!uncertain && !origin_deletable(u->origin, c)))
                 return VERDICT_NONE;
         if (now < u->next_attempt_usec) {
                 if (u->status == STATUS_FAILED)
@@ -138,7 +149,9 @@ static Verdict judge_unwanted(const StoreUser *u, const Config *c, uint64_t now,
                 if (u->status == STATUS_RETRY)
                         *not_before = u->next_attempt_usec;
         }
-        return u->hold == HOLD_APPROVED ? VERDICT_APPROVED : VERDICT_CANDIDATE;
+        if (u->hold == HOLD_APPROVED)
+                return VERDICT_APPROVED;
+        return uncertain ? VERDICT_UNCERTAIN : VERDICT_CANDIDATE;
 }
 
 static Verdict judge(const Pair *pair, const Config *c, uint64_t now, uint64_t *not_before) {
@@ -151,6 +164,8 @@ static Verdict judge(const Pair *pair, const Config *c, uint64_t now, uint64_t *
 static void count_pass(Plan *p, Merge m, const Config *c, uint64_t now, size_t *ret_candidates,
                        size_t *ret_approved) {
         size_t candidates = 0, approved = 0;
+
+        p->n_uncertain = 0;
         uint64_t not_before;
         Pair pair;
 
@@ -165,6 +180,7 @@ static void count_pass(Plan *p, Merge m, const Config *c, uint64_t now, size_t *
                 case VERDICT_QUARANTINED: p->n_quarantined++; break;
                 case VERDICT_CANDIDATE:   candidates++;       break;
                 case VERDICT_APPROVED:    approved++;         break;
+                case VERDICT_UNCERTAIN:   p->n_uncertain++;   break;
                 case VERDICT_NONE:                            break;
                 }
                 /* Skipped users come back when their retry time passes: the daemon wakes then. */
@@ -181,7 +197,7 @@ static void count_pass(Plan *p, Merge m, const Config *c, uint64_t now, size_t *
  * (disabled, empty roster) stop them too. */
 static DeleteMode decide_deletes(Plan *p, const Roster *r, const Config *c, size_t candidates,
                                  size_t approved) {
-        size_t all = candidates + approved;
+        size_t all = candidates + approved + p->n_uncertain;
 
         if (all > 0 && !c->deletes.enabled)
                 p->guard = GUARD_DISABLED;
@@ -189,6 +205,7 @@ static DeleteMode decide_deletes(Plan *p, const Roster *r, const Config *c, size
                 p->guard = GUARD_EMPTY_ROSTER;
         if (p->guard != GUARD_NONE) {
                 p->n_delete_skipped = all;
+                p->n_uncertain = 0;
                 return DELETES_NONE;
         }
 
@@ -198,8 +215,9 @@ static DeleteMode decide_deletes(Plan *p, const Roster *r, const Config *c, size
                  (uint64_t) candidates * 100 > (uint64_t) c->deletes.max_percent * p->n_managed)
                 p->guard = GUARD_MAX_PERCENT;
         p->n_delete = approved;
+        p->n_held = p->n_uncertain;   /* whatever the counts: ownership was never proven */
         if (p->guard != GUARD_NONE) {
-                p->n_held = candidates;
+                p->n_held += candidates;
                 return DELETES_HOLD;
         }
         p->n_delete += candidates;
@@ -218,6 +236,8 @@ static size_t *cursor_for(Cursors *k, Verdict v, DeleteMode mode) {
                 return mode == DELETES_NONE ? NULL : &k->del;
         case VERDICT_CANDIDATE:
                 return mode == DELETES_ALL ? &k->del : mode == DELETES_HOLD ? &k->held : NULL;
+        case VERDICT_UNCERTAIN:
+                return mode == DELETES_NONE ? NULL : &k->held;
         default:
                 return NULL;
         }
@@ -238,7 +258,9 @@ static Action make_action(const Pair *pair, Verdict v, DeleteMode mode, uint64_t
                 a.id = pair->u->id;
                 a.origin = pair->u->origin;
                 a.approved = v == VERDICT_APPROVED;
-                a.kind = v == VERDICT_CANDIDATE && mode == DELETES_HOLD ? ACTION_HELD : ACTION_DELETE;
+                a.uncertain = v == VERDICT_UNCERTAIN;
+                a.kind = a.uncertain || (v == VERDICT_CANDIDATE && mode == DELETES_HOLD) ? ACTION_HELD
+                                                                                         : ACTION_DELETE;
         }
         return a;
 }

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "backoff.h"
 #include "util.h"
@@ -64,11 +65,16 @@ void reconcile_log_notes(const Tenant *t, const Plan *p, const char *run_id) {
         LogEvent ev = { .message_id = MID_DELETES_HELD, .action = "delete", .result = "held",
                         .run_id = run_id };
 
-        if (p->n_held > 0)
+        if (p->n_uncertain > 0)
+                log_event(t->log, LOG_WARNING, &ev,
+                          "%zu deletes held because ownership is uncertain (\"already exists\" after "
+                          "an attempt whose outcome is unknown): review with `nimbus-sync plan`, and "
+                          "approve only if nimbus-sync created them", p->n_uncertain);
+        if (p->n_held > p->n_uncertain)
                 log_event(t->log, LOG_WARNING, &ev,
                           "%zu deletes held: more than deletes.max_per_run (%u), or more than 5 and "
                           "more than deletes.max_percent (%u%%) of %zu managed users; review with "
-                          "`nimbus-sync plan`, then run `nimbus-sync approve-deletes`", p->n_held,
+                          "`nimbus-sync plan`, then run `nimbus-sync approve-deletes`", p->n_held - p->n_uncertain,
                           c->deletes.max_per_run, c->deletes.max_percent, p->n_managed);
         if (p->guard == GUARD_EMPTY_ROSTER && p->n_delete_skipped > 0) {
                 ev.result = "skipped";
@@ -107,6 +113,24 @@ int reconcile_exit_code(const Plan *p, const RunnerStats *st, bool interrupted) 
         return 0;
 }
 
+/* A run that leaves work for later says when, so `apply` never ends (or waits) silently. */
+static void log_deferred(const Tenant *t, const RunnerStats *st, const char *run_id) {
+        LogEvent ev = { .action = "run", .result = "deferred", .run_id = run_id };
+        uint64_t at = st->deferred_until ? st->deferred_until : st->next_due_usec;
+        char when[64] = "later";
+        time_t secs = (time_t) (at / USEC_PER_SEC);
+        struct tm tm;
+
+        if (st->deferred == 0)
+                return;
+        if (at > 0 && localtime_r(&secs, &tm))
+                strftime(when, sizeof(when), "at %Y-%m-%d %H:%M:%S %Z", &tm);
+        log_event(t->log, LOG_WARNING, &ev, "%zu actions left for a later run: %s %s; run "
+                  "`nimbus-sync apply` again then (the daemon does it by itself)", st->deferred,
+                  st->deferred_until ? "Nimbus asked us to pause (Retry-After) until" :
+                  "the next retry is due", when);
+}
+
 void reconcile_run_end(Tenant *t, const Plan *p, const RunnerStats *st, int exit_code, StoreRun *run) {
         LogEvent ev = { .message_id = MID_RUN_FINISHED, .action = "run", .run_id = run->run_id,
                         .result = exit_code == 0 ? "ok" : "failed" };
@@ -121,9 +145,10 @@ void reconcile_run_end(Tenant *t, const Plan *p, const RunnerStats *st, int exit
         run->result = exit_code;
         (void) store_run_finish(t->store, run);
         log_event(t->log, LOG_NOTICE, &ev,
-                  "run finished: %zu created, %zu copied, %zu adopted, %zu deleted, %zu already gone, "
-                  "%zu failed, %zu quarantined, %zu held, %zu waiting", st->created, st->copied,
-                  st->adopted, st->deleted, st->gone, st->failed, st->quarantined, st->held,
-                  st->blocked + st->paused + st->cancelled + st->deferred + p->n_failed +
-                  p->n_quarantined);
+                  "run finished: %zu created, %zu copied, %zu adopted, %zu uncertain, %zu deleted, "
+                  "%zu already gone, %zu failed, %zu quarantined, %zu held, %zu waiting", st->created,
+                  st->copied, st->adopted, st->uncertain, st->deleted, st->gone, st->failed,
+                  st->quarantined, st->held, st->blocked + st->paused + st->cancelled + st->deferred +
+                  p->n_failed + p->n_quarantined);
+        log_deferred(t, st, run->run_id);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backoff.h"
+#include "credential.h"
 #include "util.h"
 
 /* A slot held by a call in flight frees as soon as its answer arrives, which another process
@@ -81,13 +82,13 @@ static void fail_queued(Tenant *t, Outcome outcome, long status, int error, cons
                 call_fail(c, outcome, status, error, message);
 }
 
-void tenant_cancel_queued(Tenant *t, CallPriority prio) {
+void tenant_cancel_queued(Tenant *t) {
         TenantCall *c;
 
-        while ((c = t->queue[prio])) {
-                t->queue[prio] = c->next;
-                if (!t->queue[prio])
-                        t->queue_tail[prio] = NULL;
+        while ((c = t->queue[PRIO_MUTATION])) {
+                t->queue[PRIO_MUTATION] = c->next;
+                if (!t->queue[PRIO_MUTATION])
+                        t->queue_tail[PRIO_MUTATION] = NULL;
                 call_fail(c, OUTCOME_TRANSIENT, 0, -ECANCELED, "cancelled");
         }
 }
@@ -126,9 +127,14 @@ static void auth_failed(Tenant *t, long status, const char *reason) {
         t->auth_failures++;
         t->auth_retry_at = now_usec() + backoff_delay(c->retry.base_usec, c->retry.cap_usec,
                                                       t->auth_failures, backoff_random());
-        if (first)
-                log_event(t->log, LOG_CRIT, &ev, "Nimbus refused our credentials, tenant paused: %s",
+        /* Without an answer (ca_file unloadable, the server's certificate not trusted) nobody
+         * refused anything: we could not ask. */
+        if (first && status >= 300 && status < 400)
+                log_event(t->log, LOG_CRIT, &ev, "the Nimbus API redirects us, tenant paused: %s",
                           t->auth_error);
+        else if (first)
+                log_event(t->log, LOG_CRIT, &ev, "%s, tenant paused: %s", status > 0 ?
+                          "Nimbus refused our credentials" : "cannot authenticate to Nimbus", t->auth_error);
         if (t->give_up_on_auth)
                 fail_queued(t, OUTCOME_AUTH, status, 0, t->auth_error);
 }
@@ -190,6 +196,8 @@ static void call_done(void *userdata, const NimbusResult *res) {
         TenantCall *c = userdata;
         Tenant *t = c->tenant;
         uint64_t now = now_usec();
+        /* A redirect is a configuration error like a refusal: said once, the tenant pauses. */
+        bool refused = res->outcome == OUTCOME_AUTH || res->outcome == OUTCOME_REDIRECT;
 
         answer_arrived(t, c, now);
         if (t->closing) {
@@ -202,13 +210,13 @@ static void call_done(void *userdata, const NimbusResult *res) {
                 nimbus_client_token_invalidate(t->client);
                 c->auth_retried = true;
                 queue_push(t, c, true);
-        } else if (res->outcome == OUTCOME_AUTH && !t->give_up_on_auth) {
+        } else if (refused && !t->give_up_on_auth) {
                 /* The daemon keeps the call and waits for the admin (or the server) to fix it;
                  * it goes again after the backoff with the token it has, as a probe. */
                 auth_failed(t, res->http_status, res->message);
                 queue_push(t, c, true);
         } else {
-                if (res->outcome == OUTCOME_AUTH)
+                if (refused)
                         auth_failed(t, res->http_status, res->message);
                 else if (t->auth == AUTH_FAILED && res->http_status > 0) {
                         auth_set(t, AUTH_OK, NULL);
@@ -350,6 +358,13 @@ int tenant_call(Tenant *t, CallPriority prio, NimbusCall call, const Guid *id, c
         return 0;
 }
 
+void tenant_forget_refusal(Tenant *t) {
+        if (t->auth == AUTH_FAILED)
+                t->auth = AUTH_NONE;
+        t->auth_failures = 0;
+        t->auth_retry_at = 0;
+}
+
 int tenant_rate_used(Tenant *t, unsigned *ret) {
         const RateLimit *rl = &t->limiter;
 
@@ -384,7 +399,7 @@ int tenant_new(uv_loop_t *loop, Config *c, Logger *log, Tenant **ret, Diag *diag
         t->config = c;
         t->log = log;
         t->loop = loop;
-        r = config_read_credential(c, &cred, diag);
+        r = credential_read(c, &cred, diag);
         if (r >= 0)
                 r = tenant_open_store(t, diag);
         if (r >= 0)

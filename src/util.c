@@ -149,7 +149,8 @@ int read_fd_bounded(int fd, size_t max_size, char **ret_buf, size_t *ret_len) {
 int read_file_bounded(const char *path, size_t max_size, char **ret_buf, size_t *ret_len) {
         int fd, r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: opening a FIFO would wait for a writer; read_fd_bounded() refuses it. */
+        fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
         r = read_fd_bounded(fd, max_size, ret_buf, ret_len);

@@ -1,8 +1,9 @@
 #!/bin/sh
 # The quick start: builds nimbus-sync, starts the bundled Nimbus + Entra simulator on loopback
 # (HTTPS with a throwaway CA), runs the daemon on a roster folder holding the example rosters,
-# then changes the folder, so you can watch users being created, copied, deleted and re-created. Everything lives in a temporary folder that is removed
-# at the end; nothing leaves this machine.
+# then changes the folder, so you can watch users being created, copied, deleted and re-created.
+# Everything lives in a temporary folder that is removed at the end, together with the simulator
+# and the daemon, however the demo ends (done, failed, or interrupted); nothing leaves this machine.
 set -eu
 cd "$(dirname "$0")/.."
 sh tests/deps.sh
@@ -10,10 +11,28 @@ sh tests/deps.sh
 meson compile -C build/plain >/dev/null
 BIN=$PWD/build/plain/src/nimbus-sync
 
-DEMO=$(mktemp -d)
+DEMO=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-sync-demo.XXXXXX")
 SIM_PID=""
-cleanup() { [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null; rm -rf "$DEMO"; }
-trap cleanup EXIT INT TERM
+DAEMON_PID=""
+# Stops a background process of ours, if it is still running, and reaps it. Never fails: this
+# runs in the exit trap under `set -e`, where a failing command would skip the rest.
+stop() {
+        [ -n "$1" ] || return 0
+        kill "$1" 2>/dev/null || :
+        wait "$1" 2>/dev/null || :
+}
+# The exit status is kept: the demo's, not that of the last cleanup step.
+cleanup() {
+        status=$?
+        trap - EXIT
+        stop "$DAEMON_PID"
+        stop "$SIM_PID"
+        rm -rf "$DEMO"
+        exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 TENANT=9fce70af-a632-49ca-bc0d-53db5a21c5b3
 CLIENT=0b5b6d1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e
@@ -63,7 +82,6 @@ step "nimbus-sync plan       # what would change; nothing is sent"
 step "nimbus-sync daemon &   # the service; its log follows"
 "$BIN" daemon &
 DAEMON_PID=$!
-trap 'kill $DAEMON_PID 2>/dev/null; cleanup' EXIT INT TERM
 converged
 step "nimbus-sync status"
 "$BIN" status
@@ -79,5 +97,7 @@ step "nimbus-sync user show 2a1b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 step "nimbus-sync licenses"
 "$BIN" licenses
 step "kill -TERM daemon"
-kill -TERM $DAEMON_PID; wait $DAEMON_PID || true
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID" || { echo "demo: the daemon did not stop cleanly" >&2; exit 1; }
+DAEMON_PID=""
 printf '\nDemo done. The simulator and the demo folder are removed now.\n'

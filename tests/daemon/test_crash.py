@@ -3,6 +3,7 @@ creates, copies and (after approval) deletes against a slow and faulty simulator
 converge. Nothing may be created twice, nothing deleted that was not approved, and the store must
 stay sound."""
 
+import json
 import random
 import time
 
@@ -87,8 +88,12 @@ def test_random_kills_converge_without_unintended_deletes(daemon, sim):
     users2, dropped = roster_phase_2(users1)
     mark = daemon.mark()
     daemon.write_roster(users2)
-    m = daemon.wait_log(r"(\d+) deletes held", 15, mark)
-    assert int(m.group(1)) == len(dropped)
+    daemon.wait_log(r"(\d+) deletes held: more than", 15, mark)
+    # Held by the thresholds, or because a lost answer left their ownership uncertain: all of
+    # them wait for approve-deletes.
+    p = daemon.run("plan", "--json")
+    held = {a["o365_id"] for a in json.loads(p.stdout)["actions"] if a.get("held")}
+    assert held == dropped, p.stdout[-2000:]
     daemon.stop_clean()
     p = daemon.run("approve-deletes")
     assert p.returncode == 0, p.stderr
@@ -111,6 +116,6 @@ def test_random_kills_converge_without_unintended_deletes(daemon, sim):
     assert {i: u["organizationUnitId"] for i, u in st["users"].items()} == expected_ous(users2)
     assert integrity(daemon.state_db) == "ok"
     users = daemon.status_json()["users"]
-    # Creates whose answers were lost in a crash answered 409 later: they are still ours.
+    # Creates whose answers were lost in a crash answered 409 later: uncertain, never adopted.
     assert users["adopted"] == 0, users
     assert busy1 + busy2 >= 10, "too few kills hit a daemon at work"

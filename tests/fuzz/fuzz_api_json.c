@@ -10,6 +10,7 @@
 
 #include "fuzz_common.h"
 #include "nimbus_api.h"
+#include "oauth.h"
 #include "util.h"
 
 #define TOKEN_LIMIT (16 * 1024)       /* nimbus_api.c's TOKEN_MAX */
@@ -107,7 +108,8 @@ static void fuzz_error(const char *body, size_t len) {
         for (size_t i = 0; i < ELEMENTSOF(calls); i++) {
                 Outcome o = nimbus_classify(calls[i], 403, 0, body, len);
 
-                FUZZ_CHECK(o == OUTCOME_NO_LICENSES || o == OUTCOME_AUTH || o == OUTCOME_PERMANENT);
+                FUZZ_CHECK(o == OUTCOME_NO_LICENSES || o == OUTCOME_AUTH || o == OUTCOME_PERMANENT ||
+                           o == OUTCOME_FORBIDDEN);
         }
 }
 

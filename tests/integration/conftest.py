@@ -2,7 +2,13 @@
 
 Every test gets a fresh simulator (`sim`) and a fresh nimbus-sync set-up (`ns`): a config file,
 a client secret file (mode 0600), a roster folder and a state folder, all under the test's
-tmp_path. `ns.run("apply")` runs the binary with that config and checks, for every run, that the
+tmp_path. The simulator speaks the dialect the `sim_dialect` fixture returns ({} = defaults);
+parametrize it to run a test under several readings of the documentation:
+
+    @pytest.mark.parametrize("sim_dialect", dialect_variants("duplicate_status"))
+    def test_adopt(ns, sim): ...
+
+`sim.dialect(**switches)` changes them at run time, `start_sim(**options)` starts another one. `ns.run("apply")` runs the binary with that config and checks, for every run, that the
 client secret never appears in its output and that no sanitizer reported anything.
 
 The binary comes from $NIMBUS_SYNC_BIN (tests/run.sh and meson set it); without it every test
@@ -27,7 +33,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "sim"))
 
-from simclient import Sim  # noqa: E402  (needs the path above)
+from simclient import DIALECT_OPTIONS, DIALECTS, Sim  # noqa: E402  (needs the path above)
 
 RUN_TIMEOUT = 120
 SANITIZER_MARKERS = ("runtime error", "AddressSanitizer", "LeakSanitizer",
@@ -47,7 +53,8 @@ def guids(n):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "sim(**options): options for Sim.start (ous, licenses, "
-                                       "token_ttl, seed_users, rate_ops, tls, ...)")
+                                       "token_ttl, seed_users, rate_ops, tls, dialect switches "
+                                       "such as duplicate_status=400, ...)")
 
 
 @pytest.fixture(scope="session")
@@ -63,16 +70,62 @@ def nimbus_bin():
 
 
 @pytest.fixture
-def sim(request, tmp_path):
-    """A fresh simulator; options from @pytest.mark.sim(...). Rate 200/1s unless overridden."""
+def sim_dialect():
+    """Dialect switches for the `sim` fixture ({} = the defaults). Override it per test with
+    @pytest.mark.parametrize("sim_dialect", dialect_variants("duplicate_status")) or
+    @pytest.mark.parametrize("sim_dialect", [{"duplicate_status": 400, "field_case": "pascal"}])."""
+    return {}
+
+
+def dialect_variants(*keys):
+    """pytest params for sim_dialect: one per non-default value of each switch in KEYS
+    (all dialect switches when none is given), plus the defaults ({}); ids like
+    "duplicate_status=400"."""
+    params = [pytest.param({}, id="default")]
+    for key in keys or tuple(DIALECTS):
+        choices, default = DIALECTS[key]
+        params += [pytest.param({key: v}, id=f"{key}={v}") for v in choices if v != default]
+    return params
+
+
+def _sim_options(request, dialect):
     marker = request.node.get_closest_marker("sim")
     options = dict(marker.kwargs) if marker else {}
-    tls = options.pop("tls", False)
+    unknown = sorted(set(dialect) - set(DIALECT_OPTIONS))
+    if unknown:
+        raise TypeError(f"sim_dialect: not dialect switches: {', '.join(unknown)}")
+    options.update(dialect)
     options.setdefault("rate_ops", DEFAULT_RATE["operations"])
     options.setdefault("rate_window", 1)
+    return options
+
+
+@pytest.fixture
+def sim(request, tmp_path, sim_dialect):
+    """A fresh simulator; options from @pytest.mark.sim(...) and the sim_dialect fixture
+    (which wins). Rate 200/1s unless overridden."""
+    options = _sim_options(request, sim_dialect)
+    tls = options.pop("tls", False)
     s = Sim.start(tmp_path, tls=tls, **options)
     yield s
     s.stop()
+
+
+@pytest.fixture
+def start_sim(tmp_path):
+    """Factory for further simulators: start_sim(tls=False, **options) -> Sim (options as
+    Sim.start, dialect switches included; rate 200/1s unless given), stopped after the test."""
+    sims = []
+
+    def _start(tls=False, **options):
+        options.setdefault("rate_ops", DEFAULT_RATE["operations"])
+        options.setdefault("rate_window", 1)
+        sims.append(Sim.start(tmp_path, tls=tls, **options))
+        return sims[-1]
+
+    yield _start
+    for s in sims:
+        s.stop()
 
 
 def _merge(base, patch):

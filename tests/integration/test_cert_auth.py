@@ -1,5 +1,7 @@
 """Certificate credentials: nimbus-sync proving its identity with a client assertion (RFC 7523)
-signed by the application's certificate key instead of a client secret, as Entra ID does them.
+signed by the application's certificate key instead of a client secret, as Entra ID does them:
+PS256 by default, RS256 when client_assertion_alg says so (the simulator's assertion_alg dialect
+takes both, or only one).
 
 The first half runs the binary against a simulator that has the certificate registered; the
 second half checks the simulator's own verification with assertions built here, so that a
@@ -74,6 +76,47 @@ def test_apply_with_a_certificate_converges(ns, sim):
     assert [r for r in api_requests(sim.state()) if r["method"] != "GET"] == \
         [r for r in api_requests(st) if r["method"] != "GET"]
     assert ns.status_json()["auth"]["state"] == "ok"
+
+
+@pytest.mark.sim(client_cert=True)
+@pytest.mark.parametrize("sim_dialect", [{"assertion_alg": a} for a in ("any", "PS256", "RS256")],
+                         ids=lambda d: "sim accepts " + d["assertion_alg"])
+@pytest.mark.parametrize("alg", [None, "PS256", "RS256"], ids=lambda a: f"config {a}")
+def test_assertion_algorithm(ns, sim, sim_dialect, alg):
+    """PS256 (RSASSA-PSS) unless client_assertion_alg says RS256; a tenant that takes only the
+    other algorithm refuses the token, and the reason names the algorithm."""
+    ids = guids(2)
+    ns.write_roster(roster_users(ids, OU))
+    use_certificate(ns, sim.client_cert_file, sim.client_key_file,
+                    **({"client_assertion_alg": alg} if alg else {}))
+    sent = alg or "PS256"
+    accepted = sim_dialect["assertion_alg"] in ("any", sent)
+
+    p = ns.run("apply")
+    assert_no_key_material(p, sim.client_key_file)
+    reqs = token_requests(sim)
+    assert reqs and all(r["alg"] == sent and r["auth"] == "assertion" for r in reqs), reqs
+    if accepted:
+        assert p.returncode == 0, describe(p)
+        assert sim_ids(sim.state()) == set(ids)
+    else:
+        assert p.returncode == 1, describe(p)
+        assert "AADSTS5002738" in p.stderr and f"'{sent}' is not a supported" in p.stderr, \
+            describe(p)
+        assert len(reqs) <= 2 and api_requests(sim.state()) == []
+
+
+@pytest.mark.sim(client_cert=True)
+def test_validate_refuses_an_unknown_assertion_algorithm(ns, sim):
+    use_certificate(ns, sim.client_cert_file, sim.client_key_file, client_assertion_alg="HS256")
+    p = ns.run("validate")
+    assert p.returncode == 1, describe(p)
+    assert "client_assertion_alg: unknown value \"HS256\" (expected PS256 or RS256)" in p.stderr
+
+    ns.configure(client_assertion_alg="RS256")   # with the secret config: meaningless
+    p = ns.run("validate")
+    assert p.returncode == 1, describe(p)
+    assert "client_assertion_alg: only applies to a certificate credential" in p.stderr
 
 
 @pytest.mark.sim(client_cert=True, token_ttl=1, rate_ops=50)
@@ -201,7 +244,8 @@ BAD_ASSERTIONS = {
                             401, "AADSTS700027", "key was not found"),
     "no thumbprint": (lambda s: s.assertion(header={"x5t#S256": None}),
                       401, "AADSTS700027", "key was not found"),
-    "alg HS256": (lambda s: s.assertion(header={"alg": "HS256"}), 400, "AADSTS50027", "RS256"),
+    "alg HS256": (lambda s: s.assertion(header={"alg": "HS256"}), 400, "AADSTS5002738",
+                  "'RS256, PS256'"),
     "expired": (lambda s: s.assertion(claims={"nbf": now() - 7200, "exp": now() - 3600}),
                 401, "AADSTS700024", "valid time range"),
     "not yet valid": (lambda s: s.assertion(claims={"nbf": now() + 3600, "exp": now() + 4000}),

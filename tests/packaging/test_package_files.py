@@ -1,9 +1,13 @@
 """The Debian and RPM packaging agree with the build: one version everywhere, and every
-library meson.build depends on is a build dependency of both packages."""
+library meson.build depends on is a build dependency of both packages. The Debian maintainer
+scripts are valid, and purge (only purge) removes the state and the roster folders."""
 
 import os
 import re
+import shutil
 import subprocess
+
+import pytest
 
 from pkgtest import REPO
 
@@ -87,3 +91,50 @@ def test_ci_check_script():
     assert "set -eu" in script.read_text()
     out = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
+
+
+MAINTAINER_SCRIPTS = ("postinst", "prerm", "postrm")
+
+
+def test_maintainer_scripts_are_shell_with_the_debhelper_slot():
+    for name in MAINTAINER_SCRIPTS:
+        script = DEBIAN / f"nimbus-sync.{name}"
+        assert os.access(script, os.X_OK), script
+        text = script.read_text()
+        assert text.startswith("#!/bin/sh\n") and "\nset -e\n" in text and "#DEBHELPER#" in text
+        out = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+
+
+UNSHARE = shutil.which("unshare")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not UNSHARE,
+                    reason="needs root and unshare(1) to run the postrm on a private /var/lib")
+def test_purge_removes_state_and_rosters_remove_keeps_them(tmp_path):
+    # The postrm runs in a private mount namespace whose /var/lib is an overlay with its changes
+    # in a tmpfs: the host's /var/lib is never touched.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    script = """
+        set -e
+        mount -t tmpfs tmpfs "$SCRATCH"
+        mkdir "$SCRATCH/upper" "$SCRATCH/work"
+        mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$SCRATCH/upper,workdir=$SCRATCH/work" /var/lib
+        echo namespace ready >&2
+        mkdir -p /var/lib/nimbus-sync/roster.d /var/lib/nimbus-sync/customer-a/roster.d
+        touch /var/lib/nimbus-sync/state.db /var/lib/nimbus-sync/customer-a/roster.d/export.csv
+        for action in remove upgrade purge; do
+                sh "$POSTRM" "$action"
+                if [ -e /var/lib/nimbus-sync/customer-a/roster.d/export.csv ]; then echo "$action: kept"
+                elif [ -e /var/lib/nimbus-sync ]; then echo "$action: partly removed"
+                else echo "$action: removed"; fi
+        done
+    """
+    env = dict(os.environ, SCRATCH=str(scratch), POSTRM=str(DEBIAN / "nimbus-sync.postrm"))
+    out = subprocess.run([UNSHARE, "-m", "sh", "-c", script], capture_output=True, text=True,
+                         timeout=60, env=env)
+    if out.returncode != 0 and "namespace ready" not in out.stderr:
+        pytest.skip(f"no private mount namespace with an overlay here: {out.stderr.strip()}")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["remove: kept", "upgrade: kept", "purge: removed"]

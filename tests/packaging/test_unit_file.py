@@ -1,8 +1,10 @@
-"""The systemd unit, sysusers.d and tmpfiles.d files: what PRODUCT §8 asks of them, checked with
-systemd's own tools where they work without a running systemd."""
+"""The systemd units (nimbus-sync.service, and the template nimbus-sync@.service for more tenants
+on one host), sysusers.d and tmpfiles.d files, checked with systemd's own tools where they work
+without a running systemd. See nimbus-sync(8), SYSTEMD and MANY TENANTS."""
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,6 +15,9 @@ import yaml
 from pkgtest import REPO, c_string_define, need, nimbus_bin  # noqa: F401 (a fixture)
 
 UNIT = REPO / "systemd" / "nimbus-sync.service"
+TEMPLATE = REPO / "systemd" / "nimbus-sync@.service"
+# The unit, and the file systemd-analyze is given for it: a template only as an instance.
+UNITS = {"nimbus-sync.service": UNIT, "nimbus-sync@customer-a.service": TEMPLATE}
 SYSUSERS = REPO / "systemd" / "nimbus-sync.sysusers"
 TMPFILES = REPO / "systemd" / "nimbus-sync.tmpfiles"
 MAX_EXPOSURE = 2.0
@@ -55,47 +60,68 @@ def exposure(unit_path):
     return float(m.group(1)), text
 
 
-def test_security_exposure_is_at_most_2():
-    level, text = exposure(UNIT)
+def placed(unit_name, path, directory):
+    """The unit file as systemd-analyze must see it: an instance of a template is named by the
+    instance, next to the template file."""
+    if "@" in unit_name:
+        (directory / path.name).write_text(path.read_text())
+    else:
+        (directory / unit_name).write_text(path.read_text())
+    return directory / unit_name
+
+
+@pytest.mark.parametrize("unit_name", UNITS)
+def test_security_exposure_is_at_most_2(unit_name, tmp_path):
+    level, text = exposure(placed(unit_name, UNITS[unit_name], tmp_path))
     assert level <= MAX_EXPOSURE, f"exposure {level} > {MAX_EXPOSURE}:\n{text}"
 
 
-def test_security_figure_reacts_to_the_sandbox(tmp_path):
+@pytest.mark.parametrize("unit_name", UNITS)
+def test_security_figure_reacts_to_the_sandbox(unit_name, tmp_path):
     # The figure above must come from this unit's settings: without its sandbox the same
     # analysis rates the unit far worse.
-    bare = tmp_path / "nimbus-sync.service"
     kept = ("Type", "ExecStart", "ExecReload", "User", "Group", "StateDirectory", "Description")
-    lines = [l for l in UNIT.read_text().splitlines()
+    lines = [l for l in UNITS[unit_name].read_text().splitlines()
              if not l or l.startswith(("[", "#")) or l.split("=", 1)[0] in kept]
-    bare.write_text("\n".join(lines) + "\n")
-    level, text = exposure(bare)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / UNITS[unit_name].name).write_text("\n".join(lines) + "\n")
+    level, text = exposure(placed(unit_name, bare / UNITS[unit_name].name, tmp_path))
     assert level > 5.0, text
 
 
-def test_unit_verifies(nimbus_bin, tmp_path):
+@pytest.mark.parametrize("unit_name", UNITS)
+def test_unit_verifies(unit_name, nimbus_bin, tmp_path):
     systemd_analyze = need("systemd-analyze", "systemd")
-    # verify checks that ExecStart= exists: point it at the built binary, as installed it is
-    # /usr/bin/nimbus-sync. Documentation= is checked by packaging/ci-check.sh after install.
-    text = UNIT.read_text().replace("ExecStart=/usr/bin/nimbus-sync ", f"ExecStart={nimbus_bin} ")
-    assert nimbus_bin in text
-    unit = tmp_path / "nimbus-sync.service"
-    unit.write_text(text)
+    # verify checks that the Exec*= commands exist: point them at the built binary, as installed
+    # it is /usr/bin/nimbus-sync. Documentation= is checked by packaging/ci-check.sh after install.
+    text = UNITS[unit_name].read_text().replace("=/usr/bin/nimbus-sync ", f"={nimbus_bin} ")
+    assert "/usr/bin/nimbus-sync" not in re.sub(r"^#.*", "", text, flags=re.M)
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / UNITS[unit_name].name).write_text(text)
+    unit = placed(unit_name, source / UNITS[unit_name].name, tmp_path)
     out = subprocess.run([systemd_analyze, "verify", "--man=no", str(unit)],
                          capture_output=True, text=True, timeout=60)
     complaints = [l for l in (out.stdout + out.stderr).splitlines() if "nimbus-sync" in l]
     assert out.returncode == 0 and not complaints, out.stdout + out.stderr
 
 
-def test_unit_runs_the_daemon_as_the_contract_says():
-    s = unit_settings()
+def config_option(unit):
+    """The `-c PATH ` the template passes to every nimbus-sync command; nothing for the main unit,
+    which reads the default config."""
+    return "-c /etc/nimbus-sync/%i.yaml " if "@" in unit.name else ""
+
+
+@pytest.mark.parametrize("unit", UNITS.values(), ids=[u.name for u in UNITS.values()])
+def test_unit_runs_the_daemon_as_the_contract_says(unit):
+    s = unit_settings(unit)
+    config = config_option(unit)
     assert one(s, "Service", "Type") == "notify"
-    assert one(s, "Service", "ExecStart") == "/usr/bin/nimbus-sync daemon"
-    reload = one(s, "Service", "ExecReload").split()
-    assert reload[0] in ("kill", "/bin/kill", "/usr/bin/kill") and reload[1:] == ["-HUP", "$MAINPID"]
+    assert one(s, "Service", "ExecStart") == f"/usr/bin/nimbus-sync {config}daemon"
     assert re.fullmatch(r"[1-9]\d*(s|min)?", one(s, "Service", "WatchdogSec"))
     assert one(s, "Service", "Restart") == "on-failure"
     assert one(s, "Service", "User") == one(s, "Service", "Group") == "nimbus-sync"
-    assert one(s, "Service", "StateDirectory") == "nimbus-sync"
     assert one(s, "Service", "StateDirectoryMode") == "0750"
     assert one(s, "Service", "ConfigurationDirectory") == "nimbus-sync"
     assert "network-online.target" in one(s, "Unit", "After").split()
@@ -103,6 +129,17 @@ def test_unit_runs_the_daemon_as_the_contract_says():
     assert one(s, "Install", "WantedBy") == "multi-user.target"
     families = set(" ".join(s[("Service", "RestrictAddressFamilies")]).split())
     assert families == {"AF_UNIX", "AF_INET", "AF_INET6"}
+
+
+@pytest.mark.parametrize("unit", UNITS.values(), ids=[u.name for u in UNITS.values()])
+def test_reload_validates_before_signalling(unit):
+    # systemd runs ExecReload= lines in order and stops at the first that fails: an invalid
+    # config or roster makes `systemctl reload` fail, saying why, and the daemon is not signalled.
+    reload = unit_settings(unit)[("Service", "ExecReload")]
+    assert len(reload) == 2, reload
+    assert reload[0] == f"/usr/bin/nimbus-sync {config_option(unit)}validate"
+    kill = reload[1].split()
+    assert kill[0] in ("/bin/kill", "/usr/bin/kill") and kill[1:] == ["-HUP", "$MAINPID"]
 
 
 def test_unit_waits_for_the_admins_config():
@@ -129,6 +166,66 @@ def test_folders_agree_with_the_code_and_the_example():
     lines = [l.split() for l in TMPFILES.read_text().splitlines() if l and not l.startswith("#")]
     assert ["d", roster_dir, "2770", "nimbus-sync", "nimbus-sync", "-"] in lines
     assert example["roster_dir"] == roster_dir
+
+
+# Settings that name the instance; everything else of the template must equal the main unit.
+INSTANCE_SETTINGS = {("Unit", "Description"), ("Unit", "ConditionPathExists"),
+                     ("Service", "ExecStart"), ("Service", "ExecReload"),
+                     ("Service", "ExecStartPre"), ("Service", "StateDirectory"),
+                     ("Service", "LoadCredential")}
+
+
+def test_template_is_as_hardened_as_the_main_unit():
+    main, template = unit_settings(UNIT), unit_settings(TEMPLATE)
+    assert set(main) - INSTANCE_SETTINGS == set(template) - INSTANCE_SETTINGS
+    for key in set(main) - INSTANCE_SETTINGS:
+        assert main[key] == template[key], f"[{key[0]}] {key[1]}= differs from nimbus-sync.service"
+
+
+def test_template_instance_has_its_own_config_secret_state_and_roster():
+    s = unit_settings(TEMPLATE)
+    assert one(s, "Unit", "ConditionPathExists") == "/etc/nimbus-sync/%i.yaml"
+    assert one(s, "Service", "StateDirectory") == "nimbus-sync/%i"
+    assert one(s, "Service", "LoadCredential") == "client-secret:/etc/nimbus-sync/%i.client-secret"
+    assert "%i" in one(s, "Unit", "Description")
+    pre = one(s, "Service", "ExecStartPre")
+    assert pre.startswith("+/bin/sh -c ") and pre.endswith(" sh %i")
+    assert "d /var/lib/nimbus-sync/$$1/roster.d 2770 nimbus-sync nimbus-sync -" in pre
+
+
+def start_pre_argv(instance, root):
+    """The template's ExecStartPre= command line, as systemd would run it for `instance`, with
+    systemd-tmpfiles working under `root` instead of /."""
+    pre = one(unit_settings(TEMPLATE), "Service", "ExecStartPre")
+    pre = pre.lstrip("+").replace("$$", "$").replace("%i", instance)
+    pre = pre.replace("systemd-tmpfiles --create", f"systemd-tmpfiles --root={root} --create")
+    assert f"--root={root}" in pre
+    return shlex.split(pre)
+
+
+def test_template_makes_the_instance_roster_folder(tmp_path):
+    sysusers = need("systemd-sysusers", "systemd")
+    need("systemd-tmpfiles", "systemd")
+    if os.geteuid() != 0:
+        pytest.skip("systemd-tmpfiles must run as root to give the roster folder its owner")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "usr/lib/sysusers.d").mkdir(parents=True)
+    shutil.copy(SYSUSERS, root / "usr/lib/sysusers.d" / "nimbus-sync.conf")
+    out = subprocess.run([sysusers, f"--root={root}", "nimbus-sync.conf"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for _ in range(2):   # every start runs it: the second time finds the folder in place
+        out = subprocess.run(start_pre_argv("customer-a", root), capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0 and not out.stderr, out.stderr
+
+    passwd = {l.split(":")[0]: l.split(":") for l in (root / "etc/passwd").read_text().splitlines()}
+    group = {l.split(":")[0]: l.split(":") for l in (root / "etc/group").read_text().splitlines()}
+    st = (root / "var/lib/nimbus-sync/customer-a/roster.d").stat()
+    assert oct(st.st_mode & 0o7777) == oct(0o2770)
+    assert (st.st_uid, st.st_gid) == (int(passwd["nimbus-sync"][2]), int(group["nimbus-sync"][2]))
+    assert not (root / "var/lib/nimbus-sync/roster.d").exists(), "touched the main instance's folder"
 
 
 def test_sysusers_and_tmpfiles_make_the_user_and_the_roster_folder(tmp_path):

@@ -4,7 +4,7 @@
 # Creates, with the openssl CLI:
 #   DIR/ca.pem, DIR/ca.key          a test CA valid for 2 days
 #   DIR/server.pem, DIR/server.key  a server certificate signed by that CA for
-#                                   IP:127.0.0.1 and DNS:localhost
+#                                   IP:127.0.0.1, DNS:localhost and DNS:{admin,portal}.localhost
 #   DIR/other-ca.pem                an unrelated CA, for "wrong CA is refused" tests
 #   DIR/client.pem, DIR/client.key  an application's certificate credential (RSA 2048,
 #                                   self-signed, as Entra ID takes them): give client.pem to
@@ -55,7 +55,7 @@ cat >"$dir/.server.ext" <<'EOF'
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,DNS:localhost
+subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:admin.localhost,DNS:portal.localhost
 subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid
 EOF

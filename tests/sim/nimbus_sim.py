@@ -11,8 +11,8 @@ row of PRODUCT.md section 6.2 can be provoked on purpose.
 Routes:
   POST /{tenant}/oauth2/v2.0/token    Entra client-credentials token endpoint: the client
                                        secret (Basic header or form), or with --client-cert
-                                       a client assertion (RFC 7523) signed RS256 with that
-                                       certificate's key
+                                       a client assertion (RFC 7523) signed RS256 or PS256
+                                       with that certificate's key
   *    /api/public-api-next/...        the Nimbus Public API (needs a Bearer token)
   POST /_sim/config                    merge settings (see SETTING_CHECKS)
   GET  /_sim/state                     users, counters, request log, window statistics
@@ -27,13 +27,48 @@ connection without answering) and "after": true (process the call first, so
 the scripted answer replaces a real outcome); its "path" is a glob ("user/*").
 Each request-log entry also names the injected fault, if any ("fault").
 
+Dialects: the documentation leaves several points open (PRODUCT.md section 2),
+so each has a switch, set on the command line (--duplicate-status 400) or at
+run time (POST /_sim/config {"duplicate_status": 400}); every default is the
+simulator's behaviour from before dialects existed:
+  duplicate_status  409 | 400        create or copy of an existing user: 409 "User
+                                     already exists", or 400 "User duplication error: ..."
+  license_text      licenses | ou    no licence left: 403 "No licenses available", or
+                                     403 "Organization Unit not allowed" (the OU text)
+  unknown_user_status 404 | 400 | 403  GET or DELETE user/{id} of an unknown user
+  field_case        camel | pascal | snake   keys of every JSON API answer, errors
+                                     included: o365Id / O365Id / o365_id, message / Message
+  rate_mode         reject (= 429) | delay   over the rate limit: 429 with Retry-After,
+                                     or the request is held until the window allows it
+  basic_auth        lenient | strict  lenient form-decodes the Basic credentials (as
+                                     before); strict (RFC 6749 2.3.1, as Entra) also refuses
+                                     a raw character an encoder escapes (/ = : % ...) with
+                                     AADSTS7000215, so a secret only passes form-encoded
+  assertion_alg     any | PS256 | RS256   client assertion algorithms accepted; the
+                                     other one is refused with AADSTS5002738
+  html_rate, html_next  fraction of API calls, or the next N, answered 200 text/html by
+                                     a proxy's "Sign in" page without reaching the API
+  redirect_location, redirect_status   when set (scheme://host), every API call is
+                                     answered 302 (or 301/303/307/308) with Location
+                                     redirect_location + the request's path
+  api_host          any | admin | portal   which host serves the API. The host is the
+                                     first label of the Host header: a client reaches
+                                     "admin" as http(s)://admin.localhost:PORT and "portal"
+                                     as http(s)://portal.localhost:PORT (curl resolves
+                                     *.localhost to loopback; the TLS certificate names
+                                     both). The other one answers 404 text/html; a Host
+                                     that is neither (127.0.0.1) always reaches the API.
+Requests that never reach the API (wrong host, redirect, login page) are logged
+with their fault ("wrong_host", "redirect", "html") but take no rate-limit slot.
+
 Client assertions are checked as Entra ID checks them: three base64url parts,
-alg RS256, x5t#S256 naming the registered certificate, aud the token URL the
-request was sent to, iss = sub = client_id, nbf/exp around now (five minutes of
-clock skew), a jti not seen before, and the signature. The standard library has
-no RSA, so the signature is checked by the openssl command-line tool. Refusals
-carry Entra's AADSTS codes where they are known (700027 signature or unknown
-certificate, 700024 time range, 700021 issuer, 50027 malformed).
+alg RS256 or PS256 (see assertion_alg), x5t#S256 naming the registered
+certificate, aud the token URL the request was sent to, iss = sub = client_id,
+nbf/exp around now (five minutes of clock skew), a jti not seen before, and the
+signature. The standard library has no RSA, so the signature is checked by the
+openssl command-line tool. Refusals carry Entra's AADSTS codes where they are
+known (700027 signature or unknown certificate, 700024 time range, 700021
+issuer, 50027 malformed, 5002738 algorithm not accepted).
 
 Only the Python standard library is used. The server binds to 127.0.0.1 only,
 prints one line "LISTENING <scheme>://127.0.0.1:<port>" and runs until SIGTERM
@@ -83,7 +118,31 @@ MAX_JTIS = 100_000
 DROP = object()  # a handler result meaning "close the connection, answer nothing"
 
 PROBABILITY_KEYS = ("error_rate", "after_error_rate", "drop_rate",
-                    "drop_after_rate", "garbage_rate")
+                    "drop_after_rate", "garbage_rate", "html_rate")
+
+# Dialects: one switch for each point the Nimbus and Entra documentation leave open.
+# name -> (accepted values, default); each default is what the simulator did before
+# dialects existed. Every one is a command-line flag (--duplicate-status 400) and a
+# /_sim/config setting. See the module docstring for what each value does.
+DIALECTS = {
+    "duplicate_status": ((409, 400), 409),
+    "license_text": (("licenses", "ou"), "licenses"),
+    "unknown_user_status": ((404, 400, 403), 404),
+    "field_case": (("camel", "pascal", "snake"), "camel"),
+    "basic_auth": (("lenient", "strict"), "lenient"),
+    "assertion_alg": (("any", "PS256", "RS256"), "any"),
+    "api_host": (("any", "admin", "portal"), "any"),
+}
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+HOST_LABELS = ("admin", "portal")
+LOGIN_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>"
+              b"<form method=\"post\" action=\"/login\"><h1>Sign in</h1>"
+              b"<input name=\"username\"><input name=\"password\" type=\"password\">"
+              b"</form></body></html>\n")
+NOT_FOUND_PAGE = b"<html><head><title>404 Not Found</title></head><body>Not Found</body></html>\n"
+# what a strict form decoder takes: unreserved characters, '*', '+' (a space), %XX
+FORM_ENCODED_RE = re.compile(r"(?:[A-Za-z0-9*._~+-]|%[0-9A-Fa-f]{2})*")
+ASSERTION_ALGS = ("RS256", "PS256")
 
 
 def canonical_guid(value):
@@ -160,6 +219,7 @@ def _check_fail_next(value):
             "count": _check_int("fail_next.count", item.get("count", 1), 1),
             "body": body,
             "after": bool(item.get("after", False)),
+            "headers": {str(k): str(v) for k, v in dict(item.get("headers") or {}).items()},
         })
     return out
 
@@ -190,8 +250,29 @@ def _check_retry_after(value):
 
 
 def _check_rate_mode(value):
-    if value not in ("reject", "delay"):
-        raise SettingsError("rate_mode must be reject or delay")
+    if value not in ("reject", "429", "delay"):
+        raise SettingsError("rate_mode must be reject (or 429) or delay")
+    return "reject" if value == "429" else value
+
+
+def _check_choice(key, value):
+    choices = DIALECTS[key][0]
+    if isinstance(value, bool) or value not in choices:
+        raise SettingsError(f"{key} must be one of {', '.join(map(str, choices))}")
+    return value
+
+
+def _check_redirect_location(value):
+    if value is not None and (not isinstance(value, str) or
+                              not re.fullmatch(r"https?://[^/\s]+/?", value)):
+        raise SettingsError("redirect_location must be null or a URL of scheme and host")
+    return value.rstrip("/") if value else None
+
+
+def _check_redirect_status(value):
+    if isinstance(value, bool) or value not in REDIRECT_STATUSES:
+        raise SettingsError("redirect_status must be one of "
+                            + ", ".join(map(str, REDIRECT_STATUSES)))
     return value
 
 
@@ -217,6 +298,10 @@ SETTING_CHECKS = {
     "token_fail_next": lambda v: _check_int("token_fail_next", v, 0),
     "seed": lambda v: _check_int("seed", v, -(2 ** 63)),
     "allowed_ous": lambda v: _check_guid_list("allowed_ous", v),
+    "html_next": lambda v: _check_int("html_next", v, 0),
+    "redirect_location": _check_redirect_location,
+    "redirect_status": _check_redirect_status,
+    **{k: (lambda v, k=k: _check_choice(k, v)) for k in DIALECTS},
 }
 
 
@@ -237,9 +322,13 @@ class SimState:
             "retry_after": None, "token_ttl": args.token_ttl,
             "provisioning_disabled": False, "licenses": args.licenses,
             "rate_ops": args.rate_ops, "rate_window": args.rate_window,
-            "rate_mode": args.rate_mode, "error_codes": [500, 502, 503],
+            "rate_mode": _check_rate_mode(args.rate_mode), "error_codes": [500, 502, 503],
             "fail_next": [], "token_fail_next": 0, "seed": args.seed,
             "allowed_ous": sorted({canonical_guid(o) for o in args.ou}) if args.ou else None,
+            "html_rate": args.html_rate, "html_next": args.html_next,
+            "redirect_location": args.redirect_location,
+            "redirect_status": args.redirect_status,
+            **{k: getattr(args, k) for k in DIALECTS},
         }
         self.rng = random.Random(args.seed)
         self.users = {}
@@ -389,8 +478,29 @@ class SimState:
 
 # --- Nimbus API calls (state lock held) ------------------------------------
 
-def no_licenses():
+def no_licenses(st):
+    if st.settings["license_text"] == "ou":
+        return err(403, "Forbidden", "Organization Unit not allowed")
     return err(403, "Forbidden", "No licenses available")
+
+
+def already_exists(st):
+    if st.settings["duplicate_status"] == 400:
+        return err(400, "BadRequest", "User duplication error: a user with this O365Id "
+                                      "already exists")
+    return err(409, "Conflict", "User already exists")
+
+
+UNKNOWN_USER = {
+    404: ("NotFound", "User not found"),
+    400: ("BadRequest", "Invalid o365Id: the user does not exist"),
+    403: ("Forbidden", "Access to this user is not allowed"),
+}
+
+
+def unknown_user(st):
+    status = st.settings["unknown_user_status"]
+    return err(status, *UNKNOWN_USER[status])
 
 
 def call_create(st, body):
@@ -401,9 +511,9 @@ def call_create(st, body):
     if not st.ou_allowed(ou):
         return err(403, "Forbidden", "Organization Unit not allowed")
     if o365 in st.users:
-        return err(409, "Conflict", "User already exists")
+        return already_exists(st)
     if st.licenses_used() >= st.settings["licenses"]:
-        return no_licenses()
+        return no_licenses(st)
     st.put_user(o365, ou, "SkillBased")
     st.created_ok[o365] += 1
     return Response(200, st.details(o365))
@@ -424,9 +534,9 @@ def call_copy(st, body):
     if not st.ou_allowed(source["organizationUnitId"]):
         return err(403, "Forbidden", "Organization Unit not allowed")
     if new in st.users:
-        return err(409, "Conflict", "User already exists")
+        return already_exists(st)
     if st.licenses_used() >= st.settings["licenses"]:
-        return no_licenses()
+        return no_licenses(st)
     st.put_user(new, source["organizationUnitId"], "SkillBased", source["licenses"])
     st.created_ok[new] += 1
     return Response(200, st.details(new))
@@ -434,7 +544,7 @@ def call_copy(st, body):
 
 def call_get(st, o365):
     if o365 not in st.users:
-        return err(404, "NotFound", "User not found")
+        return unknown_user(st)
     return Response(200, st.details(o365))
 
 
@@ -451,7 +561,7 @@ def call_delete(st, o365, body):
             return err(400, "BadRequest", "o365Id in the body does not match the path")
     user = st.users.get(o365)
     if user is None:
-        return err(404, "NotFound", "User not found")
+        return unknown_user(st)
     if user["userAssignmentType"] != "SkillBased":
         return err(403, "Forbidden", "Only manually added Skill-Based users can be deleted")
     del st.users[o365]
@@ -507,7 +617,8 @@ def scripted_response(st, item):
     if body is None:
         body = {"error": "ServerError", "message": "Scripted failure"}
     ctype = "application/json" if not isinstance(body, str) or body[:1] in "{[" else "text/plain"
-    return Response(item["status"], body, retry_after_headers(st, item["status"]), ctype)
+    headers = {**retry_after_headers(st, item["status"]), **item.get("headers", {})}
+    return Response(item["status"], body, headers, ctype)
 
 
 def faults_before(st, method, sub):
@@ -545,16 +656,57 @@ def authorise(st, headers, now):
     return None
 
 
+def host_label(headers):
+    """"admin" or "portal" when the Host header's first label says so, else None."""
+    label = headers.get("Host", "").split(".", 1)[0].split(":", 1)[0].lower()
+    return label if label in HOST_LABELS else None
+
+
+def intercept(st, headers, sub):
+    """Answers of whatever stands in front of the API (lock held): a host that does
+    not serve it, a redirect, a proxy's login page. Return (response, fault) or (None, None)."""
+    want = st.settings["api_host"]
+    label = host_label(headers)
+    if want != "any" and label is not None and label != want:
+        return Response(404, NOT_FOUND_PAGE, content_type="text/html"), "wrong_host"
+    if st.settings["redirect_location"]:
+        location = st.settings["redirect_location"] + API_PREFIX + sub
+        return Response(st.settings["redirect_status"], b"", {"Location": location},
+                        "text/html"), "redirect"
+    if st.settings["html_next"] > 0 or st.chance("html_rate"):
+        st.settings["html_next"] = max(0, st.settings["html_next"] - 1)
+        return Response(200, LOGIN_PAGE, content_type="text/html; charset=utf-8"), "html"
+    return None, None
+
+
+def recase(value, style):
+    """VALUE (parsed JSON) with every object key in STYLE: camel, pascal or snake."""
+    if isinstance(value, list):
+        return [recase(v, style) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if style == "pascal":
+        key = lambda k: k[:1].upper() + k[1:]  # noqa: E731
+    elif style == "snake":
+        key = lambda k: re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", k).lower()  # noqa: E731
+    else:
+        key = lambda k: k  # noqa: E731
+    return {key(k): recase(v, style) for k, v in value.items()}
+
+
 def handle_api(st, method, sub, headers, body_raw):
-    """The whole life of one API request: log, limit, auth, faults, call."""
+    """The whole life of one API request: log, intercepts, limit, auth, faults, call."""
     body, bad_json = parse_json_body(body_raw)
     with st.lock:
         now = time.monotonic()
         entry = {"t": time.time(), "mono": now, "method": method, "path": sub,
                  "id": logged_id(sub, body), "status": None, "fault": None}
         st.log.append(entry)
+        resp, entry["fault"] = intercept(st, headers, sub)
+        if resp is not None:  # never reached the API: no rate-limit slot
+            entry["status"] = resp.status
+            return resp
         admit, retry = st.limiter_arrive(now)
-    resp = None
     if retry is not None:
         resp = err(429, "TooManyRequests", "Rate limit exceeded", {"Retry-After": str(retry)})
     elif admit > now:
@@ -564,6 +716,8 @@ def handle_api(st, method, sub, headers, body_raw):
             resp = process_api(st, method, sub, headers, body, bad_json, entry)
         entry["status"] = 0 if resp is DROP else resp.status
         delay = st.settings["delay_ms"] / 1000.0
+        if resp is not DROP and isinstance(resp.body, (dict, list)):
+            resp.body = recase(resp.body, st.settings["field_case"])
     if delay > 0:
         time.sleep(delay)
     return resp
@@ -629,8 +783,12 @@ class AssertionVerifier:
         with open(self.pubkey, "wb") as f:
             f.write(out.stdout)
 
-    def signature_ok(self, signed, signature):
-        """Does SIGNATURE verify RS256 over SIGNED (bytes) with the registered key?"""
+    def signature_ok(self, alg, signed, signature):
+        """Does SIGNATURE verify as ALG (RS256 or PS256) over SIGNED (bytes) with the
+        registered key? PS256 is RSASSA-PSS with SHA-256, MGF1-SHA-256 and a salt as long
+        as the digest (RFC 7518 3.5); openssl refuses any other salt length."""
+        pss = ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest",
+               "-sigopt", "rsa_mgf1_md:sha256"] if alg == "PS256" else []
         tmp = tempfile.mkdtemp(dir=self.workdir)
         try:
             data, sig = os.path.join(tmp, "data"), os.path.join(tmp, "sig")
@@ -638,7 +796,7 @@ class AssertionVerifier:
                 f.write(signed)
             with open(sig, "wb") as f:
                 f.write(signature)
-            p = subprocess.run(["openssl", "dgst", "-sha256", "-verify", self.pubkey,
+            p = subprocess.run(["openssl", "dgst", "-sha256", *pss, "-verify", self.pubkey,
                                 "-signature", sig, data], capture_output=True)
             return p.returncode == 0
         finally:
@@ -648,18 +806,34 @@ class AssertionVerifier:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def client_credentials(headers, form):
-    """Client id and secret from the Basic header, else from the form."""
+def form_decode(text, strict):
+    """One form-encoded Basic credential part (RFC 6749 2.3.1), decoded; None when STRICT
+    and TEXT holds a character an encoder would have escaped (a raw / = : %)."""
+    if strict and not FORM_ENCODED_RE.fullmatch(text):
+        return None
+    try:
+        return urllib.parse.unquote_plus(text, errors="strict")
+    except UnicodeDecodeError:
+        return None
+
+
+def client_credentials(headers, form, strict):
+    """Client id and secret from the Basic header, else from the form.
+
+    Return (id, secret, ok); ok is False when the Basic header is not valid base64
+    or, with STRICT (basic_auth=strict), not form-encoded.
+    """
     auth = headers.get("Authorization", "")
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "basic":
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode()
         except (ValueError, UnicodeDecodeError):
-            return None, None
+            return None, None, True     # no client id: AADSTS900144
         cid, _, secret = decoded.partition(":")
-        return urllib.parse.unquote_plus(cid), urllib.parse.unquote_plus(secret)
-    return form.get("client_id"), form.get("client_secret")
+        cid, secret = form_decode(cid, strict), form_decode(secret, strict)
+        return cid, secret, cid is not None and secret is not None
+    return form.get("client_id"), form.get("client_secret"), True
 
 
 def missing_param(name):
@@ -701,15 +875,19 @@ def split_assertion(assertion):
     return header, claims, f"{parts[0]}.{parts[1]}".encode("ascii"), signature
 
 
-def check_signature(verifier, header, signed, signature):
-    if header.get("alg") != "RS256":
-        return malformed_assertion(f"The algorithm {quote(header.get('alg'))} is not supported; "
-                                   "use RS256.")
+def check_signature(verifier, header, signed, signature, accepted):
+    """ACCEPTED: the assertion_alg dialect (any, PS256 or RS256)."""
+    alg = header.get("alg")
+    allowed = ASSERTION_ALGS if accepted == "any" else (accepted,)
+    if alg not in allowed:
+        return aad_err(400, "invalid_request", f"AADSTS5002738: Invalid JWT token. {quote(alg)} "
+                       "is not a supported signature algorithm. Supported signing algorithms "
+                       f"are: '{', '.join(allowed)}'")
     thumb = header.get("x5t#S256")
     if verifier is None or thumb != verifier.x5t_s256:
         return bad_signature(f"The key was not found., Thumbprint of key used by client: "
                              f"{quote(thumb)}")
-    if not verifier.signature_ok(signed, signature):
+    if not verifier.signature_ok(alg, signed, signature):
         return bad_signature("The signature does not verify with the registered certificate.")
     return None
 
@@ -734,8 +912,9 @@ def check_claims(claims, client_id, audience, now):
     return None
 
 
-def check_assertion(verifier, form, audience):
-    """The checks of a client assertion that need no state (so run them unlocked).
+def check_assertion(verifier, form, audience, accepted):
+    """The checks of a client assertion that need no state (so run them unlocked);
+    ACCEPTED is the assertion_alg dialect.
 
     Return (error Response, None) or (None, (jti, exp)) for the replay check.
     """
@@ -746,7 +925,7 @@ def check_assertion(verifier, form, audience):
     if isinstance(parts, Response):
         return parts, None
     header, claims, signed, signature = parts
-    resp = check_signature(verifier, header, signed, signature) or \
+    resp = check_signature(verifier, header, signed, signature, accepted) or \
         check_claims(claims, form.get("client_id"), audience, time.time())
     return (resp, None) if resp else (None, (claims["jti"], claims["exp"]))
 
@@ -794,7 +973,10 @@ def token_checks(st, tenant, headers, form, checked):
     """
     if canonical_guid(tenant) != st.tenant:
         return aad_err(400, "invalid_request", f"AADSTS90002: Tenant '{tenant}' not found.")
-    cid, secret = client_credentials(headers, form)
+    cid, secret, ok = client_credentials(headers, form,
+                                         st.settings["basic_auth"] == "strict")
+    if not ok:
+        return aad_err(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
     if not cid:
         return missing_param("client_id")
     if canonical_guid(cid) != st.client_id:
@@ -821,6 +1003,16 @@ def token_checks(st, tenant, headers, form, checked):
     return None
 
 
+def header_alg(assertion):
+    """The alg an assertion's header names (for the token log), or None."""
+    try:
+        header = json.loads(b64url_decode(assertion.split(".", 1)[0]))
+    except (AttributeError, ValueError, RecursionError):
+        return None
+    alg = header.get("alg") if isinstance(header, dict) else None
+    return alg if isinstance(alg, str) else None
+
+
 def handle_token(st, tenant, headers, body_raw, audience):
     """One token request; AUDIENCE is the URL it was sent to (an assertion's aud)."""
     try:
@@ -829,8 +1021,10 @@ def handle_token(st, tenant, headers, body_raw, audience):
         pairs = []
     form = dict(pairs)
     uses_assertion = "client_assertion" in form or "client_assertion_type" in form
+    with st.lock:
+        accepted = st.settings["assertion_alg"]
     # The signature check runs a process: outside the lock.
-    checked = check_assertion(st.verifier, form, audience) if uses_assertion else None
+    checked = check_assertion(st.verifier, form, audience, accepted) if uses_assertion else None
     with st.lock:
         if st.settings["token_fail_next"] > 0:
             st.settings["token_fail_next"] -= 1
@@ -844,6 +1038,7 @@ def handle_token(st, tenant, headers, body_raw, audience):
         st.token_log.append({"t": time.time(), "tenant": tenant,
                              "scope": form.get("scope"), "status": resp.status,
                              "auth": "assertion" if uses_assertion else "secret",
+                             "alg": header_alg(form.get("client_assertion")),
                              "basic": headers.get("Authorization", "").lower().startswith("basic ")})
     return resp
 
@@ -1047,6 +1242,27 @@ def positive_float(value):
     return v
 
 
+def probability(value):
+    v = float(value)
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return v
+
+
+def add_dialect_args(p):
+    g = p.add_argument_group("dialects", "readings of what the documentation leaves open")
+    for key, (choices, default) in DIALECTS.items():
+        g.add_argument("--" + key.replace("_", "-"), type=type(default), choices=choices,
+                       default=default)
+    g.add_argument("--html-rate", type=probability, default=0.0,
+                   help="fraction of API calls answered by a proxy's HTML login page")
+    g.add_argument("--html-next", type=int, default=0,
+                   help="answer the next N API calls with that page")
+    g.add_argument("--redirect-location", type=_check_redirect_location, default=None,
+                   metavar="URL", help="answer every API call with a redirect to URL's host")
+    g.add_argument("--redirect-status", type=int, choices=REDIRECT_STATUSES, default=302)
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description="Nimbus Public API + Entra token simulator")
     p.add_argument("--port", type=int, default=0)
@@ -1063,14 +1279,15 @@ def parse_args(argv):
     p.add_argument("--licenses", type=int, default=100000)
     p.add_argument("--rate-ops", type=int, default=60)
     p.add_argument("--rate-window", type=positive_float, default=60.0)
-    p.add_argument("--rate-mode", choices=("reject", "delay"), default="reject")
+    p.add_argument("--rate-mode", choices=("reject", "429", "delay"), default="reject")
     p.add_argument("--token-ttl", type=int, default=3600)
     p.add_argument("--seed-user", type=seed_user_arg, action="append", default=[])
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    add_dialect_args(p)
     args = p.parse_args(argv)
-    if args.rate_ops < 1 or args.licenses < 0 or args.token_ttl < 0:
-        p.error("--rate-ops must be >= 1, --licenses and --token-ttl >= 0")
+    if args.rate_ops < 1 or args.licenses < 0 or args.token_ttl < 0 or args.html_next < 0:
+        p.error("--rate-ops must be >= 1, --licenses, --token-ttl and --html-next >= 0")
     return args
 
 

@@ -17,7 +17,11 @@ Certificate credentials: Sim.start(tmp_path, client_cert=True) makes a client
 certificate and key (sim.client_cert_file, sim.client_key_file) and registers
 the certificate with the simulator; sim.wrong_key_file / sim.wrong_cert_file
 are a key pair it does not know. sim.assertion() builds a signed client
-assertion, sim.request_token_assertion() sends one.
+assertion (alg="RS256" or "PS256"), sim.request_token_assertion() sends one.
+
+Dialects (nimbus_sim.py's docstring): Sim.start(tmp, duplicate_status=400, field_case="pascal")
+starts a simulator speaking them, sim.dialect(**switches) changes them at run time,
+sim.api(..., host="portal") and sim.host_url("portal") address the api_host dialect.
 """
 
 import atexit
@@ -36,6 +40,8 @@ import urllib.parse
 import urllib.request
 import uuid
 
+import nimbus_sim
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIM_SCRIPT = os.path.join(HERE, "nimbus_sim.py")
 MKCERTS = os.path.join(HERE, "mkcerts.sh")
@@ -45,9 +51,14 @@ HTTP_TIMEOUT = 30.0
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
+# The dialect switches (see nimbus_sim.py's docstring): name -> (values, default).
+DIALECTS = nimbus_sim.DIALECTS
+DIALECT_OPTIONS = (*DIALECTS, "rate_mode", "html_rate", "html_next", "redirect_location",
+                   "redirect_status")
+
 # Sim.start keyword -> command-line flag; list-valued ones repeat the flag.
 SCALAR_OPTIONS = ("port", "scope_suffix", "licenses", "rate_ops", "rate_window",
-                  "rate_mode", "token_ttl", "seed", "client_cert")
+                  "token_ttl", "seed", "client_cert", *DIALECT_OPTIONS)
 LIST_OPTIONS = {"ous": "--ou", "seed_users": "--seed-user"}
 
 
@@ -72,7 +83,8 @@ def build_command(certdir, port_file, tenant, client_id, secret, options):
             for item in value:
                 cmd += [LIST_OPTIONS[key], _seed_user_spec(item) if key == "seed_users" else item]
         elif key in SCALAR_OPTIONS:
-            cmd += ["--" + key.replace("_", "-"), str(value)]
+            if value is not None:
+                cmd += ["--" + key.replace("_", "-"), str(value)]
         elif key == "verbose":
             cmd += ["--verbose"] if value else []
         else:
@@ -99,15 +111,20 @@ def _merge_claims(base, patch):
     return base
 
 
+PSS_OPTIONS = ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest",
+               "-sigopt", "rsa_mgf1_md:sha256"]
+
+
 def make_assertion(key_file, cert_file, client_id, audience, header=None, claims=None,
-                   workdir=None):
-    """A client assertion (compact JWS) signed RS256 with KEY_FILE by the openssl tool.
+                   workdir=None, alg="RS256"):
+    """A client assertion (compact JWS) signed ALG (RS256 or PS256) with KEY_FILE by the
+    openssl tool.
 
     The header names CERT_FILE by x5t#S256; HEADER and CLAIMS entries override the
     defaults (None removes one), so tests can build every wrong variant.
     """
     now = int(time.time())
-    head = _merge_claims({"alg": "RS256", "typ": "JWT", "x5t#S256": cert_thumbprint(cert_file)},
+    head = _merge_claims({"alg": alg, "typ": "JWT", "x5t#S256": cert_thumbprint(cert_file)},
                          header)
     body = _merge_claims({"aud": audience, "iss": client_id, "sub": client_id,
                           "jti": secrets.token_hex(16), "nbf": now, "exp": now + 600,
@@ -117,11 +134,19 @@ def make_assertion(key_file, cert_file, client_id, audience, header=None, claims
     data = os.path.join(tmp, "data")
     with open(data, "w", encoding="ascii") as f:
         f.write(signed)
-    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key_file, data],
+    pss = PSS_OPTIONS if alg == "PS256" else []
+    sig = subprocess.run(["openssl", "dgst", "-sha256", *pss, "-sign", key_file, data],
                          check=True, capture_output=True).stdout
     os.unlink(data)
     os.rmdir(tmp)
     return signed + "." + b64url(sig)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Hand 3xx answers back to the caller (as HTTPError) instead of following them."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
 
 
 class Sim:
@@ -157,7 +182,9 @@ class Sim:
         scope_suffix, seed, port, verbose, and tenant/client_id/secret to
         override the freshly generated credentials. client_cert=True makes a
         client certificate and registers it (the secret stays valid too);
-        client_cert=PATH registers that PEM certificate instead.
+        client_cert=PATH registers that PEM certificate instead. Every dialect
+        switch (DIALECT_OPTIONS, e.g. duplicate_status=400, field_case="pascal")
+        is an option too; None leaves the default.
         """
         workdir = tempfile.mkdtemp(prefix="sim-", dir=os.fspath(tmpdir))
         tenant = options.pop("tenant", str(uuid.uuid4()))
@@ -241,6 +268,12 @@ class Sim:
     def token_url(self):
         return f"{self.url}/{self.tenant}/oauth2/v2.0/token"
 
+    def host_url(self, label):
+        """The sim under host LABEL ("admin" or "portal"), for the api_host dialect:
+        e.g. http://portal.localhost:P (curl resolves *.localhost to loopback)."""
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{label}.localhost:{self.port}"
+
     def ssl_context(self, cafile=None):
         """A verifying client context trusting CAFILE (default: the sim's CA)."""
         if not self.tls:
@@ -252,8 +285,8 @@ class Sim:
     def request(self, method, path, body=None, headers=None, context=None):
         """One HTTP request to the sim. Return (status, headers, body bytes).
 
-        BODY may be bytes, str or a JSON-able value. HTTP errors are returned,
-        not raised; network and TLS errors are raised.
+        BODY may be bytes, str or a JSON-able value. HTTP errors and redirects are
+        returned, not raised or followed; network and TLS errors are raised.
         """
         data = None
         hdrs = dict(headers or {})
@@ -263,20 +296,24 @@ class Sim:
             data = json.dumps(body).encode()
             hdrs.setdefault("Content-Type", "application/json")
         req = urllib.request.Request(self.url + path, data=data, headers=hdrs, method=method)
-        ctx = context or self.ssl_context()
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=context or self.ssl_context()), _NoRedirect)
         try:
-            with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT, context=ctx) as resp:
+            with opener.open(req, timeout=HTTP_TIMEOUT) as resp:
                 return resp.status, resp.headers, resp.read()
         except urllib.error.HTTPError as e:
             with e:
                 return e.code, e.headers, e.read()
 
     def request_token(self, client_id=None, secret=None, scope=None, tenant=None,
-                      grant_type="client_credentials"):
-        """POST to the token endpoint with a Basic header. Return (status, JSON)."""
+                      grant_type="client_credentials", form_encode=True):
+        """POST to the token endpoint with a Basic header. Return (status, JSON).
+
+        form_encode=False sends id and secret raw, not form-encoded first."""
         cid = self.client_id if client_id is None else client_id
         sec = self.secret if secret is None else secret
-        basic = urllib.parse.quote_plus(cid) + ":" + urllib.parse.quote_plus(sec)
+        enc = urllib.parse.quote_plus if form_encode else (lambda v: v)
+        basic = enc(cid) + ":" + enc(sec)
         auth = "Basic " + base64.b64encode(basic.encode()).decode()
         form = urllib.parse.urlencode({"grant_type": grant_type,
                                        "scope": self.scope if scope is None else scope})
@@ -285,13 +322,13 @@ class Sim:
             "Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"})
         return status, json.loads(data)
 
-    def assertion(self, key_file=None, cert_file=None, header=None, claims=None):
-        """A client assertion for this sim (its client id and token URL), signed with
+    def assertion(self, key_file=None, cert_file=None, header=None, claims=None, alg="RS256"):
+        """A client assertion for this sim (its client id and token URL), signed ALG with
         KEY_FILE (default: the registered key) and naming CERT_FILE (default: the
         registered certificate); HEADER and CLAIMS override entries."""
         return make_assertion(key_file or self.client_key_file,
                               cert_file or self.client_cert_file, self.client_id,
-                              self.token_url, header, claims, workdir=self.workdir)
+                              self.token_url, header, claims, workdir=self.workdir, alg=alg)
 
     def request_token_assertion(self, assertion, client_id=None, scope=None, tenant=None,
                                 assertion_type=ASSERTION_TYPE, headers=None):
@@ -315,12 +352,16 @@ class Sim:
             raise SimError(f"token request failed: {status} {body}")
         return body["access_token"]
 
-    def api(self, method, path, body=None, token=None):
+    def api(self, method, path, body=None, token=None, host=None):
         """Call the Nimbus API at PATH (after the prefix). Return (status, headers, body).
 
-        The body is parsed as JSON when it is JSON, else returned as bytes.
+        The body is parsed as JSON when it is JSON, else returned as bytes. HOST
+        ("admin" or "portal") sends the request as if to that host (api_host dialect).
+        Redirects are returned, not followed.
         """
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if host:
+            headers["Host"] = f"{host}.localhost:{self.port}"
         status, hdrs, data = self.request(method, API_PATH + path, body, headers)
         try:
             parsed = json.loads(data) if data else None
@@ -341,6 +382,13 @@ class Sim:
 
     def config(self, **settings):
         return self._control("POST", "config", settings)["settings"]
+
+    def dialect(self, **switches):
+        """Switch dialects at run time (DIALECT_OPTIONS only); returns all settings."""
+        unknown = sorted(set(switches) - set(DIALECT_OPTIONS))
+        if unknown:
+            raise TypeError(f"not dialect switches: {', '.join(unknown)}")
+        return self.config(**switches)
 
     def add_users(self, users):
         return self._control("POST", "users", list(users))

@@ -5,14 +5,16 @@ between tests. Run: python3 -m pytest -q tests/sim
 """
 
 import http.client
+import os
 import ssl
+import subprocess
 import time
 import urllib.error
 import uuid
 
 import pytest
 
-from simclient import Sim
+from simclient import Sim, SimError
 
 
 def guid():
@@ -332,3 +334,194 @@ def test_sigterm_stops_cleanly(start):
     proc = sim.proc
     sim.stop()
     assert proc.returncode == 0
+
+
+# --- dialects ----------------------------------------------------------------------
+
+def create(sim, tok, o365, ou=OU_A):
+    return sim.api("POST", "user", {"o365Id": o365, "organizationUnitId": ou}, tok)
+
+
+def test_dialect_defaults_are_the_old_behaviour(sim):
+    settings = sim.state()["settings"]
+    assert {k: settings[k] for k in ("duplicate_status", "license_text", "unknown_user_status",
+                                     "field_case", "basic_auth", "assertion_alg", "api_host",
+                                     "rate_mode", "html_rate", "html_next",
+                                     "redirect_location", "redirect_status")} == {
+        "duplicate_status": 409, "license_text": "licenses", "unknown_user_status": 404,
+        "field_case": "camel", "basic_auth": "lenient", "assertion_alg": "any",
+        "api_host": "any", "rate_mode": "reject", "html_rate": 0.0, "html_next": 0,
+        "redirect_location": None, "redirect_status": 302}
+
+
+@pytest.mark.parametrize("bad", [{"duplicate_status": 401}, {"field_case": "kebab"},
+                                 {"api_host": "www"}, {"redirect_location": "ftp://x"},
+                                 {"redirect_status": 200}, {"html_next": -1},
+                                 {"assertion_alg": "HS256"}, {"unknown_user_status": True}])
+def test_dialect_bad_values_refused(sim, bad):
+    with pytest.raises(SimError):
+        sim.config(**bad)
+
+
+def test_dialect_duplicates_400(start):
+    sim = start(duplicate_status=400)  # command line
+    tok, u, src = sim.token(), guid(), guid()
+    sim.add_users([user(src)])
+    assert create(sim, tok, u)[0] == 200
+    for status, _, body in (create(sim, tok, u),
+                            sim.api("POST", "user/copy", {"newO365Id": u, "sourceO365Id": src},
+                                    tok)):
+        assert status == 400 and "duplication" in body["message"]
+    sim.dialect(duplicate_status=409)  # run time
+    assert create(sim, tok, u)[0] == 409
+
+
+def test_dialect_license_text_ou(start):
+    sim = start(licenses=0, license_text="ou")
+    tok, src = sim.token(), guid()
+    sim.add_users([user(src, kind="MsTeams")])
+    status, _, body = create(sim, tok, guid())
+    assert (status, body["message"]) == (403, "Organization Unit not allowed")
+    sim.dialect(license_text="licenses")
+    assert create(sim, tok, guid())[2]["message"] == "No licenses available"
+
+
+@pytest.mark.parametrize("status", [404, 400, 403])
+def test_dialect_unknown_user_status(start, status):
+    sim = start(unknown_user_status=status)
+    tok = sim.token()
+    assert sim.api("GET", f"user/{guid()}", token=tok)[0] == status
+    assert sim.api("DELETE", f"user/{guid()}", token=tok)[0] == status
+    u = guid()
+    sim.add_users([user(u)])
+    assert sim.api("GET", f"user/{u}", token=tok)[0] == 200
+
+
+@pytest.mark.parametrize("case, keys, error_key", [
+    ("camel", {"o365Id", "organizationUnitId", "userAssignmentType", "licenses", "upn"},
+     "message"),
+    ("pascal", {"O365Id", "OrganizationUnitId", "UserAssignmentType", "Licenses", "Upn"},
+     "Message"),
+    ("snake", {"o365_id", "organization_unit_id", "user_assignment_type", "licenses", "upn"},
+     "message"),
+])
+def test_dialect_field_case(start, case, keys, error_key):
+    sim = start(field_case=case)
+    tok, u = sim.token(), guid()
+    sim.add_users([user(u)])
+    assert set(sim.api("GET", f"user/{u}", token=tok)[2]) == keys
+    usage = sim.api("GET", "user/license-usage", token=tok)[2]
+    pool = usage["Licenses" if case == "pascal" else "licenses"][0]
+    assert set(pool) == ({"Name", "Total", "Used", "Available"} if case == "pascal"
+                         else {"name", "total", "used", "available"})
+    assert error_key in sim.api("GET", f"user/{guid()}", token=tok)[2]
+    assert sim.state()["users"][u]["organizationUnitId"] == OU_A  # control API unchanged
+
+
+def test_dialect_rate_mode_429_alias(start):
+    sim = start(rate_ops=1, rate_window=5.0, rate_mode="429")
+    tok = sim.token()
+    assert [sim.api("GET", "user/license-usage", token=tok)[0] for _ in range(2)] == [200, 429]
+    assert sim.state()["settings"]["rate_mode"] == "reject"
+
+
+SPECIAL_SECRET = "a+b/c=d%2Fe~f:g"
+
+
+@pytest.mark.parametrize("mode", ["lenient", "strict"])
+def test_dialect_basic_auth_decodes(start, mode):
+    """Both modes form-decode: the secret passes encoded, a raw '+' or '%2F' does not."""
+    sim = start(secret=SPECIAL_SECRET, basic_auth=mode)
+    assert sim.request_token(form_encode=True)[0] == 200
+    status, body = sim.request_token(form_encode=False)
+    assert status == 401 and "AADSTS7000215" in body["error_description"]
+
+
+def test_dialect_basic_auth_strict_refuses_unencoded_characters(start):
+    """Characters a raw secret keeps through a lenient decoder (/ = :) fail only when strict."""
+    sim = start(secret="a/b=c:d")
+    assert sim.request_token(form_encode=False)[0] == 200
+    sim.dialect(basic_auth="strict")
+    status, body = sim.request_token(form_encode=False)
+    assert status == 401 and "AADSTS7000215" in body["error_description"]
+    assert sim.request_token(form_encode=True)[0] == 200
+
+
+@pytest.mark.parametrize("accepted", ["any", "PS256", "RS256"])
+def test_dialect_assertion_alg(start, accepted):
+    sim = start(client_cert=True, assertion_alg=accepted)
+    for alg in ("PS256", "RS256"):
+        status, body = sim.request_token_assertion(sim.assertion(alg=alg))
+        if accepted in ("any", alg):
+            assert status == 200, body
+        else:
+            assert status == 400 and "AADSTS5002738" in body["error_description"], body
+    assert [r["alg"] for r in sim.state()["token_requests"]] == ["PS256", "RS256"]
+
+
+def test_signature_must_match_the_named_algorithm(start):
+    """PKCS#1 v1.5 and PSS signatures are told apart: a header naming one algorithm
+    over a signature made with the other does not verify."""
+    sim = start(client_cert=True)
+    for header_alg, signed_alg in (("PS256", "RS256"), ("RS256", "PS256")):
+        assertion = sim.assertion(alg=signed_alg, header={"alg": header_alg})
+        status, body = sim.request_token_assertion(assertion)
+        assert status == 401 and "AADSTS700027" in body["error_description"], body
+
+
+def test_dialect_html_login_page(sim):
+    tok, u = sim.token(), guid()
+    sim.dialect(html_next=2)
+    for _ in range(2):
+        status, hdrs, body = create(sim, tok, u)
+        assert status == 200 and hdrs["Content-Type"].startswith("text/html")
+        assert b"Sign in" in body
+    assert u not in sim.state()["users"]  # nothing was done
+    assert create(sim, tok, u)[0] == 200
+    sim.dialect(html_rate=1.0)
+    assert b"<html>" in sim.api("GET", "user/license-usage", token=tok)[2]
+    st = sim.state()
+    assert [r["fault"] for r in st["requests"]] == ["html", "html", None, "html"]
+
+
+def test_dialect_redirect(start):
+    sim = start(redirect_location="https://portal.ch-02.luware.cloud")
+    tok, u = sim.token(), guid()
+    status, hdrs, _ = create(sim, tok, u)
+    assert status == 302
+    assert hdrs["Location"] == "https://portal.ch-02.luware.cloud/api/public-api-next/user"
+    sim.dialect(redirect_status=308)
+    assert sim.api("GET", f"user/{u}", token=tok)[0] == 308
+    sim.dialect(redirect_location=None)
+    assert create(sim, tok, u)[0] == 200
+    assert sim.state()["over_limit"] == 0
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_dialect_api_host(start, tls):
+    sim = start(tls=tls, api_host="portal")
+    tok = sim.token()
+    status, hdrs, body = sim.api("GET", "user/license-usage", token=tok, host="admin")
+    assert status == 404 and hdrs["Content-Type"].startswith("text/html")
+    assert sim.api("GET", "user/license-usage", token=tok, host="portal")[0] == 200
+    assert sim.api("GET", "user/license-usage", token=tok)[0] == 200  # 127.0.0.1: neutral
+    sim.dialect(api_host="admin")
+    assert sim.api("GET", "user/license-usage", token=tok, host="admin")[0] == 200
+    assert sim.api("GET", "user/license-usage", token=tok, host="portal")[0] == 404
+    assert sim.host_url("portal") == f"{'https' if tls else 'http'}://portal.localhost:{sim.port}"
+    assert [r["fault"] for r in sim.state()["requests"]] == [
+        "wrong_host", None, None, None, "wrong_host"]
+
+
+def test_dialect_api_host_by_name_with_curl(start, tmp_path):
+    """curl (as nimbus-sync uses it) reaches {admin,portal}.localhost over TLS."""
+    sim = start(tls=True, api_host="admin")
+    tok = sim.token()
+    codes = {}
+    for label in ("admin", "portal"):
+        p = subprocess.run(["curl", "-s", "-o", os.devnull, "-w", "%{http_code}",
+                            "--cacert", sim.ca_file, "-H", f"Authorization: Bearer {tok}",
+                            sim.host_url(label) + "/api/public-api-next/user/license-usage"],
+                           capture_output=True, text=True, timeout=30)
+        codes[label] = p.stdout
+    assert codes == {"admin": "200", "portal": "404"}

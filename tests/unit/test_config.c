@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "credential.h"
 #include "util.h"
 
 #define TENANT "9fce70af-a632-49ca-bc0d-53db5a21c5b3"
@@ -438,11 +439,11 @@ static void test_overrides(void **state) {
 static void test_http_only_on_loopback(void **state) {
         static const char *const loopback[] = {
                 "http://127.0.0.1:8080", "http://127.12.0.3", "http://localhost:9000", "http://LOCALHOST",
-                "http://[::1]:8443",
+                "http://[::1]:8443", "http://admin.localhost:8080", "http://portal.LOCALHOST",
         };
         static const char *const not_loopback[] = {
                 "http://example.com", "http://10.0.0.1:8080", "http://128.0.0.1", "http://[::2]",
-                "http://localhost.example.com",
+                "http://localhost.example.com", "http://xlocalhost", "http://localhost.",
         };
         char yaml[512], expect[3 * PATH_MAX];
 
@@ -564,6 +565,15 @@ static void test_bad_values(void **state) {
                      "alert crit err warning notice info debug)");
         expect_error(MINIMAL "deletes:\n  protected:\n    - " OU_SUPPORT "\n    - nope\n",
                      "config.yaml:8:7: error: deletes.protected: invalid GUID \"nope\"");
+        /* The shipped example's ids, left unedited. */
+        expect_error("tenant_id: 00000000-0000-0000-0000-000000000000\nclient_id: " CLIENT
+                     "\nclient_secret_file: /s\ncluster: ch-01\n",
+                     "config.yaml:1:12: error: tenant_id: 00000000-0000-0000-0000-000000000000 is still the "
+                     "example's placeholder; set your Entra tenant id");
+        expect_error("tenant_id: " TENANT "\nclient_id: '{00000000-0000-0000-0000-000000000000}'\n"
+                     "client_secret_file: /s\ncluster: ch-01\n",
+                     "config.yaml:2:12: error: client_id: {00000000-0000-0000-0000-000000000000} is still the "
+                     "example's placeholder; set the app registration's client id");
         expect_error(MINIMAL "client_secret_credential: ../x\n",
                      "config.yaml:5:27: error: client_secret_credential: set only one of client_secret_file "
                      "and client_secret_credential");
@@ -729,6 +739,15 @@ static void test_config_load_errors(void **state) {
         assert_null(c);
         assert_int_equal(d.n_errors, 1);
         diag_clear(&d);
+
+        /* A FIFO with no writer is refused at once; opening it used to wait for ever. */
+        snprintf(path, sizeof path, "%s/fifo.yaml", f->dir);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        assert_int_equal(config_load(path, &c, &d), -EBADFD);
+        assert_null(c);
+        snprintf(expect, sizeof expect, "%s: error: cannot read config: not a regular file", path);
+        assert_true(diag_has(&d, expect));
+        diag_clear(&d);
 }
 
 /* ---- the secret -------------------------------------------------------------------------- */
@@ -759,48 +778,58 @@ static void test_secret_file(void **state) {
         c = config_with_secret_file(path);
 
         write_file(path, SECRET "\r\n\n", 0600);
-        assert_int_equal(config_read_secret(c, &secret, &d), 0);
+        assert_int_equal(credential_read_secret(c, &secret, &d), 0);
         assert_string_equal(secret, SECRET);
         assert_int_equal(d.n, 0);
         free(secret);
         secret = NULL;
 
         write_file(path, SECRET, 0400);
-        assert_int_equal(config_read_secret(c, &secret, &d), 0);
+        assert_int_equal(credential_read_secret(c, &secret, &d), 0);
         assert_string_equal(secret, SECRET);
         free(secret);
         secret = NULL;
 
         write_file(path, SECRET "\n", 0640);
-        assert_int_equal(config_read_secret(c, &secret, &d), -EPERM);
+        assert_int_equal(credential_read_secret(c, &secret, &d), -EPERM);
         assert_null(secret);
         write_file(path, SECRET "\n", 0644);
-        assert_int_equal(config_read_secret(c, &secret, &d), -EPERM);
+        assert_int_equal(credential_read_secret(c, &secret, &d), -EPERM);
         assert_null(secret);
         snprintf(expect, sizeof expect, "%s: error: secret file is readable by group or others (mode 0644); "
                  "run chmod 600 %s", path, path);
         assert_true(diag_has(&d, expect));
         write_file(path, SECRET "\n", 0604);
-        assert_int_equal(config_read_secret(c, &secret, &d), -EPERM);
+        assert_int_equal(credential_read_secret(c, &secret, &d), -EPERM);
 
         write_file(path, "\r\n", 0600);
-        assert_int_equal(config_read_secret(c, &secret, &d), -EINVAL);
+        assert_int_equal(credential_read_secret(c, &secret, &d), -EINVAL);
         snprintf(expect, sizeof expect, "%s: error: secret file is empty", path);
         assert_true(diag_has(&d, expect));
 
         assert_int_equal(unlink(path), 0);
-        assert_int_equal(config_read_secret(c, &secret, &d), -ENOENT);
+        assert_int_equal(credential_read_secret(c, &secret, &d), -ENOENT);
         assert_null(secret);
 
         /* A symlink to a private file is fine (credential stores use them). */
         snprintf(expect, sizeof expect, "%s/real-secret", f->dir);
         write_file(expect, SECRET, 0600);
         assert_int_equal(symlink(expect, path), 0);
-        assert_int_equal(config_read_secret(c, &secret, &d), 0);
+        assert_int_equal(credential_read_secret(c, &secret, &d), 0);
         assert_string_equal(secret, SECRET);
         free(secret);
 
-        assert_int_equal(d.n_errors, 5);
+        /* Neither a FIFO (which would block the open) nor a directory. */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(mkfifo(path, 0600), 0);
+        assert_int_equal(credential_read_secret(c, &secret, &d), -EBADFD);
+        snprintf(expect, sizeof expect, "%s: error: secret file is not a regular file", path);
+        assert_true(diag_has(&d, expect));
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(mkdir(path, 0700), 0);
+        assert_int_equal(credential_read_secret(c, &secret, &d), -EBADFD);
+
+        assert_int_equal(d.n_errors, 7);
         assert_no_secret(&d);
         diag_clear(&d);
         config_free(c);
@@ -819,22 +848,22 @@ static void test_secret_credential(void **state) {
         assert_string_equal(c->client_secret_credential, "client-secret");
 
         unsetenv("CREDENTIALS_DIRECTORY");
-        assert_int_equal(config_read_secret(c, &secret, &d), -EINVAL);
+        assert_int_equal(credential_read_secret(c, &secret, &d), -EINVAL);
         assert_true(diag_has(&d, "config.yaml: error: client_secret_credential is set but "
                              "$CREDENTIALS_DIRECTORY is not (run under systemd with LoadCredential=)"));
 
         setenv("CREDENTIALS_DIRECTORY", f->dir, 1);
         snprintf(path, sizeof path, "%s/client-secret", f->dir);
-        assert_int_equal(config_read_secret(c, &secret, &d), -ENOENT);
+        assert_int_equal(credential_read_secret(c, &secret, &d), -ENOENT);
 
         write_file(path, SECRET "\n", 0400); /* as systemd leaves it */
-        assert_int_equal(config_read_secret(c, &secret, &d), 0);
+        assert_int_equal(credential_read_secret(c, &secret, &d), 0);
         assert_string_equal(secret, SECRET);
         free(secret);
         secret = NULL;
 
         write_file(path, SECRET "\n", 0444);
-        assert_int_equal(config_read_secret(c, &secret, &d), -EPERM);
+        assert_int_equal(credential_read_secret(c, &secret, &d), -EPERM);
         snprintf(expect, sizeof expect, "%s: error: secret file is readable by group or others (mode 0444); "
                  "run chmod 600 %s", path, path);
         assert_true(diag_has(&d, expect));
@@ -909,6 +938,32 @@ static void test_certificate_key_errors(void **state) {
                      "config.yaml:4:26: error: client_certificate_file: expected a path, got a list");
 }
 
+static void test_client_assertion_alg(void **state) {
+        Config *c = parse_ok(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n");
+        assert_int_equal(c->client_assertion_alg, JWT_ALG_PS256);
+        config_free(c);
+        c = parse_ok(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n"
+                     "client_assertion_alg: RS256\n");
+        assert_int_equal(c->client_assertion_alg, JWT_ALG_RS256);
+        config_free(c);
+        c = parse_ok(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n"
+                     "client_assertion_alg: PS256\n");
+        assert_int_equal(c->client_assertion_alg, JWT_ALG_PS256);
+        config_free(c);
+
+        expect_error(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n"
+                     "client_assertion_alg: HS256\n",
+                     "config.yaml:6:23: error: client_assertion_alg: unknown value \"HS256\" (expected "
+                     "PS256 or RS256)");
+        expect_error(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n"
+                     "client_assertion_alg: ps256\n",
+                     "config.yaml:6:23: error: client_assertion_alg: unknown value \"ps256\" (expected "
+                     "PS256 or RS256)");
+        expect_error(MINIMAL "client_assertion_alg: RS256\n",
+                     "config.yaml:5:23: error: client_assertion_alg: only applies to a certificate "
+                     "credential (client_certificate_file)");
+}
+
 static void assert_no_key(const Diag *d) {
         for (size_t i = 0; i < d->n; i++)
                 assert_null(strstr(d->entries[i].msg, "K3yM4terial"));
@@ -935,7 +990,7 @@ static void test_certificate_read(void **state) {
         /* The certificate is public; the key as private as a secret. */
         write_file(cert, CERT_TEXT, 0644);
         write_file(key, KEY_TEXT "\n", 0600);
-        assert_int_equal(config_read_credential(c, &cred, &d), 0);
+        assert_int_equal(credential_read(c, &cred, &d), 0);
         assert_int_equal(d.n, 0);
         assert_null(cred.secret);
         assert_string_equal(cred.cert_pem, CERT_TEXT);
@@ -947,28 +1002,28 @@ static void test_certificate_read(void **state) {
         assert_null(cred.cert_pem);
 
         write_file(key, KEY_TEXT "\n", 0644);
-        assert_int_equal(config_read_credential(c, &cred, &d), -EPERM);
+        assert_int_equal(credential_read(c, &cred, &d), -EPERM);
         assert_null(cred.key_pem);
         assert_null(cred.cert_pem);
         snprintf(expect, sizeof expect, "%s: error: key file is readable by group or others (mode 0644); "
                  "run chmod 600 %s", key, key);
         assert_true(diag_has(&d, expect));
         write_file(key, KEY_TEXT "\n", 0640);
-        assert_int_equal(config_read_credential(c, &cred, &d), -EPERM);
+        assert_int_equal(credential_read(c, &cred, &d), -EPERM);
 
         write_file(key, "\n", 0600);
-        assert_int_equal(config_read_credential(c, &cred, &d), -EINVAL);
+        assert_int_equal(credential_read(c, &cred, &d), -EINVAL);
         snprintf(expect, sizeof expect, "%s: error: key file is empty", key);
         assert_true(diag_has(&d, expect));
 
         assert_int_equal(unlink(key), 0);
-        assert_int_equal(config_read_credential(c, &cred, &d), -ENOENT);
+        assert_int_equal(credential_read(c, &cred, &d), -ENOENT);
         snprintf(expect, sizeof expect, "%s: error: cannot open key file: No such file or directory", key);
         assert_true(diag_has(&d, expect));
 
         write_file(key, KEY_TEXT, 0400);
         assert_int_equal(unlink(cert), 0);
-        assert_int_equal(config_read_credential(c, &cred, &d), -ENOENT);
+        assert_int_equal(credential_read(c, &cred, &d), -ENOENT);
         assert_null(cred.key_pem);
         snprintf(expect, sizeof expect, "%s: error: cannot read certificate file: No such file or directory", cert);
         assert_true(diag_has(&d, expect));
@@ -994,12 +1049,12 @@ static void test_certificate_key_credential(void **state) {
         write_file(key, KEY_TEXT, 0400);   /* as systemd leaves it */
 
         unsetenv("CREDENTIALS_DIRECTORY");
-        assert_int_equal(config_read_credential(c, &cred, &d), -EINVAL);
+        assert_int_equal(credential_read(c, &cred, &d), -EINVAL);
         assert_true(diag_has(&d, "config.yaml: error: client_key_credential is set but $CREDENTIALS_DIRECTORY "
                              "is not (run under systemd with LoadCredential=)"));
 
         setenv("CREDENTIALS_DIRECTORY", f->dir, 1);
-        assert_int_equal(config_read_credential(c, &cred, &d), 0);
+        assert_int_equal(credential_read(c, &cred, &d), 0);
         assert_string_equal(cred.key_pem, KEY_TEXT);
         assert_string_equal(cred.key_path, key);
         assert_string_equal(cred.cert_pem, CERT_TEXT);
@@ -1012,13 +1067,127 @@ static void test_certificate_key_credential(void **state) {
         snprintf(key, sizeof key, "%s/client-secret", f->dir);
         write_file(key, SECRET "\n", 0600);
         c = config_with_secret_file(key);
-        assert_int_equal(config_read_credential(c, &cred, &d), 0);
+        assert_int_equal(credential_read(c, &cred, &d), 0);
         assert_string_equal(cred.secret, SECRET);
         assert_null(cred.cert_pem);
         assert_null(cred.key_pem);
         client_credential_clear(&cred);
         assert_null(cred.secret);
         assert_int_equal(d.n, 0);
+        config_free(c);
+}
+
+/* ---- what validate and doctor check ----------------------------------------------------- */
+
+#define CA_PEM "-----BEGIN CERTIFICATE-----\n" \
+        "MIIBlDCCATmgAwIBAgIUANwdhbowprug+2SlXZPjD7wSzRwwCgYIKoZIzj0EAwIw\n" \
+        "HjEcMBoGA1UEAwwTbmltYnVzLXN5bmMgdGVzdCBDQTAgFw0yNjExMjkxOTA0NTla\n" \
+        "GA8yMTI2MTEwNTE5MDQ1OVowHjEcMBoGA1UEAwwTbmltYnVzLXN5bmMgdGVzdCBD\n" \
+        "QTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABEw+qrSy+ujNgJgnqA0/Egg4Epjs\n" \
+        "qmzhFmqbHdgUkDGSW1xjuQJq8hudnR1Vnj//bc2rwDm7CffYDr7ivlqjExujUzBR\n" \
+        "MB0GA1UdDgQWBBShVGXOhiKJdUleguExlqcaBF60YjAfBgNVHSMEGDAWgBShVGXO\n" \
+        "hiKJdUleguExlqcaBF60YjAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0kA\n" \
+        "MEYCIQDWNyWwN/374l7PFE7Ie1Ro9UtsU1HsoL24pZdnjArGqAIhAKl/SxuQjg3U\n" \
+        "tF2jKTR34J3SPon5GRRlMc5mkgjY9pcw\n" \
+        "-----END CERTIFICATE-----\n"
+
+/* credential_check() must say exactly `expected` (an error) and fail, or pass without a word. */
+static void check_says(const Config *c, unsigned flags, const char *expected) {
+        Diag d = DIAG_INIT;
+        int r = credential_check(c, flags, &d);
+
+        if (!expected) {
+                print_diag(&d);
+                assert_int_equal(r, 0);
+                assert_int_equal(d.n, 0);
+        } else {
+                assert_int_equal(r, -EINVAL);
+                if (!diag_has(&d, expected)) {
+                        print_error("expected: %s\n", expected);
+                        print_diag(&d);
+                        fail();
+                }
+        }
+        assert_no_secret(&d);
+        diag_clear(&d);
+}
+
+static void test_check_secret_and_ca_file(void **state) {
+        Fixture *f = *state;
+        char secret[PATH_MAX], ca[PATH_MAX], yaml[3 * PATH_MAX], expect[3 * PATH_MAX];
+        Config *c;
+
+        snprintf(secret, sizeof secret, "%s/client-secret", f->dir);
+        snprintf(ca, sizeof ca, "%s/ca.pem", f->dir);
+        snprintf(yaml, sizeof yaml, "tenant_id: " TENANT "\nclient_id: " CLIENT "\ncluster: ch-01\n"
+                 "client_secret_file: %s\nca_file: %s\n", secret, ca);
+        c = parse_ok(yaml);
+
+        write_file(secret, SECRET "\n", 0600);
+        write_file(ca, "# our proxy\n" CA_PEM, 0644);
+        check_says(c, CREDENTIAL_CHECK_STRICT, NULL);
+        check_says(c, 0, NULL);
+
+        write_file(secret, SECRET "\n", 0644);
+        snprintf(expect, sizeof expect, "%s: error: secret file is readable by group or others (mode "
+                 "0644); run chmod 600 %s", secret, secret);
+        check_says(c, 0, expect);
+        assert_int_equal(unlink(secret), 0);
+        snprintf(expect, sizeof expect, "%s: error: cannot open secret file: No such file or directory", secret);
+        check_says(c, 0, expect);
+        write_file(secret, SECRET "\n", 0600);
+
+        write_file(ca, "not a certificate\n", 0644);
+        snprintf(expect, sizeof expect, "%s: error: ca_file holds no PEM certificate "
+                 "(-----BEGIN CERTIFICATE-----)", ca);
+        check_says(c, 0, expect);
+        write_file(ca, KEY_TEXT "\n", 0644);
+        check_says(c, 0, expect);
+        assert_int_equal(unlink(ca), 0);
+        snprintf(expect, sizeof expect, "%s: error: cannot read ca_file: No such file or directory", ca);
+        check_says(c, 0, expect);
+        assert_int_equal(mkfifo(ca, 0644), 0);
+        snprintf(expect, sizeof expect, "%s: error: ca_file is not a regular file", ca);
+        check_says(c, 0, expect);
+        config_free(c);
+}
+
+static void test_check_systemd_credentials(void **state) {
+        Fixture *f = *state;
+        char path[PATH_MAX], yaml[2 * PATH_MAX];
+        Diag d = DIAG_INIT;
+        Config *c;
+
+        c = parse_ok("tenant_id: " TENANT "\nclient_id: " CLIENT "\nclient_secret_credential: client-secret\n"
+                     "cluster: ch-01\n");
+        /* By hand without $CREDENTIALS_DIRECTORY: a warning for validate, an error for doctor. */
+        unsetenv("CREDENTIALS_DIRECTORY");
+        assert_int_equal(credential_check(c, 0, &d), 0);
+        assert_int_equal(d.n_warnings, 1);
+        assert_true(diag_has(&d, "config.yaml: warning: client_secret_credential not checked: "
+                             "$CREDENTIALS_DIRECTORY is not set (by hand, as root: "
+                             "CREDENTIALS_DIRECTORY=/etc/nimbus-sync)"));
+        diag_clear(&d);
+        check_says(c, CREDENTIAL_CHECK_STRICT, "config.yaml: error: client_secret_credential is set but "
+                     "$CREDENTIALS_DIRECTORY is not (run under systemd with LoadCredential=)");
+        /* The service user is not asked to read what systemd reads for it. */
+        check_says(c, CREDENTIAL_CHECK_STRICT | CREDENTIAL_CHECK_FILES_ONLY, NULL);
+        setenv("CREDENTIALS_DIRECTORY", f->dir, 1);
+        snprintf(path, sizeof path, "%s/client-secret", f->dir);
+        write_file(path, "\n", 0400);
+        snprintf(yaml, sizeof yaml, "%s: error: secret file is empty", path);
+        check_says(c, 0, yaml);
+        config_free(c);
+
+        /* A certificate whose key is a systemd credential: the certificate alone is checked. */
+        snprintf(path, sizeof path, "%s/app.pem", f->dir);
+        snprintf(yaml, sizeof yaml, CERT_BASE "client_certificate_file: %s\nclient_key_credential: k\n", path);
+        c = parse_ok(yaml);
+        write_file(path, CA_PEM, 0644);
+        check_says(c, CREDENTIAL_CHECK_FILES_ONLY, NULL);
+        write_file(path, CERT_TEXT, 0644);
+        snprintf(yaml, sizeof yaml, "%s: error: not a PEM certificate", path);
+        check_says(c, CREDENTIAL_CHECK_FILES_ONLY, yaml);
         config_free(c);
 }
 
@@ -1050,8 +1219,11 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_secret_credential, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_certificate_keys, setup, teardown),
                 cmocka_unit_test(test_certificate_key_errors),
+                cmocka_unit_test(test_client_assertion_alg),
                 cmocka_unit_test_setup_teardown(test_certificate_read, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_certificate_key_credential, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_check_secret_and_ca_file, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_check_systemd_credentials, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -336,20 +336,23 @@ static void test_delete_created_and_copied(void **state) {
         add_user(&s, 1, 7);
         add_user(&s, 2, 7)->origin = ORIGIN_COPIED;
         add_user(&s, 5, 7);
-        StoreUser *u = add_user(&s, 6, 0); /* create in flight when we died: may exist */
+        StoreUser *u = add_user(&s, 6, 0); /* create in flight when we died: may exist, not proven ours */
         u->presence = PRESENCE_UNKNOWN, u->intent = INTENT_CREATE;
         add_user(&s, 7, 7)->presence = PRESENCE_ABSENT; /* already gone */
         u = add_user(&s, 8, 7);
         u->presence = PRESENCE_UNKNOWN; /* never sent */
         Plan *p = plan(&r, &s, &c);
-        assert_counts(p, 0, 0, 3, 0, 0);
+        assert_counts(p, 0, 0, 2, 1, 0);
+        assert_int_equal(p->n_uncertain, 1);
         assert_int_equal(p->guard, GUARD_NONE);
         assert_guid(&p->actions[0].id, G(1));
         assert_int_equal(p->actions[0].origin, ORIGIN_CREATED);
         assert_guid(&p->actions[1].id, G(2));
         assert_int_equal(p->actions[1].origin, ORIGIN_COPIED);
         assert_guid(&p->actions[2].id, G(6));
-        for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(p->actions[2].kind, ACTION_HELD);
+        assert_true(p->actions[2].uncertain);
+        for (size_t i = 0; i < 2; i++) {
                 assert_int_equal(p->actions[i].kind, ACTION_DELETE);
                 assert_false(p->actions[i].approved);
                 assert_null(p->actions[i].entry);
@@ -387,13 +390,53 @@ static void test_origin_none_never_touched(void **state) {
         c.deletes.include_adopted = true;
         c.deletes.allow_empty = true;
         add_user(&s, 1, 7)->origin = ORIGIN_NONE;
-        StoreUser *u = add_user(&s, 2, 0);
-        u->origin = ORIGIN_NONE, u->presence = PRESENCE_UNKNOWN, u->intent = INTENT_CREATE;
+        StoreUser *u = add_user(&s, 2, 7);
+        u->origin = ORIGIN_NONE, u->intent = INTENT_DELETE;  /* someone else's: never ours */
         Plan *p = plan(&r, &s, &c);
         assert_int_equal(p->n, 0);
         assert_int_equal(p->n_managed, 0);
         assert_int_equal(p->guard, GUARD_NONE);
         plan_free(p);
+}
+
+/* Ownership not proven: held whatever the thresholds, never deleted without approval, and
+ * released by approve-deletes like any held delete. */
+static void test_uncertain_always_held(void **state) {
+        static const struct { uint8_t origin, presence, intent; bool held; } rows[] = {
+                { ORIGIN_UNCERTAIN, PRESENCE_PRESENT, INTENT_NONE,   true },
+                { ORIGIN_NONE,      PRESENCE_UNKNOWN, INTENT_CREATE, true },  /* outcome unknown */
+                { ORIGIN_NONE,      PRESENCE_ABSENT,  INTENT_COPY,   true },
+                { ORIGIN_CREATED,   PRESENCE_UNKNOWN, INTENT_CREATE, true },  /* legacy intent */
+                { ORIGIN_CREATED,   PRESENCE_PRESENT, INTENT_NONE,   false }, /* proven ours */
+                { ORIGIN_CREATED,   PRESENCE_PRESENT, INTENT_DELETE, false },
+                { ORIGIN_UNCERTAIN, PRESENCE_ABSENT,  INTENT_NONE,   false }, /* gone: nothing */
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+                TestRoster r = { 0 };
+                TestStore s = { 0 };
+                Config c = config_default();
+
+                add_ou(&r, 9, 7);
+                StoreUser *u = add_user(&s, 1, 7);
+                u->origin = rows[i].origin, u->presence = rows[i].presence, u->intent = rows[i].intent;
+                Plan *p = plan(&r, &s, &c);
+                assert_int_equal(p->n_held, rows[i].held ? 1 : 0);
+                assert_int_equal(p->n_uncertain, rows[i].held ? 1 : 0);
+                assert_int_equal(p->n_delete, rows[i].held || rows[i].presence == PRESENCE_ABSENT ? 0 : 1);
+                plan_free(p);
+                /* Approved: deleted. With deletes disabled or an empty roster: nothing at all. */
+                u->hold = HOLD_APPROVED;
+                p = plan(&r, &s, &c);
+                assert_int_equal(p->n_held, 0);
+                assert_int_equal(p->n_delete, rows[i].presence == PRESENCE_ABSENT && !rows[i].intent ? 0 : 1);
+                plan_free(p);
+                u->hold = HOLD_NONE;
+                c.deletes.enabled = false;
+                p = plan(&r, &s, &c);
+                assert_int_equal(p->n_held + p->n_delete + p->n_uncertain, 0);
+                plan_free(p);
+        }
 }
 
 static void test_protected_never_deleted(void **state) {
@@ -708,6 +751,7 @@ int main(void) {
                 cmocka_unit_test(test_delete_created_and_copied),
                 cmocka_unit_test(test_adopted_only_with_include_adopted),
                 cmocka_unit_test(test_origin_none_never_touched),
+                cmocka_unit_test(test_uncertain_always_held),
                 cmocka_unit_test(test_protected_never_deleted),
                 cmocka_unit_test(test_empty_roster_guard),
                 cmocka_unit_test(test_empty_roster_nothing_managed),
