@@ -35,5 +35,8 @@ int graph_client_new(uv_loop_t *loop, const Config *c, const ClientCredential *c
 /* A read in progress ends with a failure ("cancelled"); the client is freed from a close
  * callback, so run the loop afterwards. Accepts NULL. */
 void graph_client_close(GraphClient *g);
+/* A retry due later than this (a long Retry-After) ends the read as failed instead of waiting:
+ * commands run by hand never wait silently. Default: no limit (the daemon). */
+void graph_client_set_max_wait(GraphClient *g, uint64_t usec);
 /* Read one group; one read at a time (-EBUSY). done is called from the loop, never from here. */
 int graph_client_read(GraphClient *g, const Guid *group, GraphReadDoneFn done, void *userdata);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "credential.h"
+#include "handoff.h"
 #include "util.h"
 
 enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_ALL, OPT_CHECK, OPT_RAW, OPT_ONLINE };
@@ -139,11 +140,34 @@ static int check_args(const Cli *cli, const Command *c) {
         return 0;
 }
 
+static void daemon_signals(sigset_t *set) {
+        sigemptyset(set);
+        sigaddset(set, SIGHUP);
+        sigaddset(set, SIGTERM);
+        sigaddset(set, SIGINT);
+        sigaddset(set, HANDOFF_WAKE_SIGNAL);
+}
+
+void cli_signals_block(sigset_t *ret_old) {
+        sigset_t set;
+
+        daemon_signals(&set);
+        (void) sigprocmask(SIG_BLOCK, &set, ret_old);
+}
+
+void cli_signals_unblock(void) {
+        sigset_t set;
+
+        daemon_signals(&set);
+        (void) sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
 int cli_main(int argc, char **argv) {
         Cli cli = { .config_path = getenv("NIMBUS_SYNC_CONFIG") };
         bool help = false, version = false;
         const Command *c;
 
+        cli_signals_block(&cli.saved_mask);
         if (!cli.config_path || !*cli.config_path)
                 cli.config_path = CONFIG_DEFAULT_PATH;
         log_init(&cli.log, LOG_TARGET_STDERR, LOG_INFO);
@@ -176,6 +200,8 @@ int cli_main(int argc, char **argv) {
         }
         if (check_args(&cli, c) < 0)
                 return EXIT_ERROR;
+        if (c->run != cmd_daemon)
+                (void) sigprocmask(SIG_SETMASK, &cli.saved_mask, NULL);
         return c->run(&cli);
 }
 

@@ -35,6 +35,7 @@ struct GraphClient {
         char *graph_url;
         uint64_t base_usec, cap_usec, timeout_usec;
         unsigned max_attempts;
+        uint64_t max_wait_usec; /* see graph_client_set_max_wait() */
         uv_timer_t timer;       /* starts a read, waits out a backoff */
         GraphRead *read;        /* the read in progress, or NULL */
         bool closing;
@@ -92,6 +93,11 @@ static void retry_later(GraphClient *g, long status, uint64_t retry_after, const
                 return;
         }
         delay = backoff_delay_honouring(g->base_usec, g->cap_usec, rd->attempts, backoff_random(), retry_after);
+        if (delay > g->max_wait_usec) {
+                finishf(g, GRAPH_RETRY, status, "Microsoft Graph asks us to wait %.0f s, longer than "
+                        "this command waits: %s", (double) delay / USEC_PER_SEC, why);
+                return;
+        }
         (void) uv_timer_start(&g->timer, on_timer, (delay + USEC_PER_MSEC - 1) / USEC_PER_MSEC, 0);
 }
 
@@ -226,6 +232,10 @@ static void step(GraphClient *g) {
                 rd->in_flight = true;
 }
 
+void graph_client_set_max_wait(GraphClient *g, uint64_t usec) {
+        g->max_wait_usec = usec;
+}
+
 int graph_client_read(GraphClient *g, const Guid *group, GraphReadDoneFn done, void *userdata) {
         GraphRead *rd;
         int r;
@@ -258,7 +268,8 @@ int graph_client_new(uv_loop_t *loop, const Config *c, const ClientCredential *c
         if (!g)
                 return -ENOMEM;
         *g = (GraphClient) { .base_usec = c->retry.base_usec, .cap_usec = c->retry.cap_usec,
-                             .timeout_usec = c->retry.timeout_usec, .max_attempts = c->retry.attempts };
+                             .timeout_usec = c->retry.timeout_usec, .max_attempts = c->retry.attempts,
+                             .max_wait_usec = UINT64_MAX };
         r = strdup_checked(c->graph_url, &g->graph_url);
         if (r >= 0)
                 r = token_cache_new(c, GRAPH_SCOPE, cred, &g->token, diag);

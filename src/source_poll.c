@@ -141,6 +141,8 @@ static void refresh_done(void *userdata, size_t changed) {
         source_poller_close(userdata);
 }
 
+#define REFRESH_MAX_WAIT (60 * USEC_PER_SEC)
+
 int source_refresh(SourceSet *set, Store *store, const Logger *log, Diag *diag) {
         SourcePoller *p = NULL;
         uv_loop_t loop;
@@ -149,8 +151,11 @@ int source_refresh(SourceSet *set, Store *store, const Logger *log, Diag *diag) 
         if (uv_loop_init(&loop) < 0)
                 return -EIO;
         r = source_poller_new(&loop, set, store, log, &p, diag);
-        if (r >= 0)
+        if (r >= 0) {
+                /* By hand, a group that asks for a long pause keeps its last list instead. */
+                graph_client_set_max_wait(p->graph, REFRESH_MAX_WAIT);
                 r = source_poller_sweep(p, refresh_done, p);
+        }
         if (r < 0)
                 source_poller_close(p);
         (void) uv_run(&loop, UV_RUN_DEFAULT);

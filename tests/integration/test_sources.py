@@ -6,6 +6,8 @@ list: failure is never emptiness."""
 import os
 import pwd
 
+import time
+
 import pytest
 
 from conftest import api_requests, describe, guid, guids, sim_ids
@@ -279,6 +281,23 @@ def test_graph_throttling_keeps_the_nimbus_window(ns, sim):
     assert graph[1]["t"] - graph[0]["t"] >= 0.95 and graph[2]["t"] - graph[1]["t"] >= 0.95
     # Graph requests never enter the Nimbus log or its window.
     assert all(r["path"].startswith("user") for r in st["requests"])
+
+
+def test_a_long_graph_retry_after_never_holds_apply_up(ns, sim):
+    """A command run by hand waits a minute at most: a group that asks for an hour keeps its last
+    complete list, and apply says so and ends with exit 2."""
+    group = guid()
+    ids = sim.graph_generate(group, 5)
+    with_group(ns, sim, group)
+    assert ns.run("apply").returncode == 0
+    sim.graph_members(group, remove=ids[:2])
+    sim.graph_config(fail_next=[{"what": "*", "status": 429, "retry_after": 3600, "count": 5}])
+    t0 = time.monotonic()
+    p = ns.run("apply")
+    assert time.monotonic() - t0 < 30, describe(p)
+    assert p.returncode == 2, describe(p)
+    assert "asks us to wait" in p.stderr and "stays in force" in p.stderr
+    assert deletes_sent(sim) == [] and sim_ids(sim.state()) == set(ids)
 
 
 # --- roster_defaults ---------------------------------------------------------------------------
