@@ -14,6 +14,7 @@
 #include "guid.h"
 
 #define STORE_FILE_NAME "state.db"
+#define STORE_FILE_MODE 0640    /* readable by the group nimbus-sync: `status` and `plan` */
 
 /* Test only: while the file named by this variable exists (read once, at store_open), every
  * statement fails with the errno named in it (EIO, EBUSY, EBADMSG, ENOSPC; EIO when empty), so
@@ -101,6 +102,13 @@ int store_rollback(Store *s);
 int store_load_users(Store *s, StoreUser **ret, size_t *ret_n);
 void store_users_free(StoreUser *u, size_t n);
 void store_user_clear(StoreUser *u); /* frees u->error */
+/* How many users share each combination of the small fields: counts by state without loading
+ * every user (for metrics). Free *ret with free(). */
+typedef struct StoreUserKind {
+        uint8_t origin, presence, intent, status, hold;
+        size_t n;
+} StoreUserKind;
+int store_user_kinds(Store *s, StoreUserKind **ret, size_t *ret_n);
 /* -ENOENT when unknown; on success the caller owns ret->error. */
 int store_get_user(Store *s, const Guid *id, StoreUser *ret);
 /* Insert or replace the whole record. */

@@ -24,6 +24,9 @@
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 #define BUSY_TIMEOUT_MSEC 5000
+#define STORE_WAL_LIMIT 4194304   /* bytes the -wal keeps after a checkpoint; 0 once closed */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 /* Server messages are for the admin's eyes; a kilobyte is plenty and keeps a hostile or broken
  * server from bloating the store. */
 #define STORE_ERROR_MAX 1024
@@ -38,6 +41,7 @@ typedef enum StmtId {
         STMT_RELEASE,
         STMT_ROLLBACK_TO,
         STMT_USER_LOAD,
+        STMT_USER_KINDS,
         STMT_USER_GET,
         STMT_USER_PUT,
         STMT_HOLDSET_CLEAR,
@@ -89,6 +93,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_RELEASE] = "RELEASE store_op",
         [STMT_ROLLBACK_TO] = "ROLLBACK TO store_op",
         [STMT_USER_LOAD] = "SELECT " USER_COLUMNS " FROM users ORDER BY id",
+        [STMT_USER_KINDS] = "SELECT origin, presence, intent, status, hold, count(*) FROM users "
+                            "GROUP BY origin, presence, intent, status, hold",
         [STMT_USER_GET] = "SELECT " USER_COLUMNS " FROM users WHERE id = ?1",
         [STMT_USER_PUT] = "INSERT OR REPLACE INTO users (" USER_COLUMNS ") "
                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
@@ -381,6 +387,17 @@ static int configure(Store *s, bool read_only) {
         if (sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MSEC) != SQLITE_OK)
                 return -EIO;
         if (!read_only) {
+                /* The -wal and -shm files stay when the last writer closes: a reader that may not
+                 * create files in state_dir (a member of the group) can open the store only
+                 * while they exist. A size limit empties the -wal on close all the same. */
+                int persist = 1;
+
+                if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist) != SQLITE_OK)
+                        return -EIO;
+                if ((r = exec_sql(s, "PRAGMA journal_size_limit=" STRINGIFY(STORE_WAL_LIMIT))) < 0)
+                        return r;
+        }
+        if (!read_only) {
                 /* journal_mode answers with the mode in force; anything but "wal" means it did
                  * not switch (no shared memory on this file system, for instance). */
                 sqlite3_stmt *st = NULL;
@@ -423,14 +440,22 @@ static int create_temp_tables(Store *s) {
                            "(id BLOB PRIMARY KEY, held INT NOT NULL) WITHOUT ROWID");
 }
 
-/* SQLite would create the file world-readable (modulo umask); it holds who we manage, so make it
- * 0600 first. The -wal and -shm files inherit its mode. */
+/* The store holds who we manage: readable by the owner and its group (nimbus-sync), whose
+ * members may run `status` and `plan`, and by no one else, whatever the umask. SQLite gives the
+ * -wal and -shm files the same mode. */
 static int create_file(const char *path) {
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, STORE_FILE_MODE);
+        struct stat st;
+        int r = 0;
+
         if (fd < 0)
                 return -errno;
+        if (fstat(fd, &st) < 0)
+                r = -errno;
+        else if (st.st_size == 0 && (st.st_mode & 07777) != STORE_FILE_MODE && fchmod(fd, STORE_FILE_MODE) < 0)
+                r = -errno;
         close(fd);
-        return 0;
+        return r;
 }
 
 static int open_db(const char *path, bool read_only, sqlite3 **ret) {
@@ -583,6 +608,37 @@ int store_load_users(Store *s, StoreUser **ret, size_t *ret_n) {
 fail:
         store_users_free(u, n);
         return r;
+}
+
+int store_user_kinds(Store *s, StoreUserKind **ret, size_t *ret_n) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        StoreUserKind *k = NULL;
+        size_t n = 0, cap = 0;
+        int r, rc;
+
+        if ((r = stmt_get(s, STMT_USER_KINDS, &st)) < 0)
+                return r;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if ((r = grow((void **) &k, &cap, n + 1, sizeof *k)) < 0) {
+                        free(k);
+                        return r;
+                }
+                k[n++] = (StoreUserKind) {
+                        .origin = (uint8_t) sqlite3_column_int(st, 0),
+                        .presence = (uint8_t) sqlite3_column_int(st, 1),
+                        .intent = (uint8_t) sqlite3_column_int(st, 2),
+                        .status = (uint8_t) sqlite3_column_int(st, 3),
+                        .hold = (uint8_t) sqlite3_column_int(st, 4),
+                        .n = (size_t) sqlite3_column_int64(st, 5),
+                };
+        }
+        if (rc != SQLITE_DONE) {
+                free(k);
+                return errno_from_sqlite(rc);
+        }
+        *ret = k;
+        *ret_n = n;
+        return 0;
 }
 
 int store_get_user(Store *s, const Guid *id, StoreUser *ret) {

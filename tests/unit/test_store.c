@@ -129,12 +129,61 @@ static size_t count_users(Store *s) {
         return n;
 }
 
-static void test_open_creates_private_file(void **state) {
-        Fixture *f = *state;
+static void assert_mode(const char *path, mode_t mode) {
         struct stat st;
-        assert_int_equal(stat(f->db, &st), 0);
-        assert_int_equal(st.st_mode & 0777, 0600);
+
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 07777, mode);
+}
+
+/* The store and its -wal and -shm files: readable by the group (nimbus-sync's members run
+ * `status` and `plan`), by nobody else, whatever the umask (the unit sets UMask=0077); the -wal
+ * and -shm stay when the writer closes, so a reader that may not create files can open it. */
+static void test_open_creates_group_readable_files(void **state) {
+        Fixture *f = *state;
+        char wal[sizeof f->db + 8], shm[sizeof f->db + 8];
+        mode_t old;
+
+        f->s = store_close(f->s);
+        remove_store_files(f);
+        old = umask(077);
+        assert_int_equal(store_open(f->dir, false, &f->s), 0);
+        umask(old);
+        assert_int_equal(store_meta_set(f->s, "k", "v"), 0);
+        assert_mode(f->db, 0640);
+        snprintf(wal, sizeof wal, "%s-wal", f->db);
+        snprintf(shm, sizeof shm, "%s-shm", f->db);
+        assert_mode(wal, 0640);
+        assert_mode(shm, 0640);
+        f->s = store_close(f->s);
+        assert_mode(wal, 0640);
+        assert_mode(shm, 0640);
+        assert_int_equal(store_open(f->dir, true, &f->s), 0);
         assert_int_equal(store_check_integrity(f->s), 0);
+}
+
+/* Counts by the small fields, without loading the users. */
+static void test_user_kinds(void **state) {
+        Fixture *f = *state;
+        StoreUserKind *k = NULL;
+        size_t n = 0, total = 0, held = 0;
+
+        assert_int_equal(store_user_kinds(f->s, &k, &n), 0);
+        assert_int_equal(n, 0);
+        free(k);
+        for (uint64_t i = 1; i <= 5; i++)
+                put_with_hold(f->s, i, i <= 2 ? HOLD_HELD : HOLD_NONE);
+        assert_int_equal(store_user_kinds(f->s, &k, &n), 0);
+        assert_int_equal(n, 2);
+        for (size_t i = 0; i < n; i++) {
+                assert_int_equal(k[i].origin, ORIGIN_CREATED);
+                assert_int_equal(k[i].presence, PRESENCE_PRESENT);
+                total += k[i].n;
+                held += k[i].hold == HOLD_HELD ? k[i].n : 0;
+        }
+        assert_int_equal(total, 5);
+        assert_int_equal(held, 2);
+        free(k);
 }
 
 static void test_open_missing_dir(void **state) {
@@ -793,7 +842,8 @@ static void test_damaged_pages(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
-                T(test_open_creates_private_file),
+                T(test_open_creates_group_readable_files),
+                T(test_user_kinds),
                 T(test_open_missing_dir),
                 T(test_read_only_missing_store),
                 T(test_user_round_trip),
