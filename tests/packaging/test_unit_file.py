@@ -123,6 +123,9 @@ def test_unit_runs_the_daemon_as_the_contract_says(unit):
     assert one(s, "Service", "Restart") == "on-failure"
     assert one(s, "Service", "User") == one(s, "Service", "Group") == "nimbus-sync"
     assert one(s, "Service", "StateDirectoryMode") == "0750"
+    # metrics_file: the textfile collector's usual folder is writable, if it exists.
+    assert "-/var/lib/prometheus/node-exporter" in s[("Service", "ReadWritePaths")]
+    assert one(s, "Service", "ProtectSystem") == "strict"
     assert one(s, "Service", "ConfigurationDirectory") == "nimbus-sync"
     assert "network-online.target" in one(s, "Unit", "After").split()
     assert "network-online.target" in one(s, "Unit", "Wants").split()
@@ -165,6 +168,7 @@ def test_folders_agree_with_the_code_and_the_example():
     assert state_dir == "/var/lib/" + one(s, "Service", "StateDirectory") == example["state_dir"]
     lines = [l.split() for l in TMPFILES.read_text().splitlines() if l and not l.startswith("#")]
     assert ["d", roster_dir, "2770", "nimbus-sync", "nimbus-sync", "-"] in lines
+    assert ["d", state_dir, "0750", "nimbus-sync", "nimbus-sync", "-"] in lines
     assert example["roster_dir"] == roster_dir
 
 
@@ -251,4 +255,8 @@ def test_sysusers_and_tmpfiles_make_the_user_and_the_roster_folder(tmp_path):
     assert user[6].endswith(("/nologin", "/false"))
     st = (root / "var/lib/nimbus-sync/roster.d").stat()
     assert oct(st.st_mode & 0o7777) == oct(0o2770)
+    assert (st.st_uid, st.st_gid) == (int(user[2]), int(group["nimbus-sync"][2]))
+    # The state folder: the group reads the store in it (status, plan), others nothing.
+    st = (root / "var/lib/nimbus-sync").stat()
+    assert oct(st.st_mode & 0o7777) == oct(0o750)
     assert (st.st_uid, st.st_gid) == (int(user[2]), int(group["nimbus-sync"][2]))
