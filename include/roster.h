@@ -40,6 +40,7 @@ typedef struct Roster {
         char *names;          /* pool of NUL-terminated informational names */
         size_t names_len;
         uint64_t hash;        /* hash of the content of all files, to skip unchanged re-reads */
+        uint64_t newest_usec; /* mtime of the newest file read (wall clock), 0 = none */
 } Roster;
 
 #define ROSTER_READ_ATTEMPTS 3   /* reads of a folder that keeps changing before a command gives up */

@@ -46,6 +46,7 @@ typedef struct Listing {
 
 typedef struct Loader {
         RosterBuilder b;
+        uint64_t newest_usec;   /* mtime of the newest file read */
         char *changed_file;     /* what changed while it was read, for the message */
         const char *changed_how;
 } Loader;
@@ -293,6 +294,10 @@ static int read_stamped(Loader *ld, int fd, const char *path, const struct stat 
         return 0;
 }
 
+static uint64_t timespec_usec(const struct timespec *t) {
+        return t->tv_sec < 0 ? 0 : (uint64_t) t->tv_sec * USEC_PER_SEC + (uint64_t) t->tv_nsec / 1000;
+}
+
 /* One stamped file, named `name` relative to dfd and `path` in messages. A regular file is opened
  * with O_NONBLOCK: should a FIFO take its place, opening it cannot hang, and fstat() tells. */
 static int load_file(Loader *ld, int dfd, const char *name, const char *path, const char *hash_name,
@@ -317,6 +322,8 @@ static int load_file(Loader *ld, int dfd, const char *name, const char *path, co
         if (r < 0)
                 return report_read_error(&ld->b, r);
         roster_builder_hash(&ld->b, hash_name, buf, len);
+        if (timespec_usec(&s->st.st_mtim) > ld->newest_usec)
+                ld->newest_usec = timespec_usec(&s->st.st_mtim);
         return parse_file(&ld->b, path, buf, len);
 }
 
@@ -443,6 +450,8 @@ int roster_load_dir_limits(const char *dir, const Config *c, const RosterLimits 
                 r = load_folder(&ld, dir, &fp);
         if (r == 0)
                 r = roster_builder_finish(&ld.b, ret);
+        if (r == 0)
+                (*ret)->newest_usec = ld.newest_usec;
         roster_builder_done(&ld.b);
         if (ret_fingerprint)
                 *ret_fingerprint = fp;
@@ -478,6 +487,8 @@ int roster_load_files_limits(char *const *paths, size_t n, const Config *c, cons
                 r = load_path(&ld, paths[i]);
         if (r == 0)
                 r = roster_builder_finish(&ld.b, ret);
+        if (r == 0)
+                (*ret)->newest_usec = ld.newest_usec;
         roster_builder_done(&ld.b);
         return hand_over(&ld, r, &found, diag);
 }

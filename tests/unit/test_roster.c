@@ -826,6 +826,38 @@ static void test_load_files(void **state) {
         assert_true(diag_has(f, "two.txt", ":1:1: error: unknown roster format (the name must end in .yaml, .yml or .csv)"));
 }
 
+static void set_mtime(Fixture *f, const char *name, time_t t) {
+        struct timespec times[2] = { { .tv_sec = t }, { .tv_sec = t } };
+        char path[1024];
+
+        snprintf(path, sizeof path, "%s/%s", f->dir, name);
+        assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+}
+
+/* The newest file's mtime: the metrics' age of the roster. Also for a folder read and for
+ * files named on the command line; an empty folder has none. */
+static void test_newest_file(void **state) {
+        Fixture *f = *state;
+        char a[1024];
+        char *paths[1] = { a };
+        Roster *r = NULL;
+
+        r = load_ok(f);
+        assert_int_equal(r->newest_usec, 0);
+        roster_free(r);
+        write_file(f, "one.yaml", "users:\n  - o365_id: " U1 "\n    ou: support\n");
+        write_file(f, "two.csv", "id,ou\n" U2 ",sales\n");
+        set_mtime(f, "one.yaml", 1700000000);
+        set_mtime(f, "two.csv", 1600000000);
+        r = load_ok(f);
+        assert_int_equal(r->newest_usec, 1700000000 * USEC_PER_SEC);
+        roster_free(r);
+        snprintf(a, sizeof a, "%s/two.csv", f->dir);
+        assert_int_equal(roster_load_files(paths, 1, f->config, &r, &f->diag), 0);
+        assert_int_equal(r->newest_usec, 1600000000 * USEC_PER_SEC);
+        roster_free(r);
+}
+
 static void test_names_cut(void **state) {
         Fixture *f = *state;
         char text[2048], name[400];
@@ -1004,6 +1036,7 @@ int main(void) {
                 T(test_fingerprint),
                 T(test_folder_errors),
                 T(test_load_files),
+                T(test_newest_file),
                 T(test_names_cut),
                 T(test_hash),
                 T(test_limits),
