@@ -33,6 +33,8 @@ int runner_start(Runner *r, RunnerDoneFn done, void *userdata);
 void runner_stop(Runner *r);
 const RunnerStats *runner_stats(const Runner *r);
 size_t runner_count(const Runner *r, JobState s);
+/* Jobs of this call (create, copy, delete) that have not reached a final state: the work left. */
+size_t runner_open(const Runner *r, NimbusCall call);
 /* When the earliest job waiting out a backoff is due, or 0: what `apply` says it waits for. */
 uint64_t runner_next_retry(const Runner *r);
 /* Frees from a close callback: run the loop afterwards. Accepts NULL. */

@@ -34,7 +34,8 @@ struct Runner {
         size_t heap_n;
         uv_timer_t timer;        /* the earliest retry */
         size_t feeding;          /* job calls (mutations, confirming GETs) the tenant has not answered */
-        size_t deletes_left;     /* delete jobs not final yet: the license re-check waits for them */
+        size_t open[NIMBUS_CALLS]; /* jobs not final yet, by call: the license re-check waits
+                                    * for the deletes; status and metrics show the rest */
         LicenseVerdict licenses; /* the last license usage check of this run */
         char exhausted_pool[64]; /* LICENSES_EXHAUSTED: which pool */
         bool licenses_paused, license_check_running, recheck_done;
@@ -459,7 +460,7 @@ static void on_licenses(void *userdata, const NimbusResult *res) {
 
         r->license_check_running = false;
         /* Taken after this run's deletes: it already is the re-check they would ask for. */
-        r->recheck_done |= r->deletes_left == 0;
+        r->recheck_done |= r->open[CALL_DELETE] == 0;
         r->licenses = LICENSES_FAILED;
         if (res->outcome == OUTCOME_OK && nimbus_parse_licenses(res->body, res->body_len, &l, &n) >= 0) {
                 pool = nimbus_licenses_exhausted(l, n);
@@ -496,7 +497,7 @@ static void request_license_check(Runner *r) {
 
 /* Licenses are re-checked once the deletes of this run (which free licenses) are through. */
 static void maybe_recheck_licenses(Runner *r) {
-        if (!r->licenses_paused || r->recheck_done || r->deletes_left > 0 || r->stopping)
+        if (!r->licenses_paused || r->recheck_done || r->open[CALL_DELETE] > 0 || r->stopping)
                 return;
         r->recheck_done = true;
         r->licenses = LICENSES_UNKNOWN;
@@ -537,8 +538,8 @@ static void job_count(Runner *r, Job *j, JobState s) {
         r->count[old]--;
         r->count[s]++;
         j->state = s;
-        if (j->call == CALL_DELETE && job_state_is_final(s))
-                r->deletes_left--;
+        if (job_state_is_final(s))
+                r->open[j->call]--;
         r->stats.blocked += s == JOB_BLOCKED;
         if (r->tenant->log->level >= LOG_DEBUG) {
                 char id[GUID_STRING_MAX];
@@ -690,8 +691,7 @@ static void job_init(Runner *r, Job *j, const Action *a) {
                 .call = a->kind == ACTION_CREATE ? CALL_CREATE :
                         a->kind == ACTION_COPY ? CALL_COPY : CALL_DELETE,
         };
-        if (j->call == CALL_DELETE)
-                r->deletes_left++;
+        r->open[j->call]++;
 }
 
 /* Move a new job to its first real state. Called from runner_start(), once max_wait is known. */
@@ -772,6 +772,10 @@ const RunnerStats *runner_stats(const Runner *r) {
 
 size_t runner_count(const Runner *r, JobState s) {
         return (unsigned) s < _JOB_STATE_MAX ? r->count[s] : 0;
+}
+
+size_t runner_open(const Runner *r, NimbusCall call) {
+        return (unsigned) call < NIMBUS_CALLS ? r->open[call] : 0;
 }
 
 uint64_t runner_next_retry(const Runner *r) {

@@ -167,12 +167,19 @@ static void test_copy_waits_for_template(void **state) {
 
         assert_int_equal(f->n_calls, 1);
         assert_int_equal(runner_count(r, JOB_WAIT_DEP), 1);
+        /* The work left, by call: what status and the metrics show as pending. */
+        assert_int_equal(runner_open(r, CALL_CREATE), 1);
+        assert_int_equal(runner_open(r, CALL_COPY), 1);
+        assert_int_equal(runner_open(r, CALL_DELETE), 0);
         answer(f, 0, 200, "");
         assert_int_equal(runner_count(r, JOB_QUEUED), 1);   /* released, fed on the next feed */
+        assert_int_equal(runner_open(r, CALL_CREATE), 0);
+        assert_int_equal(runner_open(r, CALL_COPY), 1);
         assert_int_equal(f->n_calls, 2);
         assert_int_equal(f->calls[1].call, CALL_COPY);
         answer(f, 1, 200, "{}");
         assert_int_equal(runner_count(r, JOB_DONE), 2);
+        assert_int_equal(runner_open(r, CALL_COPY), 0);
         assert_int_equal(stored(f, 2).origin, ORIGIN_COPIED);
         finish(f, r);
 }
@@ -191,6 +198,7 @@ static void test_failed_template_blocks_chain(void **state) {
         answer(f, 0, 400, "{\"message\":\"bad OU\"}");
         assert_int_equal(runner_count(r, JOB_FAILED), 1);
         assert_int_equal(runner_count(r, JOB_BLOCKED), 2);
+        assert_int_equal(runner_open(r, CALL_CREATE) + runner_open(r, CALL_COPY), 0);
         assert_int_equal(runner_stats(r)->blocked, 2);
         assert_int_equal(f->n_calls, 1);
         finish(f, r);
