@@ -12,6 +12,7 @@
 
 #include "guid.h"
 #include "nimbus_api.h"
+#include "store.h"
 
 #define METRICS_PREFIX "nimbus_sync_"
 #define METRICS_STATUS_SLOTS 600        /* HTTP 100..599; slot 0: no answer (a transport error) */
@@ -76,6 +77,10 @@ typedef struct MetricsFigures {
         const MetricsSource *sources;
         size_t n_sources;
 } MetricsFigures;
+
+/* Adds users, held, approved, failed, quarantined and retrying from the store's counts: each user
+ * in one state of users[] (nimbus-sync(8), OWNERSHIP). */
+void metrics_add_user_kinds(MetricsFigures *f, const StoreUserKind *k, size_t n);
 
 /* The text exposition format (HELP and TYPE lines, every name prefixed METRICS_PREFIX). Label
  * values are escaped, and bytes that are not UTF-8 replaced. Free *ret with free(). */

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "nimbus_client.h"
 #include "ratelimit.h"
 #include "store.h"
@@ -61,6 +62,7 @@ typedef struct Tenant {
         bool give_up_on_auth;   /* apply: fail every queued call instead of waiting */
         bool closing;
         unsigned long sent;     /* API requests started by this process */
+        MetricsApiCounts *api_counts; /* answers counted for the metrics (not owned), or NULL */
 } Tenant;
 
 /* Takes ownership of c. Opens the store read-write (creating it if needed). The credential

@@ -25,6 +25,7 @@
 #include "handoff.h"
 #include "notify.h"
 #include "reconcile.h"
+#include "report.h"
 #include "source_poll.h"
 #include "statelock.h"
 #include "verify.h"
@@ -71,7 +72,8 @@ typedef struct Daemon {
         size_t last_notes[3];    /* held, empty-roster skipped and drift counts last logged */
         char last_result[64];
         uv_signal_t sigterm, sigint, sighup, sigwake;
-        uv_timer_t due, poll, watchdog, sweep;
+        uv_timer_t due, poll, watchdog, sweep, metrics;
+        Report *report;          /* progress and roster verdict in the store, metrics_file */
         /* Directory sources (sources:): the desired state is files ∪ groups. */
         Roster *files;           /* the last valid roster files, while sources are configured */
         SourceSet *sources;      /* each group's last complete list, or NULL without sources: */
@@ -150,11 +152,14 @@ static void update_status(Daemon *d) {
                               d->plan->n_copy, d->plan->n_delete, runner_count(d->runner, JOB_DONE),
                               runner_count(d->runner, JOB_FAILED) + runner_count(d->runner, JOB_QUARANTINED),
                               d->plan->n_held, used, t->config->rate_operations, eta);
-        } else
-                notify_status("idle: %zu users in the roster, %zu held, auth %s; rate %u/%u; last run %s",
-                              d->roster ? d->roster->n : 0, d->last_held,
-                              t->auth == AUTH_FAILED ? "FAILED" : "ok", used, t->config->rate_operations,
-                              d->last_result[0] ? d->last_result : "none");
+        } else {
+                const Progress *p = report_progress(d->report);
+
+                notify_status("idle: %zu users in the roster, %zu held, %zu failed, %zu quarantined, auth %s; "
+                              "rate %u/%u; last run %s", d->roster ? d->roster->n : 0, d->last_held, p->failed,
+                              p->quarantined, t->auth == AUTH_FAILED ? "FAILED" : "ok", used,
+                              t->config->rate_operations, d->last_result[0] ? d->last_result : "none");
+        }
 }
 
 /* ---- runs --------------------------------------------------------------------------------------- */
@@ -245,6 +250,15 @@ static int run_failed(Daemon *d, int k, const char *what) {
         return k;
 }
 
+/* Nothing to do and nothing left over: Nimbus matches the roster (and every Entra group was
+ * read now, not stood in for by its last complete list). */
+static bool plan_converged(const Daemon *d, const Plan *p) {
+        RunnerStats none = { 0 };
+
+        return reconcile_jobs(p) == 0 && p->n_held == 0 && reconcile_exit_code(p, &none, false) == 0 &&
+               (!d->sources || source_set_current(d->sources));
+}
+
 /* The next run's plan: for the oldest open hand-off, only its user's actions; else everything. */
 static int plan_next(Daemon *d, Plan **ret) {
         Plan *p = NULL;
@@ -258,6 +272,8 @@ static int plan_next(Daemon *d, Plan **ret) {
                 d->next_due = p->next_due_usec;
                 arm_due(d);
         }
+        if (k >= 0 && !d->request.id)
+                report_plan(d->report, p, plan_converged(d, p));
         if (k >= 0 && d->request.id)
                 k = plan_only(p, &d->request.user);
         if (k < 0) {
@@ -319,6 +335,8 @@ static int start_run(Daemon *d) {
         if (k >= 0 && d->request.id)   /* waits as `apply` would: a retry much later ends it */
                 runner_set_max_wait(d->runner, HANDOFF_MAX_WAIT_USEC);
         if (k >= 0)
+                report_run_start(d->report, p, d->run.run_id, d->run.started_usec);
+        if (k >= 0)
                 k = runner_start(d->runner, on_run_done, d);
         if (k < 0) {
                 d->plan = plan_free(d->plan);
@@ -335,6 +353,7 @@ static void on_run_done(void *userdata, Runner *r) {
 
         if (d->tenant) {
                 reconcile_run_end(d->tenant, d->plan, st, code, &d->run);
+                report_run_end(d->report, r, code);
                 /* Stopped to plan again (a new roster, an approval): the hand-off goes on then. */
                 if (d->request.id && !d->rerun && finish_request(d, d->plan, st, code) < 0)
                         log_msg(d->tenant->log, LOG_ERR, "cannot record the outcome of apply --user; "
@@ -383,8 +402,9 @@ static void roster_rejected(Daemon *d, const Diag *diag) {
 
         log_diag(d->tenant->log, diag, MID_ROSTER_ERROR);
         log_msg(d->tenant->log, LOG_ERR, "roster rejected: the last valid roster stays in force");
-        if (diag_first_error(diag, &first) >= 0 && first)
-                (void) store_meta_set(d->tenant->store, "roster_error", first);
+        if (diag_first_error(diag, &first) < 0)
+                first = NULL;
+        report_roster_rejected(d->report, first ? first : "the roster was rejected");
 }
 
 /* The folder changed while it was read: nothing is rejected, it is read again once settled. */
@@ -397,6 +417,14 @@ static void roster_changed_meanwhile(Daemon *d, const Diag *diag) {
 }
 
 static void sources_rebuild(Daemon *d);
+
+/* A read found the roster in force unchanged: the verdict (and its time) is new all the same. */
+static void report_accepted(Daemon *d) {
+        const Roster *desired = d->next_roster ? d->next_roster : d->roster;
+
+        if (desired)
+                report_roster(d->report, desired, d->sources ? d->files : desired);
+}
 
 /* Read the roster folder (a DirWatchFn); *fingerprint: of the folder as read. */
 static int on_roster_changed(void *userdata, uint64_t *fingerprint) {
@@ -416,9 +444,9 @@ static int on_roster_changed(void *userdata, uint64_t *fingerprint) {
         diag_clear(&diag);
         if (k < 0)
                 return k;
-        (void) store_meta_set(d->tenant->store, "roster_error", NULL);
         if (current && current->hash == r->hash) {   /* touched, not changed */
                 roster_free(r);
+                report_accepted(d);
                 return 0;
         }
         log_event(d->tenant->log, LOG_INFO, &(LogEvent) { .message_id = MID_ROSTER_LOADED,
@@ -432,6 +460,7 @@ static int on_roster_changed(void *userdata, uint64_t *fingerprint) {
         }
         roster_free(d->next_roster);
         d->next_roster = r;
+        report_roster(d->report, r, r);
         request_run(d);
         return 0;
 }
@@ -450,9 +479,9 @@ static void sources_rebuild(Daemon *d) {
                 roster_rejected(d, &diag);
         else {
                 log_diag(d->tenant->log, &diag, NULL);   /* warnings */
-                (void) store_meta_set(d->tenant->store, "roster_error", NULL);
                 roster_free(d->next_roster);
                 d->next_roster = r;
+                report_roster(d->report, r, d->files);
                 request_run(d);
         }
         diag_clear(&diag);
@@ -485,6 +514,7 @@ static int sources_open(Daemon *d) {
         diag_clear(&diag);
         if (k >= 0)
                 k = source_poller_start(d->poller, on_sources_swept, d);
+        report_sources(d->report, d->sources);
         if (k < 0)
                 log_msg(d->tenant->log, LOG_ERR, "cannot read the Entra groups: %s", strerror(-k));
         return k;
@@ -492,6 +522,7 @@ static int sources_open(Daemon *d) {
 
 /* Before the tenant (whose store and config the poller uses) closes. */
 static void sources_close(Daemon *d) {
+        report_sources(d->report, NULL);
         source_poller_close(TAKE_PTR(d->poller));
         d->sources = source_set_free(d->sources);
         d->files = roster_free(d->files);
@@ -527,7 +558,9 @@ static int daemon_open(Daemon *d, Config *c) {
         if (k < 0)
                 return k;
         c = d->tenant->config;
-        k = sources_open(d);
+        k = report_attach(d->report, d->tenant);
+        if (k >= 0)
+                k = sources_open(d);
         if (k < 0)
                 return k;
         if (dirwatch_settled(c->roster_dir, c->settle_time_usec))
@@ -543,6 +576,7 @@ static int daemon_open(Daemon *d, Config *c) {
         record_presence(d);
         (void) store_data_version(d->tenant->store, &d->data_version);
         arm_sweep(d);
+        report_metrics(d->report);
         return 0;
 }
 
@@ -565,6 +599,7 @@ static void apply_pending_config(Daemon *d) {
                 d->lock = TAKE_PTR(d->next_lock);
         }
         d->request = (StoreRequest) { 0 };   /* still open in the store: planned again */
+        report_detach(d->report);
         tenant_close(TAKE_PTR(d->tenant));   /* NULL first: callbacks see no tenant */
         roster_free(d->roster);
         d->roster = NULL;
@@ -675,6 +710,7 @@ static void daemon_stop(Daemon *d) {
                 runner_stop(d->runner);
                 /* Recorded now, while the store is open: the run ends interrupted (exit 1). */
                 reconcile_run_end(d->tenant, d->plan, runner_stats(d->runner), 1, &d->run);
+                report_run_end(d->report, d->runner, 1);
         }
         abandon_request(d, "the daemon is stopping");
         if (d->verify)
@@ -682,6 +718,7 @@ static void daemon_stop(Daemon *d) {
         if (d->tenant)
                 (void) store_meta_set(d->tenant->store, "daemon_pid", NULL);
         sources_close(d);
+        report_detach(d->report);
         tenant_close(TAKE_PTR(d->tenant));   /* in-flight calls end as cancelled; intents stay */
         dirwatch_close(d->watch);
         d->watch = NULL;
@@ -693,6 +730,7 @@ static void daemon_stop(Daemon *d) {
         uv_close((uv_handle_t *) &d->poll, NULL);
         uv_close((uv_handle_t *) &d->watchdog, NULL);
         uv_close((uv_handle_t *) &d->sweep, NULL);
+        uv_close((uv_handle_t *) &d->metrics, NULL);
 }
 
 static int lock_state_dir(Daemon *d, const char *state_dir, const char *context, StateLock **ret);
@@ -787,7 +825,16 @@ static void on_poll(uv_timer_t *t) {
         Daemon *d = t->data;
 
         check_store(d);
+        if (d->runner && d->tenant)
+                report_run_tick(d->report, d->runner);
         update_status(d);
+}
+
+static void on_metrics(uv_timer_t *t) {
+        Daemon *d = t->data;
+
+        if (d->tenant && !d->stopping)
+                report_metrics(d->report);
 }
 
 /* Alive means: the loop runs (this fires), the store answers, and no store failure is waiting
@@ -806,15 +853,17 @@ static int daemon_handles(Daemon *d) {
         if (uv_signal_init(&d->loop, &d->sigterm) < 0 || uv_signal_init(&d->loop, &d->sigint) < 0 ||
             uv_signal_init(&d->loop, &d->sighup) < 0 || uv_signal_init(&d->loop, &d->sigwake) < 0 ||
             uv_timer_init(&d->loop, &d->due) < 0 || uv_timer_init(&d->loop, &d->poll) < 0 ||
-            uv_timer_init(&d->loop, &d->watchdog) < 0 || uv_timer_init(&d->loop, &d->sweep) < 0)
+            uv_timer_init(&d->loop, &d->watchdog) < 0 || uv_timer_init(&d->loop, &d->sweep) < 0 ||
+            uv_timer_init(&d->loop, &d->metrics) < 0)
                 return -EIO;
         d->sigterm.data = d->sigint.data = d->sighup.data = d->sigwake.data = d;
-        d->due.data = d->poll.data = d->watchdog.data = d->sweep.data = d;
+        d->due.data = d->poll.data = d->watchdog.data = d->sweep.data = d->metrics.data = d;
         if (uv_signal_start(&d->sigterm, on_signal, SIGTERM) < 0 ||
             uv_signal_start(&d->sigint, on_signal, SIGINT) < 0 ||
             uv_signal_start(&d->sighup, on_signal, SIGHUP) < 0 ||
             uv_signal_start(&d->sigwake, on_signal, HANDOFF_WAKE_SIGNAL) < 0 ||
-            uv_timer_start(&d->poll, on_poll, POLL_INTERVAL_MS, POLL_INTERVAL_MS) < 0)
+            uv_timer_start(&d->poll, on_poll, POLL_INTERVAL_MS, POLL_INTERVAL_MS) < 0 ||
+            uv_timer_start(&d->metrics, on_metrics, REPORT_METRICS_INTERVAL_MSEC, REPORT_METRICS_INTERVAL_MSEC) < 0)
                 return -EIO;
         if (wd > 0 && uv_timer_start(&d->watchdog, on_watchdog, wd / 2 / USEC_PER_MSEC,
                                      wd / 2 / USEC_PER_MSEC) < 0)
@@ -861,6 +910,10 @@ int cmd_daemon(Cli *cli) {
         raise_early_signal();
         if (uv_loop_init(&d.loop) < 0)
                 return EXIT_ERROR;
+        if (report_new(&d.loop, cli->config_path, &cli->log, true, &d.report) < 0) {
+                (void) uv_loop_close(&d.loop);
+                return EXIT_ERROR;
+        }
         k = daemon_handles(&d);
         if (k >= 0)
                 k = cli_load_config(cli, &c);
@@ -889,5 +942,6 @@ int cmd_daemon(Cli *cli) {
         roster_free(d.next_roster);
         config_free(d.next_config);
         plan_free(d.plan);
+        report_free(d.report);
         return d.exit_code;
 }

@@ -20,6 +20,29 @@ void metrics_count_answer(MetricsApiCounts *c, NimbusCall call, long http_status
         c->n[call][http_status >= 100 && http_status < METRICS_STATUS_SLOTS ? http_status : 0]++;
 }
 
+static MetricsUserState user_state(const StoreUserKind *k) {
+        if (k->presence == PRESENCE_ABSENT)
+                return METRICS_USERS_DELETED;
+        if (k->origin == ORIGIN_UNCERTAIN)   /* present, or a create with an unknown outcome */
+                return METRICS_USERS_UNCERTAIN;
+        if (k->presence != PRESENCE_PRESENT)
+                return METRICS_USERS_UNCONFIRMED;
+        return k->origin == ORIGIN_CREATED ? METRICS_USERS_CREATED : k->origin == ORIGIN_COPIED ?
+               METRICS_USERS_COPIED : k->origin == ORIGIN_ADOPTED ? METRICS_USERS_ADOPTED :
+               METRICS_USERS_UNCONFIRMED;
+}
+
+void metrics_add_user_kinds(MetricsFigures *f, const StoreUserKind *k, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                f->users[user_state(&k[i])] += k[i].n;
+                f->held += k[i].hold == HOLD_HELD ? k[i].n : 0;
+                f->approved += k[i].hold == HOLD_APPROVED ? k[i].n : 0;
+                f->failed += k[i].status == STATUS_FAILED ? k[i].n : 0;
+                f->quarantined += k[i].status == STATUS_QUARANTINED ? k[i].n : 0;
+                f->retrying += k[i].status == STATUS_RETRY ? k[i].n : 0;
+        }
+}
+
 /* ---- rendering ---------------------------------------------------------------------------------- */
 
 static const char *const user_states[_METRICS_USERS_MAX] = {

@@ -200,6 +200,8 @@ static void call_done(void *userdata, const NimbusResult *res) {
         bool refused = res->outcome == OUTCOME_AUTH || res->outcome == OUTCOME_REDIRECT;
 
         answer_arrived(t, c, now);
+        if (t->api_counts && res->error != -ECANCELED)
+                metrics_count_answer(t->api_counts, res->call, res->http_status);
         if (t->closing) {
                 c->done(c->userdata, res);
                 free(c);

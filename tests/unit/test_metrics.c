@@ -206,6 +206,42 @@ static void test_escaping(void **state) {
         free(text);
 }
 
+/* Each user counts in one state; holds and failures beside it. */
+static void test_user_kinds(void **state) {
+        static const StoreUserKind kinds[] = {
+                { .origin = ORIGIN_CREATED, .presence = PRESENCE_PRESENT, .n = 10 },
+                { .origin = ORIGIN_CREATED, .presence = PRESENCE_PRESENT, .hold = HOLD_HELD, .n = 2 },
+                { .origin = ORIGIN_COPIED, .presence = PRESENCE_PRESENT, .hold = HOLD_APPROVED, .n = 3 },
+                { .origin = ORIGIN_ADOPTED, .presence = PRESENCE_PRESENT, .n = 4 },
+                { .origin = ORIGIN_UNCERTAIN, .presence = PRESENCE_PRESENT, .hold = HOLD_HELD, .n = 1 },
+                { .origin = ORIGIN_UNCERTAIN, .presence = PRESENCE_UNKNOWN, .intent = INTENT_CREATE, .n = 1 },
+                { .origin = ORIGIN_CREATED, .presence = PRESENCE_ABSENT, .n = 7 },
+                { .origin = ORIGIN_UNCERTAIN, .presence = PRESENCE_ABSENT, .n = 1 },
+                { .origin = ORIGIN_NONE, .presence = PRESENCE_UNKNOWN, .status = STATUS_FAILED, .n = 5 },
+                { .origin = ORIGIN_NONE, .presence = PRESENCE_UNKNOWN, .status = STATUS_QUARANTINED, .n = 6 },
+                { .origin = ORIGIN_NONE, .presence = PRESENCE_UNKNOWN, .status = STATUS_RETRY, .n = 8 },
+                { .origin = ORIGIN_NONE, .presence = PRESENCE_PRESENT, .n = 9 },   /* seen, not ours */
+        };
+        MetricsFigures f = { 0 };
+        size_t total = 0;
+
+        metrics_add_user_kinds(&f, kinds, ELEMENTSOF(kinds));
+        assert_int_equal(f.users[METRICS_USERS_CREATED], 12);
+        assert_int_equal(f.users[METRICS_USERS_COPIED], 3);
+        assert_int_equal(f.users[METRICS_USERS_ADOPTED], 4);
+        assert_int_equal(f.users[METRICS_USERS_UNCERTAIN], 2);
+        assert_int_equal(f.users[METRICS_USERS_DELETED], 8);
+        assert_int_equal(f.users[METRICS_USERS_UNCONFIRMED], 28);
+        for (size_t i = 0; i < _METRICS_USERS_MAX; i++)
+                total += f.users[i];
+        assert_int_equal(total, 57);
+        assert_int_equal(f.held, 3);
+        assert_int_equal(f.approved, 3);
+        assert_int_equal(f.failed, 5);
+        assert_int_equal(f.quarantined, 6);
+        assert_int_equal(f.retrying, 8);
+}
+
 static char *temp_dir(void) {
         char *dir = strdup("/tmp/test_metrics.XXXXXX");
 
@@ -308,6 +344,7 @@ int main(void) {
                 cmocka_unit_test(test_well_formed),
                 cmocka_unit_test(test_nothing_yet),
                 cmocka_unit_test(test_escaping),
+                cmocka_unit_test(test_user_kinds),
                 cmocka_unit_test(test_write_file),
                 cmocka_unit_test(test_writer),
         };
