@@ -28,6 +28,8 @@
 typedef struct Logger {
         bool journal;  /* resolved target: journald fields, or stderr lines */
         int level;     /* highest syslog priority that is written */
+        bool *line_shown; /* a progress line stands on the terminal (apply): a line written to
+                           * stderr erases it first, and clears this; NULL: none */
 } Logger;
 
 /* The fields of one event; every pointer may be NULL and every number 0 for "not applicable". */

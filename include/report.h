@@ -27,7 +27,7 @@ int report_new(uv_loop_t *loop, const char *config_path, const Logger *log, bool
 Report *report_free(Report *r);
 
 /* The tenant in use (again, after a reload): its answers are counted from now on, and its
- * config's metrics_file is written. report_detach() before the tenant closes. */
+ * config's metrics_file is written. report_detach() (accepts NULL) before the tenant closes. */
 int report_attach(Report *r, Tenant *t);
 void report_detach(Report *r);
 /* Entra groups (may be NULL); the set must outlive its use here. */

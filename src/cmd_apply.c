@@ -5,22 +5,30 @@
  * `apply` says what to do instead. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "desired.h"
 #include "handoff.h"
 #include "reconcile.h"
+#include "report.h"
 #include "statelock.h"
 #include "util.h"
 
 #define APPLY_MAX_WAIT (60 * USEC_PER_SEC) /* retries due further away end the run: exit 2 */
 #define PROGRESS_MS 10000                   /* a quiet apply says what it waits for this often */
+#define LINE_MS 500                         /* the progress line on a terminal: at most this often */
 
 typedef struct Apply {
         Cli *cli;
         uv_loop_t loop;
         uv_signal_t sigint, sigterm;
         uv_timer_t progress;
+        uv_timer_t tick;          /* the progress in the store, and the line on a terminal */
+        Report *report;
+        bool terminal;            /* stderr is a terminal: a progress line, rewritten in place */
+        bool line_shown;          /* it stands there now (log.c erases it before a log line) */
+        char line[160];           /* as last drawn */
         StateLock *lock;
         StateLockHolder holder;   /* who has the lock, when we could not take it */
         Tenant *tenant;
@@ -35,13 +43,24 @@ typedef struct Apply {
         Guid user;         /* --user */
 } Apply;
 
+/* The line ends where a log line or the end of the run takes its place. */
+static void erase_line(Apply *a) {
+        if (a->line_shown)
+                fputs("\r\033[K", stderr);
+        a->line_shown = false;
+}
+
 static void apply_shutdown(Apply *a) {
         if (a->signals_ready) {
                 uv_close((uv_handle_t *) &a->sigint, NULL);
                 uv_close((uv_handle_t *) &a->sigterm, NULL);
                 uv_close((uv_handle_t *) &a->progress, NULL);
+                uv_close((uv_handle_t *) &a->tick, NULL);
                 a->signals_ready = false;
         }
+        erase_line(a);
+        a->cli->log.line_shown = NULL;
+        report_detach(a->report);
         tenant_close(a->tenant);
         a->tenant = NULL;
         runner_free(a->runner);
@@ -58,6 +77,8 @@ static void on_signal(uv_signal_t *s, int signum) {
         runner_stop(a->runner);
         /* Recorded now, while the store is open: the run ends interrupted (exit 1). */
         reconcile_run_end(a->tenant, a->plan, runner_stats(a->runner), EXIT_ERROR, &a->run);
+        report_run_end(a->report, a->runner, EXIT_ERROR);
+        report_detach(a->report);
         tenant_close(a->tenant);   /* in-flight calls end as cancelled; the runner then finishes */
         a->tenant = NULL;
 }
@@ -83,15 +104,41 @@ static void on_progress(uv_timer_t *timer) {
                 a->tenant->config->rate_operations, runner_count(r, JOB_RETRY_WAIT), next);
 }
 
+/* On a terminal, one line rewritten in place (not on a pipe: a log file wants no \r); in the
+ * store, every few seconds, for `status`. */
+static void on_tick(uv_timer_t *timer) {
+        Apply *a = timer->data;
+        char line[sizeof(a->line)], done[96];
+        unsigned used = 0;
+
+        if (!a->runner || !a->tenant)
+                return;
+        report_run_tick(a->report, a->runner);
+        if (!a->terminal)
+                return;
+        (void) tenant_rate_used(a->tenant, &used);
+        progress_line(report_progress(a->report), done, sizeof(done));
+        snprintf(line, sizeof(line), "apply: %s; rate %u/%u", done, used, a->tenant->config->rate_operations);
+        if (a->line_shown && streq(line, a->line))
+                return;
+        snprintf(a->line, sizeof(a->line), "%s", line);
+        fprintf(stderr, "\r\033[K%s", a->line);
+        fflush(stderr);
+        a->line_shown = true;
+}
+
 static void on_run_done(void *userdata, Runner *r) {
         Apply *a = userdata;
         const RunnerStats *st = runner_stats(r);
 
+        erase_line(a);
         a->result = reconcile_exit_code(a->plan, st, a->interrupted);
         if (a->result == EXIT_OK && a->stale > 0)   /* converged to a list that may be out of date */
                 a->result = EXIT_PENDING;
-        if (a->tenant)
+        if (a->tenant) {
                 reconcile_run_end(a->tenant, a->plan, st, a->result, &a->run);
+                report_run_end(a->report, r, a->result);
+        }
         apply_shutdown(a);
 }
 
@@ -145,9 +192,12 @@ static int apply_prepare(Apply *a, int *ret_result) {
         if (k < 0)
                 return k;
         a->tenant->give_up_on_auth = true;
-        k = desired_add_sources(a->cli, a->tenant->config, a->tenant->store, &a->roster, &a->stale);
+        k = report_attach(a->report, a->tenant);
+        if (k >= 0)
+                k = desired_add_sources(a->cli, a->tenant->config, a->tenant->store, &a->roster, &a->stale);
         if (k < 0)
                 return k;
+        report_roster(a->report, a->roster, a->roster);
         k = reconcile_plan(a->tenant, a->roster, &a->plan);
         if (k >= 0 && a->cli->user)
                 k = plan_only(a->plan, &a->user);
@@ -171,10 +221,16 @@ static int apply_start(Apply *a) {
                 return k;
         runner_set_max_wait(a->runner, APPLY_MAX_WAIT);
         if (uv_signal_init(&a->loop, &a->sigint) < 0 || uv_signal_init(&a->loop, &a->sigterm) < 0 ||
-            uv_timer_init(&a->loop, &a->progress) < 0)
+            uv_timer_init(&a->loop, &a->progress) < 0 || uv_timer_init(&a->loop, &a->tick) < 0)
                 return -EIO;
         a->signals_ready = true;
-        a->sigint.data = a->sigterm.data = a->progress.data = a;
+        a->sigint.data = a->sigterm.data = a->progress.data = a->tick.data = a;
+        report_run_start(a->report, a->plan, a->run.run_id, a->run.started_usec);
+        a->terminal = isatty(STDERR_FILENO) && !a->cli->log.journal;
+        if (a->terminal)
+                a->cli->log.line_shown = &a->line_shown;
+        (void) uv_timer_start(&a->tick, on_tick, a->terminal ? LINE_MS : PROGRESS_RECORD_USEC / USEC_PER_MSEC,
+                              a->terminal ? LINE_MS : PROGRESS_RECORD_USEC / USEC_PER_MSEC);
         (void) uv_timer_start(&a->progress, on_progress, PROGRESS_MS, PROGRESS_MS);
         (void) uv_signal_start(&a->sigint, on_signal, SIGINT);
         (void) uv_signal_start(&a->sigterm, on_signal, SIGTERM);
@@ -191,7 +247,9 @@ int cmd_apply(Cli *cli) {
         }
         if (uv_loop_init(&a.loop) < 0)
                 return EXIT_ERROR;
-        k = apply_prepare(&a, &a.result);
+        k = report_new(&a.loop, cli->config_path, &cli->log, false, &a.report);
+        if (k >= 0)
+                k = apply_prepare(&a, &a.result);
         if (k >= 0)
                 k = apply_start(&a);
         if (k < 0) {
@@ -201,6 +259,7 @@ int cmd_apply(Cli *cli) {
         (void) uv_run(&a.loop, UV_RUN_DEFAULT);
         (void) uv_loop_close(&a.loop);
         statelock_release(a.lock);
+        report_free(a.report);
         plan_free(a.plan);
         roster_free(a.roster);
         return a.result;

@@ -3,16 +3,21 @@
  * and `status --check` gives the verdict of health.h as a monitoring plugin's one line. */
 #include <json-c/json.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "desired.h"
 #include "health.h"
 #include "instances.h"
 #include "planner.h"
+#include "progress.h"
 #include "ratelimit.h"
+#include "report.h"
+#include "rosterview.h"
 #include "store.h"
 #include "util.h"
 
@@ -26,10 +31,18 @@ typedef struct Summary {
         StoreRun last;
         bool has_last;
         char *auth_state, *auth_error;
-        char *roster_error;      /* the roster as it is now, or as the daemon last saw it */
+        char *roster_error;      /* as the daemon last saw the roster, or as it is now */
         size_t roster_users, roster_files;
         bool roster_ok;
-        Plan *plan;              /* what a run would do now; NULL when the roster is invalid */
+        RosterView view;         /* the daemon's record of the roster it read ... */
+        bool has_view;           /* ... when there is one: then the roster is not read here */
+        Progress progress;       /* the last record of the daemon's or apply's progress */
+        bool has_progress;
+        bool progress_alive;     /* the process that wrote it still runs */
+        bool has_pending;        /* the work left is known: recorded, or planned here */
+        size_t pending[_PROGRESS_KIND_MAX], pending_held, drift;
+        uint64_t pending_usec;   /* when it was recorded; 0 = planned here, now */
+        uint64_t last_success;   /* when Nimbus last matched the roster, 0 = never */
         SourceSet *sources;      /* each Entra group as the store knows it, or NULL */
         uint64_t verify_last;
         long daemon_pid;         /* a running daemon, or 0 */
@@ -72,8 +85,8 @@ static int summarize(Store *st, const Config *c, const StoreUser *u, size_t n, S
         return 0;
 }
 
-/* Is the daemon that wrote daemon_pid still running? /proc tells without signalling it. */
-static bool daemon_alive(long pid) {
+/* Is the nimbus-sync that recorded pid still running? /proc tells without signalling it. */
+static bool process_alive(long pid) {
         char path[64], comm[32] = "";
         FILE *f;
 
@@ -91,7 +104,7 @@ static void summarize_daemon(const Config *c, Store *st, Summary *s) {
         _cleanup_free_ char *pid = NULL, *epoch = NULL;
         uint64_t now = now_usec(), e, iv = c->scan_interval_usec;
 
-        if (store_meta_get(st, "daemon_pid", &pid) < 0 || !pid || !daemon_alive(strtol(pid, NULL, 10)))
+        if (store_meta_get(st, "daemon_pid", &pid) < 0 || !pid || !process_alive(strtol(pid, NULL, 10)))
                 return;
         s->daemon_pid = strtol(pid, NULL, 10);
         if (iv == 0 || store_meta_get(st, "scan_epoch", &epoch) < 0 || !epoch)
@@ -100,11 +113,43 @@ static void summarize_daemon(const Config *c, Store *st, Summary *s) {
         s->next_scan = e >= now ? e + iv : e + ((now - e) / iv + 1) * iv;
 }
 
-/* Pending work by kind: plan against the roster as it is now (read-only, nothing is sent). */
-static void summarize_roster(const Config *c, const StoreUser *u, size_t n, Store *st, Summary *s) {
-        _cleanup_free_ char *last = NULL;
+/* What the daemon (or apply) recorded: the roster it read, its progress, the last success. */
+static void summarize_records(Store *st, Summary *s) {
+        _cleanup_free_ char *view = NULL, *progress = NULL, *success = NULL;
+
+        s->has_view = store_meta_get(st, ROSTER_VIEW_META_KEY, &view) >= 0 &&
+                      roster_view_parse(view, &s->view) >= 0;
+        s->has_progress = store_meta_get(st, PROGRESS_META_KEY, &progress) >= 0 &&
+                          progress_parse(progress, &s->progress) >= 0;
+        s->progress_alive = s->has_progress && s->progress.pid > 0 && process_alive(s->progress.pid);
+        if (store_meta_get(st, STORE_META_LAST_SUCCESS, &success) >= 0 && success)
+                s->last_success = strtoull(success, NULL, 10);
+}
+
+/* The daemon's verdict, and the work left as last recorded: the roster is not read here, as
+ * whoever runs status may see another folder than the service user does. */
+static void summary_from_view(const Config *c, Store *st, Summary *s) {
+        const Progress *p = &s->progress;
+
+        s->roster_ok = !s->view.error;
+        s->roster_error = s->view.error ? strdup(s->view.error) : NULL;
+        s->roster_users = s->view.users;
+        s->roster_files = s->view.n_files;
+        if (c->n_sources > 0 && (source_set_new(c, &s->sources) < 0 || source_set_load(s->sources, st) < 0))
+                s->sources = source_set_free(s->sources);
+        s->has_pending = s->has_progress;
+        memcpy(s->pending, p->pending, sizeof(s->pending));
+        s->pending_held = p->held;
+        s->drift = p->drift;
+        s->pending_usec = p->updated_usec;
+}
+
+/* No daemon has said what it read (only `apply` was used): plan against the roster as it is now,
+ * as the calling user reads it (read-only, nothing is sent). */
+static void summary_from_roster(const Config *c, const StoreUser *u, size_t n, Store *st, Summary *s) {
         Diag d = DIAG_INIT;
         Roster *r = NULL;
+        Plan *p = NULL;
 
         if (roster_load_dir(c->roster_dir, c, &r, NULL, &d) < 0 ||
             desired_from_store(c, st, &r, &s->sources, &d) < 0) {
@@ -114,14 +159,37 @@ static void summarize_roster(const Config *c, const StoreUser *u, size_t n, Stor
                 s->roster_ok = true;
                 s->roster_users = r->n;
                 s->roster_files = r->n_files - (s->sources ? s->sources->n : 0);
-                if (plan_build(r, u, n, c, now_usec(), &s->plan) < 0)
-                        s->plan = NULL;
+                s->has_pending = plan_build(r, u, n, c, now_usec(), &p) >= 0;
         }
+        if (s->has_pending) {
+                s->pending[PROGRESS_CREATE] = p->n_create;
+                s->pending[PROGRESS_COPY] = p->n_copy;
+                s->pending[PROGRESS_DELETE] = p->n_delete;
+                s->pending_held = p->n_held;
+                s->drift = p->n_drift;
+        }
+        plan_free(p);
         diag_clear(&d);
         roster_free(r);
+}
+
+static void summarize_roster(const Config *c, const StoreUser *u, size_t n, Store *st, Summary *s) {
+        _cleanup_free_ char *last = NULL;
+
+        summarize_records(st, s);
+        if (s->has_view)
+                summary_from_view(c, st, s);
+        else
+                summary_from_roster(c, u, n, st, s);
         if (store_meta_get(st, "verify_last", &last) >= 0 && last)
                 s->verify_last = strtoull(last, NULL, 10);
         summarize_daemon(c, st, s);
+}
+
+/* The last run is in progress: its process records it, and still runs. */
+static bool run_in_progress(const Summary *s) {
+        return s->has_last && !s->last.finished_usec && s->has_progress && s->progress.running &&
+               s->progress_alive && streq(s->progress.run_id, s->last.run_id);
 }
 
 static const char *status_word(const StoreUser *u) {
@@ -189,6 +257,92 @@ static json_object *sources_json(const SourceSet *set) {
         return a;
 }
 
+static const char *calling_user(char *buf, size_t size) {
+        struct passwd *pw = getpwuid(geteuid());
+
+        if (pw)
+                snprintf(buf, size, "%s", pw->pw_name);
+        else
+                snprintf(buf, size, "uid %u", (unsigned) geteuid());
+        return buf;
+}
+
+static void print_view_files(const RosterView *v) {
+        for (size_t i = 0; i < v->n_files && i < STATUS_HUMAN_LISTED; i++)
+                printf("  file        %s: %zu users\n", v->files[i].name, v->files[i].users);
+        if (v->n_files > STATUS_HUMAN_LISTED)
+                printf("  file        ... and %zu more files\n", v->n_files - STATUS_HUMAN_LISTED);
+}
+
+/* The daemon's verdict when it recorded one; otherwise the roster as the calling user reads it,
+ * and saying so: the service user may read it otherwise. */
+static void print_roster_human(const Config *c, const Summary *s) {
+        const char *groups = c->n_sources ? " and the Entra groups below" : "";
+        char read[64], accepted[64], who[64];
+
+        if (!s->has_view) {
+                calling_user(who, sizeof(who));
+                if (s->roster_ok)
+                        printf("Roster:        %zu users in %zu files%s, as %s reads it now (no daemon has "
+                               "recorded what it read)\n", s->roster_users, s->roster_files, groups, who);
+                else
+                        printf("Roster:        REJECTED as %s reads it now (no daemon has recorded what it "
+                               "read): %s\n", who, s->roster_error);
+                return;
+        }
+        format_time(s->view.read_usec, read, sizeof(read));
+        format_time(s->view.accepted_usec, accepted, sizeof(accepted));
+        if (s->roster_ok)
+                printf("Roster:        %zu users in %zu files%s, as the daemon read it at %s\n",
+                       s->roster_users, s->roster_files, groups, read);
+        else if (s->view.accepted_usec)
+                printf("Roster:        REJECTED by the daemon at %s: %s; the roster it read at %s stays in "
+                       "force (%zu users in %zu files)\n", read, s->roster_error, accepted, s->roster_users,
+                       s->roster_files);
+        else
+                printf("Roster:        REJECTED by the daemon at %s: %s; it has no valid roster yet\n", read,
+                       s->roster_error);
+        print_view_files(&s->view);
+}
+
+static void print_pending_human(const Summary *s) {
+        char when[64];
+
+        if (!s->has_pending) {
+                printf("Pending:       %zu retrying, %zu with an unsettled call\n", s->retry, s->unknown_intent);
+                return;
+        }
+        printf("Pending:       %zu to create, %zu to copy, %zu to delete, %zu drift; %zu retrying, %zu with an "
+               "unsettled call", s->pending[PROGRESS_CREATE], s->pending[PROGRESS_COPY],
+               s->pending[PROGRESS_DELETE], s->drift, s->retry, s->unknown_intent);
+        if (s->pending_usec) {
+                format_time(s->pending_usec, when, sizeof(when));
+                printf(" (as of %s)", when);
+        }
+        putchar('\n');
+}
+
+static void print_runs_human(const Summary *s) {
+        char when[64], line[128];
+
+        if (run_in_progress(s)) {
+                format_time(s->progress.started_usec, when, sizeof(when));
+                progress_line(&s->progress, line, sizeof(line));
+                printf("Run:           running since %s (pid %ld): %s\n", when, s->progress.pid, line);
+        }
+        if (s->has_last) {
+                format_time(s->last.started_usec, when, sizeof(when));
+                printf("Last run:      %s, %s: %u created, %u copied, %u adopted, %u deleted, %u failed, "
+                       "%u held (exit %d)\n", when, s->last.finished_usec ? "finished" : run_in_progress(s) ?
+                       "running" : "did not finish", s->last.created, s->last.copied, s->last.adopted,
+                       s->last.deleted, s->last.failed, s->last.held, s->last.result);
+        } else
+                printf("Last run:      never\n");
+        format_time(s->last_success, when, sizeof(when));
+        printf("Last success:  %s%s\n", s->last_success ? when : "never",
+               s->last_success ? " (Nimbus matched the roster)" : "");
+}
+
 static void print_status_human(const Config *c, const Summary *s, const StoreUser *u, size_t n) {
         char when[64], id[GUID_STRING_MAX];
         size_t listed = 0;
@@ -196,18 +350,9 @@ static void print_status_human(const Config *c, const Summary *s, const StoreUse
         printf("Users known:   %zu (%zu present: %zu created, %zu copied, %zu adopted, %zu uncertain; "
                "%zu deleted)\n", s->users, s->present, s->created, s->copied, s->adopted, s->uncertain,
                s->absent);
-        if (s->roster_ok)
-                printf("Roster:        %zu users in %zu files%s\n", s->roster_users, s->roster_files,
-                       c->n_sources ? " and the Entra groups below" : "");
-        else
-                printf("Roster:        REJECTED, the last valid roster stays in force: %s\n", s->roster_error);
+        print_roster_human(c, s);
         print_sources(s->sources);
-        if (s->plan)
-                printf("Pending:       %zu to create, %zu to copy, %zu to delete, %zu drift; "
-                       "%zu retrying, %zu with an unsettled call\n", s->plan->n_create, s->plan->n_copy,
-                       s->plan->n_delete, s->plan->n_drift, s->retry, s->unknown_intent);
-        else
-                printf("Pending:       %zu retrying, %zu with an unsettled call\n", s->retry, s->unknown_intent);
+        print_pending_human(s);
         printf("Failed:        %zu failed, %zu quarantined\n", s->failed, s->quarantined);
         printf("Held deletes:  %zu held, %zu approved%s\n", s->held, s->approved,
                s->held ? " (review with `nimbus-sync plan`, release with `nimbus-sync approve-deletes`)" : "");
@@ -215,14 +360,7 @@ static void print_status_human(const Config *c, const Summary *s, const StoreUse
                s->auth_error ? ": " : "", s->auth_error ? s->auth_error : "");
         printf("Rate:          %u of %u requests in the last %.0f s\n", s->rate_used, c->rate_operations,
                (double) c->rate_window_usec / USEC_PER_SEC);
-        if (s->has_last) {
-                format_time(s->last.started_usec, when, sizeof(when));
-                printf("Last run:      %s, %s: %u created, %u copied, %u adopted, %u deleted, %u failed, "
-                       "%u held (exit %d)\n", when, s->last.finished_usec ? "finished" : "did not finish",
-                       s->last.created, s->last.copied, s->last.adopted, s->last.deleted, s->last.failed,
-                       s->last.held, s->last.result);
-        } else
-                printf("Last run:      never\n");
+        print_runs_human(s);
         if (s->daemon_pid) {
                 format_time(s->next_scan, when, sizeof(when));
                 printf("Daemon:        running (pid %ld), next full rescan %s\n", s->daemon_pid, when);
@@ -256,29 +394,70 @@ static void add_size(json_object *o, const char *key, size_t v) {
         json_object_object_add(o, key, json_object_new_int64((int64_t) v));
 }
 
+static json_object *time_json(uint64_t usec) {
+        return usec ? json_object_new_int64((int64_t) (usec / USEC_PER_SEC)) : NULL;
+}
+
+static json_object *view_files_json(const RosterView *v) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; i < v->n_files; i++) {
+                json_object *f = json_object_new_object();
+
+                json_object_object_add(f, "name", json_object_new_string(v->files[i].name));
+                add_size(f, "users", v->files[i].users);
+                json_object_array_add(a, f);
+        }
+        return a;
+}
+
+/* "seen_by": "daemon" (its record) or "status" (read now by the calling user). */
 static json_object *roster_json(const Summary *s) {
         json_object *o = json_object_new_object();
 
         json_object_object_add(o, "ok", json_object_new_boolean(s->roster_ok));
+        json_object_object_add(o, "seen_by", json_object_new_string(s->has_view ? "daemon" : "status"));
         add_size(o, "users", s->roster_users);
         add_size(o, "files", s->roster_files);
         json_object_object_add(o, "error", s->roster_error ? json_object_new_string(s->roster_error) : NULL);
+        json_object_object_add(o, "read", s->has_view ? time_json(s->view.read_usec) : NULL);
+        json_object_object_add(o, "accepted", s->has_view ? time_json(s->view.accepted_usec) : NULL);
+        json_object_object_add(o, "file_users", s->has_view ? view_files_json(&s->view) : NULL);
         return o;
 }
 
 static json_object *pending_json(const Summary *s) {
         json_object *o;
 
-        if (!s->plan)
+        if (!s->has_pending)
                 return NULL;
         o = json_object_new_object();
-        add_size(o, "create", s->plan->n_create);
-        add_size(o, "copy", s->plan->n_copy);
-        add_size(o, "delete", s->plan->n_delete);
-        add_size(o, "held", s->plan->n_held);
-        add_size(o, "drift", s->plan->n_drift);
+        add_size(o, "create", s->pending[PROGRESS_CREATE]);
+        add_size(o, "copy", s->pending[PROGRESS_COPY]);
+        add_size(o, "delete", s->pending[PROGRESS_DELETE]);
+        add_size(o, "held", s->pending_held);
+        add_size(o, "drift", s->drift);
         add_size(o, "retrying", s->retry);
         add_size(o, "unsettled", s->unknown_intent);
+        json_object_object_add(o, "as_of", time_json(s->pending_usec));
+        return o;
+}
+
+/* The run in progress, or null. */
+static json_object *run_json(const Summary *s) {
+        const Progress *p = &s->progress;
+        json_object *o;
+
+        if (!run_in_progress(s))
+                return NULL;
+        o = json_object_new_object();
+        json_object_object_add(o, "run_id", json_object_new_string(p->run_id));
+        json_object_object_add(o, "pid", json_object_new_int64(p->pid));
+        json_object_object_add(o, "started", time_json(p->started_usec));
+        json_object_object_add(o, "updated", time_json(p->updated_usec));
+        add_size(o, "done", p->done);
+        add_size(o, "total", p->total);
+        add_size(o, "eta_seconds", (size_t) ((p->eta_usec + USEC_PER_SEC - 1) / USEC_PER_SEC));
         return o;
 }
 
@@ -342,8 +521,12 @@ static void print_status_json(const Config *c, const Summary *s, const StoreUser
                 add_size(last, "failed", s->last.failed);
                 add_size(last, "held", s->last.held);
                 json_object_object_add(last, "result", json_object_new_int(s->last.result));
+                json_object_object_add(last, "state", json_object_new_string(s->last.finished_usec ? "finished" :
+                                       run_in_progress(s) ? "running" : "did not finish"));
         }
         json_object_object_add(root, "last_run", last);
+        json_object_object_add(root, "run", run_json(s));
+        json_object_object_add(root, "last_success", time_json(s->last_success));
         json_object_object_add(root, "daemon", daemon_json(s));
         printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(root);
@@ -353,7 +536,7 @@ static void summary_clear(Summary *s) {
         free(s->auth_state);
         free(s->auth_error);
         free(s->roster_error);
-        plan_free(s->plan);
+        roster_view_clear(&s->view);
         source_set_free(s->sources);
         *s = (Summary) { 0 };
 }
@@ -369,7 +552,6 @@ typedef struct InstanceStatus {
         Config *config;          /* NULL when it does not load */
         char *config_error;
         char *store_error;
-        char *daemon_roster_error; /* the daemon's verdict on the roster (store meta roster_error) */
         bool has_state, summarized;
         long gone_pid;           /* recorded by a daemon that is no longer running */
         bool unit_enabled;
@@ -381,7 +563,6 @@ static void instance_status_clear(InstanceStatus *in) {
         config_free(in->config);
         free(in->config_error);
         free(in->store_error);
-        free(in->daemon_roster_error);
         summary_clear(&in->s);
 }
 
@@ -397,13 +578,10 @@ static int instance_load_config(InstanceStatus *in) {
         return k;
 }
 
-/* The facts only the store has: the daemon's roster verdict, and a daemon pid that outlived its
- * daemon (a clean stop removes it). */
+/* A fact only the store has: a daemon pid that outlived its daemon (a clean stop removes it). */
 static void instance_load_meta(Store *st, InstanceStatus *in) {
         _cleanup_free_ char *pid = NULL;
 
-        if (store_meta_get(st, "roster_error", &in->daemon_roster_error) < 0)
-                in->daemon_roster_error = NULL;
         if (store_meta_get(st, "daemon_pid", &pid) >= 0 && pid && !in->s.daemon_pid)
                 in->gone_pid = strtol(pid, NULL, 10);
 }
@@ -438,9 +616,8 @@ static void instance_load(InstanceStatus *in) {
                 instance_load_state(in);
 }
 
+/* The daemon's verdict when it recorded one, else the roster as read here. */
 static const char *instance_roster_error(const InstanceStatus *in) {
-        if (in->daemon_roster_error && *in->daemon_roster_error)
-                return in->daemon_roster_error;
         if (in->summarized && !in->s.roster_ok)
                 return in->s.roster_error ? in->s.roster_error : "cannot read the roster folder";
         return NULL;
@@ -468,7 +645,7 @@ static HealthLevel instance_health(const InstanceStatus *in, char *buf, size_t s
 }
 
 static size_t pending_total(const Summary *s) {
-        return s->plan ? s->plan->n_create + s->plan->n_copy + s->plan->n_delete : 0;
+        return s->pending[PROGRESS_CREATE] + s->pending[PROGRESS_COPY] + s->pending[PROGRESS_DELETE];
 }
 
 static void format_last_run(const Summary *s, char *buf, size_t size) {
@@ -479,8 +656,10 @@ static void format_last_run(const Summary *s, char *buf, size_t size) {
                 return;
         }
         format_time(s->last.started_usec, when, sizeof(when));
-        if (!s->last.finished_usec)
-                snprintf(buf, size, "%s %s", when, s->daemon_pid ? "running" : "unfinished");
+        if (run_in_progress(s))
+                snprintf(buf, size, "%s running %zu/%zu", when, s->progress.done, s->progress.total);
+        else if (!s->last.finished_usec)
+                snprintf(buf, size, "%s unfinished", when);
         else if (s->last.result == 0)
                 snprintf(buf, size, "%s ok", when);
         else
@@ -536,7 +715,7 @@ static void print_instance_line(const InstanceStatus *in, int width) {
                        "-", "-", "-", health_level_name(level), *reasons ? ": " : "", reasons);
                 return;
         }
-        if (s->plan)
+        if (s->has_pending)
                 snprintf(pending, sizeof(pending), "%zu", pending_total(s));
         format_last_run(s, last, sizeof(last));
         printf("%-*s  %-11s %6zu %8s %5zu %7zu  %-8s %-26s %s%s%s\n", width, in->name,

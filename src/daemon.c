@@ -36,6 +36,8 @@
 /* Test only: raise this signal (HUP, TERM or INT) at the very start, before the config is read,
  * to show that a signal then waits for the handlers instead of killing the daemon. */
 #define EARLY_SIGNAL_ENV "NIMBUS_SYNC_TEST_EARLY_SIGNAL"
+/* Test only: metrics_file every this many milliseconds instead of every minute. */
+#define METRICS_INTERVAL_ENV "NIMBUS_SYNC_TEST_METRICS_MS"
 
 /* The daemon's own store operations, by what retries them; see store_failed(). */
 typedef enum StoreUse {
@@ -847,8 +849,15 @@ static void on_watchdog(uv_timer_t *t) {
                 notify_watchdog();
 }
 
+static uint64_t metrics_interval_ms(void) {
+        const char *v = secure_getenv(METRICS_INTERVAL_ENV);
+        uint64_t ms = v ? strtoull(v, NULL, 10) : 0;
+
+        return ms > 0 ? ms : REPORT_METRICS_INTERVAL_MSEC;
+}
+
 static int daemon_handles(Daemon *d) {
-        uint64_t wd = notify_watchdog_usec();
+        uint64_t wd = notify_watchdog_usec(), metrics = metrics_interval_ms();
 
         if (uv_signal_init(&d->loop, &d->sigterm) < 0 || uv_signal_init(&d->loop, &d->sigint) < 0 ||
             uv_signal_init(&d->loop, &d->sighup) < 0 || uv_signal_init(&d->loop, &d->sigwake) < 0 ||
@@ -863,7 +872,7 @@ static int daemon_handles(Daemon *d) {
             uv_signal_start(&d->sighup, on_signal, SIGHUP) < 0 ||
             uv_signal_start(&d->sigwake, on_signal, HANDOFF_WAKE_SIGNAL) < 0 ||
             uv_timer_start(&d->poll, on_poll, POLL_INTERVAL_MS, POLL_INTERVAL_MS) < 0 ||
-            uv_timer_start(&d->metrics, on_metrics, REPORT_METRICS_INTERVAL_MSEC, REPORT_METRICS_INTERVAL_MSEC) < 0)
+            uv_timer_start(&d->metrics, on_metrics, metrics, metrics) < 0)
                 return -EIO;
         if (wd > 0 && uv_timer_start(&d->watchdog, on_watchdog, wd / 2 / USEC_PER_MSEC,
                                      wd / 2 / USEC_PER_MSEC) < 0)

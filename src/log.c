@@ -105,10 +105,19 @@ static void fields_from_event(Fields *f, const LogEvent *ev) {
                 field_add(f, "NIMBUS_RUN_ID=%s", ev->run_id);
 }
 
+/* apply's progress line goes before a log line takes its place; it is drawn again later. */
+static void erase_progress_line(const Logger *l) {
+        if (l->line_shown && *l->line_shown) {
+                fputs("\r\033[K", stderr);
+                *l->line_shown = false;
+        }
+}
+
 static void log_emit(const Logger *l, int priority, const LogEvent *ev, const char *text) {
         Fields f = { .n = 0 };
 
         if (!l->journal) {
+                erase_progress_line(l);
                 fprintf(stderr, "%s%s\n", prio_prefix(priority), text);
                 return;
         }
@@ -157,9 +166,10 @@ void log_diag(const Logger *l, const Diag *d, const char *message_id) {
                 if (prio > l->level || diag_entry_format(e, &line) < 0)
                         continue;
                 /* The formatted line already says "error:"; no prefix on stderr. */
-                if (!l->journal)
+                if (!l->journal) {
+                        erase_progress_line(l);
                         fprintf(stderr, "%s\n", line);
-                else
+                } else
                         log_event(l, prio, &ev, "%s", line);
         }
         if (d->dropped > 0)

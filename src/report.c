@@ -144,6 +144,8 @@ int report_attach(Report *r, Tenant *t) {
 }
 
 void report_detach(Report *r) {
+        if (!r)
+                return;
         if (r->tenant)
                 r->tenant->api_counts = NULL;
         r->tenant = NULL;
@@ -253,11 +255,13 @@ void report_roster(Report *r, const Roster *desired, const Roster *files) {
                 record_view(r);
 }
 
+/* No run follows a rejection: the metrics say so now, not at the next tick. */
 void report_roster_rejected(Report *r, const char *error) {
         if (roster_view_reject(&r->view, error, now_usec()) >= 0) {
                 r->has_view = true;
                 record_view(r);
         }
+        report_metrics(r);
 }
 
 static void plan_figures(Progress *p, const Plan *plan, const Tenant *t) {

@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="meson ninja-build pkg-config gcc libc6-dev libcurl4-openssl-dev libuv1-dev libyaml-dev
 libjson-c-dev libsystemd-dev libsqlite3-dev libcsv-dev libssl-dev libcmocka-dev
-python3 python3-pytest python3-yaml openssl ca-certificates sqlite3
+python3 python3-pytest python3-yaml python3-prometheus-client openssl ca-certificates sqlite3
 systemd scdoc man-db bash-completion zsh procps"
 
 missing=""

@@ -117,6 +117,19 @@ def test_ready_status_reload_stop_and_watchdog(daemon, sim, notify):
     notify.wait("STOPPING=1", timeout=2, since=t_term)
 
 
+def test_idle_status_line_names_failures(daemon, sim, notify):
+    ids = guids(3)
+    sim.config(fail_next=[{"method": "POST", "path": "user", "status": 400, "count": 1}])
+    daemon.write_roster(creates(ids, OU))
+    daemon.start(env={"NOTIFY_SOCKET": notify.path})
+    notify.wait("READY=1")
+    wait_for(lambda: any(s.startswith("idle:") and "1 failed" in s for s in statuses(notify)), 10,
+             lambda: f"an idle STATUS= line naming the failed user; got {statuses(notify)}")
+    idle = [s for s in statuses(notify) if s.startswith("idle:")][-1]
+    assert "0 quarantined" in idle, idle
+    daemon.stop_clean()
+
+
 def test_no_watchdog_unless_asked(daemon, sim, notify):
     daemon.start(env={"NOTIFY_SOCKET": notify.path})
     t_ready, _ = notify.wait("READY=1")

@@ -113,3 +113,46 @@ def test_group_members_run_status_and_plan(shared):
     # Others may not read it.
     p = run_as(ns, as_user(OTHER_UID), "status")
     assert p.returncode == 1 and "Permission denied" in p.stderr, describe(p)
+
+
+def test_status_shows_what_the_daemon_read_not_what_root_reads(shared):
+    """A file the service user may not read: root can, and used to see "ok" in status while the
+    daemon had rejected the roster. status shows the daemon's verdict, without reading the roster."""
+    ns = shared
+    users = [{"o365_id": i, "ou": OU} for i in guids(2)]
+    ns.write_roster(users)
+    private = ns.write_roster([{"o365_id": guid(), "ou": OU}], name="private.yaml")
+    os.chmod(private, 0o600)          # root's own file, as an admin might copy one in
+
+    daemon = subprocess.Popen(as_user(SERVICE_UID, GROUP_GID) + ns.argv("daemon"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: os.umask(0o077))
+    try:
+        def rejected():
+            p = ns.run("status", "--json")
+            return p.returncode == 0 and (json.loads(p.stdout).get("roster") or {}).get("error")
+
+        error = poll(rejected, timeout=30)
+        assert error and "private.yaml" in error and "Permission denied" in error, error
+        p = ns.run("status")
+        assert "REJECTED by the daemon" in p.stdout and "Permission denied" in p.stdout, describe(p)
+        p = ns.run("status", "--check")
+        assert p.returncode == 2 and "roster rejected: " in p.stdout and "Permission denied" in p.stdout, \
+            describe(p)
+        # An admin of the group sees the same.
+        p = admin(ns, "status")
+        assert "REJECTED by the daemon" in p.stdout, describe(p)
+    finally:
+        daemon.terminate()
+        assert daemon.wait(timeout=30) == 0, daemon.stderr.read()
+
+
+def test_without_a_daemon_status_reads_the_roster_and_says_so(ns):
+    users = [{"o365_id": i, "ou": OU} for i in guids(2)]
+    ns.write_roster(users)
+    p = ns.run("apply")
+    assert p.returncode == 0, describe(p)
+    p = ns.run("status")
+    assert "2 users in 1 files, as root reads it now (no daemon has recorded what it read)" in p.stdout, \
+        describe(p)
+    assert json.loads(ns.run("status", "--json").stdout)["roster"]["seen_by"] == "status"
