@@ -103,6 +103,7 @@ check_installed_files() {
         check_file /usr/lib/systemd/catalog/nimbus-sync.catalog
         check_file /usr/share/bash-completion/completions/nimbus-sync
         check_file /usr/share/zsh/vendor-completions/_nimbus-sync
+        check_file /usr/share/nimbus-sync/grafana/nimbus-sync.json
         check_file /etc/nimbus-sync/config.yaml.example
         [ ! -e /etc/nimbus-sync/config.yaml ] || fail "the package must not ship /etc/nimbus-sync/config.yaml"
         dpkg-query --control-show nimbus-sync conffiles | grep -q '^ */etc/nimbus-sync/config.yaml.example\( \|$\)' ||

@@ -26,6 +26,7 @@ typedef struct Apply {
         uv_timer_t progress;
         uv_timer_t tick;          /* the progress in the store, and the line on a terminal */
         Report *report;
+        SourceSet *sources;       /* each Entra group as recorded, for the metrics */
         bool terminal;            /* stderr is a terminal: a progress line, rewritten in place */
         bool line_shown;          /* it stands there now (log.c erases it before a log line) */
         char line[160];           /* as last drawn */
@@ -169,6 +170,18 @@ static int apply_beside(Apply *a, const Config *c) {
         return EXIT_ERROR;
 }
 
+/* The groups' state for metrics_file, as desired_add_sources() has just recorded it; without
+ * metrics_file, nothing is loaded. */
+static void apply_report_sources(Apply *a) {
+        const Config *c = a->tenant->config;
+
+        if (!c->metrics_file || c->n_sources == 0)
+                return;
+        if (source_set_new(c, &a->sources) < 0 || source_set_load(a->sources, a->tenant->store) < 0)
+                a->sources = source_set_free(a->sources);
+        report_sources(a->report, a->sources);
+}
+
 /* -EWOULDBLOCK: not ours to run; *ret_result is apply_beside()'s exit status. */
 static int apply_prepare(Apply *a, int *ret_result) {
         Config *c = NULL;
@@ -198,6 +211,7 @@ static int apply_prepare(Apply *a, int *ret_result) {
         if (k < 0)
                 return k;
         report_roster(a->report, a->roster, a->roster);
+        apply_report_sources(a);
         k = reconcile_plan(a->tenant, a->roster, &a->plan);
         if (k >= 0 && a->cli->user)
                 k = plan_only(a->plan, &a->user);
@@ -260,6 +274,7 @@ int cmd_apply(Cli *cli) {
         (void) uv_loop_close(&a.loop);
         statelock_release(a.lock);
         report_free(a.report);
+        source_set_free(a.sources);
         plan_free(a.plan);
         roster_free(a.roster);
         return a.result;

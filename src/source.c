@@ -288,6 +288,8 @@ int source_set_merge(const SourceSet *set, const Roster *files, Roster **ret, Di
                 r = merge_source(&b, &set->sources[i]);
         if (r >= 0)
                 r = roster_builder_finish(&b, ret);
+        if (r >= 0)
+                (*ret)->newest_usec = files->newest_usec;   /* groups have no files */
         roster_builder_done(&b);
         return r;
 }
