@@ -252,12 +252,12 @@ static int run_failed(Daemon *d, int k, const char *what) {
         return k;
 }
 
-/* Nothing to do and nothing left over: Nimbus matches the roster (and every Entra group was
- * read now, not stood in for by its last complete list). */
+/* A plan without jobs that leaves nothing over: Nimbus matches the roster (and every Entra group
+ * was read now, not stood in for by its last complete list). */
 static bool plan_converged(const Daemon *d, const Plan *p) {
         RunnerStats none = { 0 };
 
-        return reconcile_jobs(p) == 0 && p->n_held == 0 && reconcile_exit_code(p, &none, false) == 0 &&
+        return p->n_held == 0 && reconcile_exit_code(p, &none, false) == 0 &&
                (!d->sources || source_set_current(d->sources));
 }
 
@@ -274,8 +274,6 @@ static int plan_next(Daemon *d, Plan **ret) {
                 d->next_due = p->next_due_usec;
                 arm_due(d);
         }
-        if (k >= 0 && !d->request.id)
-                report_plan(d->report, p, plan_converged(d, p));
         if (k >= 0 && d->request.id)
                 k = plan_only(p, &d->request.user);
         if (k < 0) {
@@ -306,8 +304,10 @@ static int run_nothing(Daemon *d, Plan *p) {
 
         if (handoff)
                 k = finish_request(d, p, &none, reconcile_exit_code(p, &none, false));
-        else
+        else {
                 log_notes(d, p, NULL);
+                report_plan(d->report, p, plan_converged(d, p));
+        }
         plan_free(p);
         if (k < 0)
                 return run_failed(d, k, "cannot record the outcome of apply --user");
