@@ -25,7 +25,8 @@ typedef enum ActionKind {
 typedef struct Action {
         Guid id;
         Guid target;             /* OU (create, drift: the roster's OU), template (copy); null for deletes */
-        Guid actual;             /* drift: the OU Nimbus holds the user in */
+        Guid actual;             /* drift: the OU Nimbus holds the user in; delete, held: that OU, or
+                                  * the OU it was created in, when known (for the audit trail) */
         const RosterEntry *entry;/* roster entry (create, copy, drift), NULL for deletes */
         size_t depends_on;       /* copy: index of the action creating its template, or PLAN_NO_DEP */
         uint64_t not_before_usec;/* a retry whose backoff has not run out yet; 0 = now */

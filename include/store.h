@@ -100,6 +100,26 @@ int store_put_user(Store *s, const StoreUser *u);
 int store_sync_holds(Store *s, const Guid *held, size_t n_held, const Guid *keep, size_t n_keep);
 /* approve-deletes: HELD → APPROVED for exactly the held set. *ret_n = how many. */
 int store_approve_holds(Store *s, size_t *ret_n);
+/* The users with a hold (HELD or APPROVED), sorted by id. Free with store_users_free(). */
+int store_load_holds(Store *s, StoreUser **ret, size_t *ret_n);
+/* approve-deletes --only/--except: HELD → APPROVED for those of ids that are held, in one
+ * transaction (or the caller's). *ret_n = how many changed. */
+int store_approve_ids(Store *s, const Guid *ids, size_t n, size_t *ret_n);
+
+/* What the audit trail names a user by (nimbus-sync(8), LOGS AND AUDIT): the informational name
+ * and UPN, and the roster file or directory source that last listed the user. Written when we
+ * act on the user (a create or copy is sent) and when the daemon sees the user leave the roster,
+ * never for every user of every plan. Each string may be NULL; long ones are cut. */
+typedef struct StoreUserInfo {
+        char *name;
+        char *upn;
+        char *source;
+} StoreUserInfo;
+
+int store_put_user_info(Store *s, const Guid *id, const StoreUserInfo *info);
+/* -ENOENT when nothing is known; free with store_user_info_clear(). */
+int store_get_user_info(Store *s, const Guid *id, StoreUserInfo *ret);
+void store_user_info_clear(StoreUserInfo *info);
 
 /* Rate window across processes: send times in microseconds of wall-clock time. */
 int store_record_send(Store *s, uint64_t t_usec);

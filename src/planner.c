@@ -255,7 +255,11 @@ static Action make_action(const Pair *pair, Verdict v, DeleteMode mode, uint64_t
                 if (v == VERDICT_DRIFT)
                         a.actual = pair->u->ou;
         } else {
-                a.id = pair->u->id;
+                const StoreUser *u = pair->u;
+
+                a.id = u->id;
+                /* Where Nimbus holds the user, or else where we asked it to be made. */
+                a.actual = !guid_is_null(&u->ou) || u->target_kind != TARGET_OU ? u->ou : u->target;
                 a.origin = pair->u->origin;
                 a.approved = v == VERDICT_APPROVED;
                 a.uncertain = v == VERDICT_UNCERTAIN;

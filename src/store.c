@@ -19,11 +19,15 @@
 #include "store.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 #define BUSY_TIMEOUT_MSEC 5000
 /* Server messages are for the admin's eyes; a kilobyte is plenty and keeps a hostile or broken
  * server from bloating the store. */
 #define STORE_ERROR_MAX 1024
+/* Names, UPNs and roster paths only inform; they are cut here as the roster cuts names. */
+#define STORE_INFO_MAX 4096
 
 typedef enum StmtId {
         STMT_BEGIN,
@@ -40,6 +44,10 @@ typedef enum StmtId {
         STMT_HOLDS_MARK,
         STMT_HOLDS_SWEEP,
         STMT_HOLDS_APPROVE,
+        STMT_HOLDS_LOAD,
+        STMT_HOLD_APPROVE_ID,
+        STMT_INFO_PUT,
+        STMT_INFO_GET,
         STMT_SEND_RECORD,
         STMT_SEND_LOAD,
         STMT_SEND_PRUNE,
@@ -81,6 +89,10 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_HOLDS_SWEEP] = "UPDATE users SET hold = 0 WHERE hold != 0 AND id NOT IN "
                              "(SELECT id FROM temp.hold_set)",
         [STMT_HOLDS_APPROVE] = "UPDATE users SET hold = 2 WHERE hold != 0 AND hold = 1",
+        [STMT_HOLDS_LOAD] = "SELECT " USER_COLUMNS " FROM users WHERE hold != 0 ORDER BY id",
+        [STMT_HOLD_APPROVE_ID] = "UPDATE users SET hold = 2 WHERE id = ?1 AND hold = 1",
+        [STMT_INFO_PUT] = "INSERT OR REPLACE INTO user_info (id, name, upn, source) VALUES (?1, ?2, ?3, ?4)",
+        [STMT_INFO_GET] = "SELECT name, upn, source FROM user_info WHERE id = ?1",
         [STMT_SEND_RECORD] = "INSERT INTO sends (t) VALUES (?1)",
         [STMT_SEND_LOAD] = "SELECT t FROM sends WHERE t >= ?1 ORDER BY t",
         [STMT_SEND_PRUNE] = "DELETE FROM sends WHERE t < ?1",
@@ -99,8 +111,8 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_DATA_VERSION] = "PRAGMA data_version",
 };
 
-/* Version 1. Created in one transaction together with user_version, so a store is either empty
- * or complete. */
+/* migrations[v] takes a store from version v to v + 1. All steps run in one transaction together
+ * with user_version, so a store is either as it was or complete. */
 static const char schema_v1[] =
         "CREATE TABLE users ("
         " id BLOB PRIMARY KEY, target BLOB, target_kind INT, ou BLOB, origin INT, presence INT,"
@@ -112,12 +124,20 @@ static const char schema_v1[] =
         "CREATE INDEX sends_t ON sends (t);"
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
         "CREATE TABLE runs (id INTEGER PRIMARY KEY, run_id TEXT, started INT, finished INT,"
-        " created INT, copied INT, deleted INT, adopted INT, failed INT, held INT, result INT);"
-        "PRAGMA user_version = 1;";
+        " created INT, copied INT, deleted INT, adopted INT, failed INT, held INT, result INT);";
+
+/* Version 2: what the audit trail names a user by (store_put_user_info()). A table of its own,
+ * so loading the users for a plan reads no more than before, and store_put_user() (INSERT OR
+ * REPLACE of the whole users row) cannot wipe it. */
+static const char schema_v2[] =
+        "CREATE TABLE user_info (id BLOB PRIMARY KEY, name TEXT, upn TEXT, source TEXT) WITHOUT ROWID;";
+
+static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2 };
 
 struct Store {
         sqlite3 *db;
         sqlite3_stmt *stmt[_STMT_MAX];
+        int version;            /* user_version: a read-only look at an older store lacks tables */
 };
 
 static int errno_from_sqlite(int rc) {
@@ -286,17 +306,19 @@ static int exec_sql(Store *s, const char *sql) {
         return errno_from_sqlite(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
 }
 
-/* Create the schema unless another process has done so since we looked. */
+/* Bring the schema up to date unless another process has done so since we looked. */
 static int migrate(Store *s) {
         int version = 0, r;
 
         if ((r = exec_sql(s, "BEGIN IMMEDIATE")) < 0)
                 return r;
         r = get_user_version(s, &version);
-        if (r >= 0 && version > SCHEMA_VERSION)
+        if (r >= 0 && (version < 0 || version > SCHEMA_VERSION))
                 r = -EPROTO;
-        else if (r >= 0 && version == 0)
-                r = exec_sql(s, schema_v1);
+        for (int v = version; r >= 0 && v < SCHEMA_VERSION; v++)
+                r = exec_sql(s, migrations[v]);
+        if (r >= 0 && version < SCHEMA_VERSION)
+                r = exec_sql(s, "PRAGMA user_version = " STRINGIFY(SCHEMA_VERSION));
         if (r >= 0)
                 r = exec_sql(s, "COMMIT");
         if (r < 0)
@@ -336,10 +358,17 @@ static int check_schema(Store *s, bool read_only) {
                 return r;
         if (version > SCHEMA_VERSION)
                 return -EPROTO;
+        s->version = version;
         if (version == SCHEMA_VERSION)
                 return 0;
-        /* An empty file is a store nobody has set up yet. */
-        return read_only ? -ENOENT : migrate(s);
+        /* An empty file is a store nobody has set up yet. An older one is upgraded by the first
+         * process that may write it; until then readers see what it has. */
+        if (read_only)
+                return version == 0 ? -ENOENT : 0;
+        r = migrate(s);
+        if (r >= 0)
+                s->version = SCHEMA_VERSION;
+        return r;
 }
 
 /* The scratch table of store_sync_holds(). Made once per connection, outside any transaction, so
@@ -599,6 +628,127 @@ int store_approve_holds(Store *s, size_t *ret_n) {
         if (ret_n)
                 *ret_n = (size_t) sqlite3_changes64(s->db);
         return 0;
+}
+
+int store_load_holds(Store *s, StoreUser **ret, size_t *ret_n) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        StoreUser *u = NULL;
+        size_t n = 0, cap = 0;
+        int r, rc;
+
+        if ((r = stmt_get(s, STMT_HOLDS_LOAD, &st)) < 0)
+                return r;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if ((r = grow((void **) &u, &cap, n + 1, sizeof *u)) < 0 ||
+                    (r = read_user(st, &u[n])) < 0) {
+                        store_users_free(u, n);
+                        return r;
+                }
+                n++;
+        }
+        if (rc != SQLITE_DONE) {
+                store_users_free(u, n);
+                return errno_from_sqlite(rc);
+        }
+        *ret = u;
+        *ret_n = n;
+        return 0;
+}
+
+static int approve_one(Store *s, const Guid *id, size_t *ret_n) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r = stmt_get(s, STMT_HOLD_APPROVE_ID, &st);
+
+        if (r < 0)
+                return r;
+        if (bind_guid(st, 1, id) != SQLITE_OK)
+                return -ENOMEM;
+        if ((r = step_done(st)) < 0)
+                return r;
+        *ret_n += (size_t) sqlite3_changes64(s->db);
+        return 0;
+}
+
+int store_approve_ids(Store *s, const Guid *ids, size_t n, size_t *ret_n) {
+        size_t done = 0;
+        bool own;
+        int r;
+
+        if (n > 0 && !ids)
+                return -EINVAL;
+        if ((r = op_begin(s, &own)) < 0)
+                return r;
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = approve_one(s, &ids[i], &done);
+        r = op_end(s, own, r);
+        if (r >= 0 && ret_n)
+                *ret_n = done;
+        return r;
+}
+
+/* --- what the audit trail names a user by ---------------------------------------------------- */
+
+static int bind_info_text(sqlite3_stmt *st, int idx, const char *v) {
+        if (!v || !*v)
+                return sqlite3_bind_null(st, idx);
+        return sqlite3_bind_text(st, idx, v, (int) utf8_prefix(v, strlen(v), STORE_INFO_MAX), SQLITE_STATIC);
+}
+
+int store_put_user_info(Store *s, const Guid *id, const StoreUserInfo *info) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if (!id || guid_is_null(id) || !info)
+                return -EINVAL;
+        if ((r = stmt_get(s, STMT_INFO_PUT, &st)) < 0)
+                return r;
+        if (bind_guid(st, 1, id) != SQLITE_OK || bind_info_text(st, 2, info->name) != SQLITE_OK ||
+            bind_info_text(st, 3, info->upn) != SQLITE_OK || bind_info_text(st, 4, info->source) != SQLITE_OK)
+                return -ENOMEM;
+        return step_done(st);
+}
+
+static int column_info(sqlite3_stmt *st, int col, char **ret) {
+        const char *t = (const char *) sqlite3_column_text(st, col);
+
+        *ret = NULL;
+        if (!t)
+                return sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM ? -ENOMEM : 0;
+        *ret = strndup(t, utf8_prefix(t, (size_t) sqlite3_column_bytes(st, col), STORE_INFO_MAX));
+        return *ret ? 0 : -ENOMEM;
+}
+
+int store_get_user_info(Store *s, const Guid *id, StoreUserInfo *ret) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        StoreUserInfo info = { 0 };
+        int r, rc;
+
+        /* A read-only look at a store no writer has upgraded yet: nothing is known. */
+        if (s->version < 2)
+                return -ENOENT;
+        if ((r = stmt_get(s, STMT_INFO_GET, &st)) < 0)
+                return r;
+        if (bind_guid(st, 1, id) != SQLITE_OK)
+                return -ENOMEM;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        if ((r = column_info(st, 0, &info.name)) < 0 || (r = column_info(st, 1, &info.upn)) < 0 ||
+            (r = column_info(st, 2, &info.source)) < 0) {
+                store_user_info_clear(&info);
+                return r;
+        }
+        *ret = info;
+        return 0;
+}
+
+void store_user_info_clear(StoreUserInfo *info) {
+        if (!info)
+                return;
+        free(info->name);
+        free(info->upn);
+        free(info->source);
+        *info = (StoreUserInfo) { 0 };
 }
 
 /* --- sends --------------------------------------------------------------------------------- */
