@@ -28,6 +28,7 @@ typedef struct Cli {
         bool raw;           /* doctor, licenses, user show: print each answer as it came */
         bool all;           /* status --all: every instance configured next to the config */
         bool check;         /* status --check: a monitoring verdict, its level the exit status */
+        bool online;        /* validate --online: read each Entra group once */
         Logger log;
 } Cli;
 

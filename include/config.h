@@ -28,6 +28,32 @@ typedef struct OuAlias {
         Guid id;
 } OuAlias;
 
+/* ---- directory sources: nimbus-sync.yaml(5), SOURCES ------------------------------------ */
+#define GRAPH_DEFAULT_URL "https://graph.microsoft.com"
+#define CONFIG_MAX_SOURCES 100
+#define CONFIG_MAX_ROSTER_DEFAULTS 100
+
+/* Where a user goes: an organization unit (create) or a template user (copy). */
+typedef struct ConfigTarget {
+        Guid id;
+        bool is_template;
+} ConfigTarget;
+
+/* One entry of `sources:`: the user members of an Entra ID group, nested groups included. */
+typedef struct SourceConfig {
+        Guid group;                     /* entra_group */
+        ConfigTarget target;            /* ou: or template: */
+        bool include_disabled;          /* default false: disabled accounts are left out */
+} SourceConfig;
+
+/* One entry of `roster_defaults:`: the target of roster entries that name none, in the roster
+ * files whose name matches glob (fnmatch). */
+typedef struct RosterDefault {
+        char *glob;
+        ConfigTarget target;
+} RosterDefault;
+/* ---- end of directory sources ------------------------------------------------------------ */
+
 typedef struct Config {
         char *path;                     /* file it was read from */
 
@@ -84,6 +110,14 @@ typedef struct Config {
 
         LogTarget log_target;           /* default auto */
         int log_level;                  /* syslog priority, default LOG_INFO */
+
+        /* Directory sources (see above). */
+        char *graph_url;                /* scheme://host[:port], no trailing '/'; GRAPH_DEFAULT_URL */
+        SourceConfig *sources;          /* in config order, each group once */
+        size_t n_sources;
+        uint64_t source_interval_usec;  /* default 5 min */
+        RosterDefault *roster_defaults; /* in config order: the first match wins */
+        size_t n_roster_defaults;
 } Config;
 
 /* Parse and validate. On error returns -EINVAL (or another negative errno) and has added at least
@@ -96,3 +130,5 @@ Config *config_free(Config *c);
 /* Resolve a roster's `ou:` value: a GUID, or a name from organization_units. -ENOENT if neither. */
 int config_resolve_ou(const Config *c, const char *s, size_t len, Guid *ret);
 bool config_is_protected(const Config *c, const Guid *id);
+/* The roster_defaults entry for a roster file (its base name is matched), or NULL. */
+const RosterDefault *config_roster_default(const Config *c, const char *path);

@@ -15,6 +15,7 @@
 #include "diag.h"
 #include "guid.h"
 #include "nimbus_api.h"
+#include "token.h"
 
 typedef struct NimbusClient NimbusClient;
 
@@ -30,14 +31,6 @@ typedef struct NimbusResult {
 } NimbusResult;
 
 typedef void (*NimbusDoneFn)(void *userdata, const NimbusResult *res);
-
-typedef enum TokenStatus {
-        TOKEN_OK,
-        TOKEN_REFUSED,    /* Entra said no (bad secret, unknown client or tenant): an admin must act */
-        TOKEN_TRANSIENT,  /* network trouble or a server error: try again later */
-} TokenStatus;
-
-typedef void (*TokenDoneFn)(void *userdata, TokenStatus status, long http_status, const char *message);
 
 /* cred holds a secret, or a certificate and its key (as credential_read() gives them). The
  * secret is copied and wiped from memory when the client is closed; key and certificate are

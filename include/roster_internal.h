@@ -37,6 +37,7 @@ typedef struct RosterBuilder {
 
         size_t errors;          /* errors reported so far; any error rejects the roster */
         bool full;              /* max_entries reached: readers stop */
+        const RosterDefault *file_default; /* roster_defaults for the file being read, or NULL */
 } RosterBuilder;
 
 /* One entry while its fields arrive. A field that had an error marks the item bad: it is still
@@ -86,8 +87,16 @@ int roster_item_name(RosterBuilder *b, RosterItem *it, const char *s, size_t len
  * for roster_builder_default_ou() (YAML's file-wide `ou:` may come after the users). */
 int roster_item_commit(RosterBuilder *b, RosterItem *it, bool needs_default);
 /* Give the entries stored since `first` that still lack a target this OU, or, when ou is NULL,
- * report each of them. */
+ * the file's roster_defaults target, or else report each of them. */
 void roster_builder_default_ou(RosterBuilder *b, size_t first, const Guid *ou);
+
+/* ---- the desired state beyond files (source.c) ----
+ * Append a whole roster (its entries, files and names) as read before. */
+int roster_builder_add_roster(RosterBuilder *b, const Roster *r);
+/* Start a pseudo-file for entries that come from a directory source rather than a file: label
+ * is shown where a file name would be, content_hash says whether its entries changed. Entries
+ * then follow through roster_item_*() with line 0. */
+int roster_builder_begin_source(RosterBuilder *b, const char *label, uint64_t content_hash);
 
 /* The format readers: buf is UTF-8 text that is not blank (the loader checked). Errors are
  * diagnostics; -EINVAL says reading stopped early, -ENOMEM that memory ran out. */

@@ -140,3 +140,36 @@ int store_data_version(Store *s, uint64_t *ret);
 
 /* PRAGMA integrity_check: 0 if "ok", -EIO otherwise. */
 int store_check_integrity(Store *s);
+
+/* ---- directory sources (source.c): each group's last complete member list -------------------
+ * Kept in two tables of their own, created on the first write; a store that has none knows no
+ * group. A list is replaced whole, in one transaction, or not at all. */
+typedef struct StoreSourceMember {
+        Guid id;
+        const char *name;       /* displayName, or NULL */
+        const char *upn;        /* userPrincipalName, or NULL */
+        bool enabled;
+} StoreSourceMember;
+
+typedef struct StoreSource {
+        char *name;             /* the group's displayName at the last complete read, or NULL */
+        uint64_t members;       /* members in that list */
+        uint64_t read_usec;     /* when it was read; 0 = never */
+        char *error;            /* why the last attempt failed, or NULL when it succeeded */
+        uint64_t error_usec;
+} StoreSource;
+
+typedef int (*StoreSourceMemberFn)(void *userdata, const StoreSourceMember *m);
+
+/* Replace a group's last complete list and clear its error. */
+int store_source_save(Store *s, const Guid *group, const char *name, const StoreSourceMember *m, size_t n,
+                      uint64_t read_usec);
+/* Record why reading a group failed; its last list stays. */
+int store_source_failed(Store *s, const Guid *group, const char *error, uint64_t when);
+/* What is known of a group (-ENOENT: nothing); each member of its list goes to fn unless fn is NULL.
+ * A negative return of fn stops the walk and is returned. Free ret with store_source_clear(). */
+int store_source_load(Store *s, const Guid *group, StoreSource *ret, StoreSourceMemberFn fn, void *userdata);
+void store_source_clear(StoreSource *src);
+/* How the directory last named a user (also after they left every group), and the group that
+ * listed them; each may be NULL. -ENOENT if unknown. */
+int store_directory_name(Store *s, const Guid *id, char **ret_name, char **ret_upn, char **ret_group);

@@ -20,7 +20,8 @@ static const Command commands[] = {
         { "daemon", cmd_daemon, "daemon", "run as a service (foreground; systemd Type=notify)" },
         { "apply", cmd_apply, "apply [--user ID]", "reconcile once until nothing actionable is left; --user: only that user, now" },
         { "plan", cmd_plan, "plan [--json] [--refresh]", "show what apply would do; change nothing" },
-        { "validate", cmd_validate, "validate [FILE...]", "check the config and the roster" },
+        { "validate", cmd_validate, "validate [--online] [FILE...]",
+          "check the config and the roster; --online: read each Entra group once" },
         { "status", cmd_status, "status [--json] [--all] [--check]",
           "what the state store knows; --all: every instance; --check: OK/WARNING/CRITICAL" },
         { "approve-deletes", cmd_approve_deletes, "approve-deletes", "release the deletes held now" },
@@ -62,7 +63,7 @@ static int help_command(const char *name) {
         return EXIT_OK;
 }
 
-enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_ALL, OPT_CHECK, OPT_RAW };
+enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_ALL, OPT_CHECK, OPT_RAW, OPT_ONLINE };
 
 /* getopt_long permutes, so options may follow the subcommand; what is left are operands. */
 static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret_version) {
@@ -76,6 +77,7 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 { "all", no_argument, NULL, OPT_ALL },
                 { "check", no_argument, NULL, OPT_CHECK },
                 { "raw", no_argument, NULL, OPT_RAW },
+                { "online", no_argument, NULL, OPT_ONLINE },
                 {}
         };
         int o;
@@ -91,6 +93,7 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 case OPT_ALL: cli->all = true; break;
                 case OPT_CHECK: cli->check = true; break;
                 case OPT_RAW: cli->raw = true; break;
+                case OPT_ONLINE: cli->online = true; break;
                 default: return -EINVAL;   /* getopt printed why */
                 }
         if (optind < argc)

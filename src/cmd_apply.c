@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "desired.h"
 #include "reconcile.h"
 #include "util.h"
 
@@ -24,6 +25,7 @@ typedef struct Apply {
         int result;
         bool interrupted;
         bool signals_ready;
+        size_t stale;      /* Entra groups whose last complete list stood in for a failed read */
         Guid user;         /* --user */
 } Apply;
 
@@ -78,6 +80,8 @@ static void on_run_done(void *userdata, Runner *r) {
         const RunnerStats *st = runner_stats(r);
 
         a->result = reconcile_exit_code(a->plan, st, a->interrupted);
+        if (a->result == EXIT_OK && a->stale > 0)   /* converged to a list that may be out of date */
+                a->result = EXIT_PENDING;
         if (a->tenant)
                 reconcile_run_end(a->tenant, a->plan, st, a->result, &a->run);
         apply_shutdown(a);
@@ -101,6 +105,9 @@ static int apply_prepare(Apply *a) {
         if (k < 0)
                 return k;
         a->tenant->give_up_on_auth = true;
+        k = desired_add_sources(a->cli, a->tenant->config, a->tenant->store, &a->roster, &a->stale);
+        if (k < 0)
+                return k;
         k = reconcile_plan(a->tenant, a->roster, &a->plan);
         if (k >= 0 && a->cli->user)
                 k = plan_only(a->plan, &a->user);

@@ -18,6 +18,7 @@
 #include "credential.h"
 #include "doctor.h"
 #include "http.h"
+#include "source_poll.h"
 #include "tenant.h"
 #include "util.h"
 
@@ -512,6 +513,33 @@ static int parse_user(Doctor *d) {
         return 0;
 }
 
+/* ---- Entra groups (sources:): each read once, as validate --online does ------------------- */
+
+static void check_sources(Doctor *d, const Config *c) {
+        SourceSet *set = NULL;
+        Diag diag = DIAG_INIT;
+        char id[GUID_STRING_MAX], line[1024];
+
+        if (c->n_sources == 0)
+                return;
+        if (source_set_new(c, &set) < 0 || source_refresh(set, NULL, &d->quiet, &diag) < 0) {
+                check_line(d, false, "Entra groups: cannot read them; fix these first:");
+                print_diag_lines(&diag);
+        }
+        for (size_t i = 0; set && !diag.n_errors && i < set->n; i++) {
+                const Source *src = &set->sources[i];
+
+                guid_format(&src->config->group, id);
+                source_describe(src, line, sizeof(line));
+                if (src->error)
+                        check_line(d, false, "entra group %s: %s", id, src->error);
+                else
+                        check_line(d, true, "%s", line);
+        }
+        diag_clear(&diag);
+        source_set_free(set);
+}
+
 /* Takes c. On failure the ✗ line is printed and what was started is closed. */
 static int start_network(Doctor *d, Config *c) {
         Diag diag = DIAG_INIT;
@@ -548,6 +576,7 @@ int cmd_doctor(Cli *cli) {
         if (check_config(&d, &c) < 0)
                 return EXIT_ERROR;
         check_credentials(&d, c);   /* before the loop: it may fork */
+        check_sources(&d, c);
         if (uv_loop_init(&d.loop) < 0) {
                 config_free(c);
                 return EXIT_ERROR;

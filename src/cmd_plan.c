@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "desired.h"
 #include "planner.h"
+#include "source.h"
 #include "tenant.h"
 #include "verify.h"
 #include "store.h"
@@ -23,6 +25,11 @@ int cmd_validate(Cli *cli) {
         if (k >= 0 && files >= 0)
                 printf("%s: config ok; roster ok: %zu users in %zu files\n", cli->config_path, r->n,
                        r->n_files);
+        if (k >= 0 && c->n_sources > 0 && !cli->online)
+                printf("%s: %zu Entra groups configured (not read: validate --online reads them)\n",
+                       cli->config_path, c->n_sources);
+        else if (k >= 0 && cli->online)
+                k = desired_check_online(cli, c);
         roster_free(r);
         config_free(c);
         return k < 0 || files < 0 ? EXIT_ERROR : EXIT_OK;
@@ -67,7 +74,19 @@ static const char *guard_reason(const Plan *p, const Config *c, char *buf, size_
         return buf;
 }
 
-static void print_action(const Roster *r, const Action *a) {
+/* A delete has no roster entry: the directory's name for the user, when a group listed them. */
+static void print_directory_name(Store *names, const Guid *id) {
+        char name[2 * GRAPH_MAX_NAME + 4], group[GRAPH_MAX_NAME + 1];
+
+        if (!names || !source_directory_name(names, id, name, sizeof(name), group, sizeof(group)))
+                return;
+        if (*name)
+                printf("  %s", name);
+        if (*group)
+                printf("  [last listed by entra group \"%s\"]", group);
+}
+
+static void print_action(const Roster *r, const Action *a, Store *names) {
         char id[GUID_STRING_MAX], t[GUID_STRING_MAX], actual[GUID_STRING_MAX];
         const char *name = a->entry && a->entry->name ? r->names + a->entry->name : NULL;
         const char *file = a->entry ? r->files[a->entry->file] : NULL;
@@ -88,18 +107,26 @@ static void print_action(const Roster *r, const Action *a) {
         }
         if (name && *name)
                 printf("  %s", name);
-        if (a->entry)
+        if (a->entry && a->entry->line > 0)
                 printf("  [%s:%u]", file, a->entry->line);
+        else if (a->entry)   /* a directory source: no line */
+                printf("  [%s]", file);
+        else
+                print_directory_name(names, &a->id);
         if (a->kind == ACTION_COPY && a->depends_on != PLAN_NO_DEP)
                 printf("  (after its template is created)");
         putchar('\n');
 }
 
 static void print_plan_human(const Roster *r, const Plan *p, const Config *c) {
+        Store *names = NULL;
         char why[256];
 
+        if (c->n_sources > 0 && store_open(c->state_dir, true, &names) < 0)
+                names = NULL;
         for (size_t i = 0; i < p->n; i++)
-                print_action(r, &p->actions[i]);
+                print_action(r, &p->actions[i], names);
+        store_close(names);
         if (p->n_held > p->n_uncertain || p->n_delete_skipped > 0)
                 printf("Deletes %s: %s.\n", p->n_held > 0 ? "held" : "skipped",
                        guard_reason(p, c, why, sizeof(why)));
@@ -250,9 +277,11 @@ int cmd_plan(Cli *cli) {
         Config *c = NULL;
         Roster *r = NULL;
         Plan *p = NULL;
+        size_t stale = 0;
         int k, ret = EXIT_ERROR;
 
-        if (cli_load_config(cli, &c) < 0 || cli_load_roster(cli, c, &r) < 0)
+        if (cli_load_config(cli, &c) < 0 || cli_load_roster(cli, c, &r) < 0 ||
+            desired_add_sources(cli, c, NULL, &r, &stale) < 0)
                 goto out;
         k = build_plan(c, r, &p);
         if (k >= 0 && cli->refresh && plan_has_changes(p)) {
@@ -268,6 +297,9 @@ int cmd_plan(Cli *cli) {
                 print_plan_json(p);
         else
                 print_plan_human(r, p, c);
+        if (stale > 0 && !cli->json)
+                printf("%zu Entra groups could not be read now; their last complete member lists were "
+                       "used (see the messages above).\n", stale);
         ret = plan_has_changes(p) || plan_guard_skipped(p) ? EXIT_PENDING : EXIT_OK;
 out:
         plan_free(p);

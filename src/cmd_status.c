@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "desired.h"
 #include "health.h"
 #include "instances.h"
 #include "planner.h"
@@ -28,6 +29,7 @@ typedef struct Summary {
         size_t roster_users, roster_files;
         bool roster_ok;
         Plan *plan;              /* what a run would do now; NULL when the roster is invalid */
+        SourceSet *sources;      /* each Entra group as the store knows it, or NULL */
         uint64_t verify_last;
         long daemon_pid;         /* a running daemon, or 0 */
         uint64_t next_scan;      /* its next full rescan, wall clock */
@@ -103,13 +105,14 @@ static void summarize_roster(const Config *c, const StoreUser *u, size_t n, Stor
         Diag d = DIAG_INIT;
         Roster *r = NULL;
 
-        if (roster_load_dir(c->roster_dir, c, &r, NULL, &d) < 0) {
+        if (roster_load_dir(c->roster_dir, c, &r, NULL, &d) < 0 ||
+            desired_from_store(c, st, &r, &s->sources, &d) < 0) {
                 if (diag_first_error(&d, &s->roster_error) < 0 || !s->roster_error)
                         s->roster_error = strdup("cannot read the roster folder");
         } else {
                 s->roster_ok = true;
                 s->roster_users = r->n;
-                s->roster_files = r->n_files;
+                s->roster_files = r->n_files - (s->sources ? s->sources->n : 0);
                 if (plan_build(r, u, n, c, now_usec(), &s->plan) < 0)
                         s->plan = NULL;
         }
@@ -138,6 +141,53 @@ static void format_time(uint64_t usec, char *buf, size_t size) {
                 snprintf(buf, size, "-");
 }
 
+/* Each Entra group as the store knows it (status reads no Graph). */
+static void print_sources(const SourceSet *set) {
+        char id[GUID_STRING_MAX], read[32], failed[32];
+
+        for (size_t i = 0; set && i < set->n; i++) {
+                const Source *s = &set->sources[i];
+
+                guid_format(&s->config->group, id);
+                format_time(s->read_usec, read, sizeof(read));
+                format_time(s->error_usec, failed, sizeof(failed));
+                if (s->list)
+                        printf("Source:        %s (%s): %zu users, read %s", s->label, id,
+                               graph_listing_count(s->list, s->config->include_disabled), read);
+                else
+                        printf("Source:        %s: never read completely", s->label);
+                if (s->error)
+                        printf("; LAST READ FAILED %s: %s%s", failed, s->error,
+                               s->list ? " (its last complete list stays in force)" : "");
+                putchar('\n');
+        }
+}
+
+static json_object *source_json(const Source *s) {
+        json_object *o = json_object_new_object();
+        char id[GUID_STRING_MAX];
+
+        json_object_object_add(o, "entra_group", json_object_new_string(guid_format(&s->config->group, id)));
+        json_object_object_add(o, "name", s->list && s->list->group_name ?
+                               json_object_new_string(s->list->group_name) : NULL);
+        json_object_object_add(o, "users", s->list ? json_object_new_int64((int64_t) graph_listing_count(
+                               s->list, s->config->include_disabled)) : NULL);
+        json_object_object_add(o, "read", s->read_usec ?
+                               json_object_new_int64((int64_t) (s->read_usec / USEC_PER_SEC)) : NULL);
+        json_object_object_add(o, "error", s->error ? json_object_new_string(s->error) : NULL);
+        json_object_object_add(o, "error_at", s->error ?
+                               json_object_new_int64((int64_t) (s->error_usec / USEC_PER_SEC)) : NULL);
+        return o;
+}
+
+static json_object *sources_json(const SourceSet *set) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; set && i < set->n; i++)
+                json_object_array_add(a, source_json(&set->sources[i]));
+        return a;
+}
+
 static void print_status_human(const Config *c, const Summary *s, const StoreUser *u, size_t n) {
         char when[64], id[GUID_STRING_MAX];
         size_t listed = 0;
@@ -146,9 +196,11 @@ static void print_status_human(const Config *c, const Summary *s, const StoreUse
                "%zu deleted)\n", s->users, s->present, s->created, s->copied, s->adopted, s->uncertain,
                s->absent);
         if (s->roster_ok)
-                printf("Roster:        %zu users in %zu files\n", s->roster_users, s->roster_files);
+                printf("Roster:        %zu users in %zu files%s\n", s->roster_users, s->roster_files,
+                       c->n_sources ? " and the Entra groups below" : "");
         else
                 printf("Roster:        REJECTED, the last valid roster stays in force: %s\n", s->roster_error);
+        print_sources(s->sources);
         if (s->plan)
                 printf("Pending:       %zu to create, %zu to copy, %zu to delete, %zu drift; "
                        "%zu retrying, %zu with an unsettled call\n", s->plan->n_create, s->plan->n_copy,
@@ -262,6 +314,7 @@ static void print_status_json(const Config *c, const Summary *s, const StoreUser
         add_size(users, "approved", s->approved);
         json_object_object_add(root, "users", users);
         json_object_object_add(root, "roster", roster_json(s));
+        json_object_object_add(root, "sources", sources_json(s->sources));
         json_object_object_add(root, "pending", pending_json(s));
         for (size_t i = 0; i < n && listed < STATUS_MAX_LISTED; i++)
                 if (user_is_notable(&u[i])) {
@@ -300,6 +353,7 @@ static void summary_clear(Summary *s) {
         free(s->auth_error);
         free(s->roster_error);
         plan_free(s->plan);
+        source_set_free(s->sources);
         *s = (Summary) { 0 };
 }
 

@@ -19,6 +19,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stddef.h>
@@ -503,8 +504,18 @@ static int url_to_string(CURLU *u, char **dest) {
         return r;
 }
 
-static int field_api_url(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+/* Scheme, host and port only. curl reports the path of both "https://h" and "https://h/" as
+ * "/"; a trailing slash still means the admin expected to give a prefix, which we do not take. */
+static bool url_only_origin(CURLU *u, const char *s) {
         char *path = NULL;
+        bool only = curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK && streq(path, "/") &&
+                    s[strlen(s) - 1] != '/' && !url_has(u, CURLUPART_QUERY);
+
+        curl_free(path);
+        return only;
+}
+
+static int field_api_url(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
         const char *s;
         CURLU *u;
         int r;
@@ -516,21 +527,13 @@ static int field_api_url(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
         if (!u)
                 return -ENOMEM;
         r = url_check_common(x, f, v, s, u);
-        if (r == 0) {
-                /* curl reports the path of both "https://h" and "https://h/" as "/"; a trailing
-                 * slash still means the admin expected to give a prefix, which we do not take. */
-                bool only_origin = curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK &&
-                                   streq(path, "/") && s[strlen(s) - 1] != '/' &&
-                                   !url_has(u, CURLUPART_QUERY);
-                if (!only_origin)
-                        r = error_at(x, v, "%s: api_url takes scheme and host only; %s is appended",
-                                     f->name, API_PATH);
-                else if (curl_url_set(u, CURLUPART_PATH, API_PATH, 0) != CURLUE_OK)
-                        r = -ENOMEM;
-                else
-                        r = url_to_string(u, (char **) dest);
-        }
-        curl_free(path);
+        if (r == 0 && !url_only_origin(u, s))
+                r = error_at(x, v, "%s: api_url takes scheme and host only; %s is appended", f->name,
+                             API_PATH);
+        else if (r == 0 && curl_url_set(u, CURLUPART_PATH, API_PATH, 0) != CURLUE_OK)
+                r = -ENOMEM;
+        else if (r == 0)
+                r = url_to_string(u, (char **) dest);
         curl_url_cleanup(u);
         return r;
 }
@@ -685,6 +688,218 @@ static int field_protected(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
         return 0;
 }
 
+/* ---- directory sources: graph_url, sources:, roster_defaults: ------------------------------
+ * sources: and roster_defaults: may name organization units defined further down the file, so
+ * their table entries only reserve the key; parse_directory_sources() reads them once the whole
+ * mapping (organization_units included) has been parsed. */
+
+#define GLOB_MAX 255
+
+static yaml_node_t *lookup(Ctx *x, yaml_node_t *map, const char *key);
+
+/* Kept without the trailing '/', so "{graph_url}/v1.0/..." is the request URL. */
+static int field_graph_url(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        char **out = dest;
+        const char *s;
+        CURLU *u;
+        int r;
+
+        r = node_text(x, f, v, "a URL", &s);
+        if (r < 0)
+                return r;
+        u = curl_url();
+        if (!u)
+                return -ENOMEM;
+        r = url_check_common(x, f, v, s, u);
+        if (r == 0 && !url_only_origin(u, s))
+                r = error_at(x, v, "%s: graph_url takes scheme and host only (and a port)", f->name);
+        if (r == 0)
+                r = url_to_string(u, out);
+        if (r == 0 && (*out)[strlen(*out) - 1] == '/')
+                (*out)[strlen(*out) - 1] = '\0';
+        curl_url_cleanup(u);
+        return r;
+}
+
+static int field_later(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        return 0;
+}
+
+/* The values of the allowed keys of a small mapping (NULL when absent); unknown and repeated
+ * keys are errors. */
+static int collect_keys(Ctx *x, yaml_node_t *map, const char *where, const char *const *keys,
+                        size_t n, yaml_node_t **ret) {
+        int r = 0;
+
+        if (map->type != YAML_MAPPING_NODE)
+                return error_at(x, map, "%s: expected a mapping, got %s", where, node_kind(map));
+        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+                yaml_node_t *k = yaml_document_get_node(x->doc, p->key);
+                const char *key = k->type == YAML_SCALAR_NODE ? (const char *) k->data.scalar.value : "";
+                size_t i = 0;
+
+                while (i < n && !streq(keys[i], key))
+                        i++;
+                if (i == n)
+                        r = error_at(x, k, "%s: unknown key \"%.*s\"", where, qlen(key), key);
+                else if (ret[i])
+                        r = error_at(x, k, "%s: duplicate key \"%s\"", where, key);
+                else
+                        ret[i] = yaml_document_get_node(x->doc, p->value);
+        }
+        return r;
+}
+
+/* Exactly one of `ou:` (a GUID or an organization_units name) and `template:` (an O365 ID). */
+static int target_parse(Ctx *x, yaml_node_t *at, const char *where, yaml_node_t *ou,
+                        yaml_node_t *template_id, ConfigTarget *ret) {
+        const Field f = { .name = where };
+        const char *s;
+        int r;
+
+        if (ou && template_id)
+                return error_at(x, template_id, "%s: set either ou or template, not both", where);
+        if (!ou && !template_id)
+                return error_at(x, at, "%s: needs ou (a GUID or an organization_units name) or "
+                                "template (an O365 ID)", where);
+        r = node_text(x, &f, ou ?: template_id, ou ? "an organization unit" : "an O365 ID", &s);
+        if (r < 0)
+                return r;
+        ret->is_template = !ou;
+        if (template_id && guid_parse(s, strlen(s), &ret->id) < 0)
+                return error_at(x, template_id, "%s: invalid template \"%.*s\" (must be an O365 ID)",
+                                where, qlen(s), s);
+        if (ou && config_resolve_ou(x->c, s, strlen(s), &ret->id) < 0)
+                return error_at(x, ou, "%s: unknown organization unit \"%.*s\" (neither a GUID nor a "
+                                "name from organization_units)", where, qlen(s), s);
+        return 0;
+}
+
+static int source_group(Ctx *x, const char *where, yaml_node_t *v, Guid *ret) {
+        const Field f = { .name = where };
+        char id[GUID_STRING_MAX];
+        const char *s;
+        int r;
+
+        r = node_text(x, &f, v, "the object ID of an Entra ID group", &s);
+        if (r < 0)
+                return r;
+        if (guid_parse(s, strlen(s), ret) < 0)
+                return error_at(x, v, "%s: invalid GUID \"%.*s\" (the group's object ID)", where, qlen(s), s);
+        for (size_t i = 0; i < x->c->n_sources; i++)
+                if (guid_eq(&x->c->sources[i].group, ret))
+                        return error_at(x, v, "%s: entra group %s is listed twice (also sources[%zu])",
+                                        where, guid_format(ret, id), i + 1);
+        return 0;
+}
+
+static int source_add(Ctx *x, yaml_node_t *item, size_t index) {
+        static const char *const keys[] = { "entra_group", "ou", "template", "include_disabled" };
+        yaml_node_t *v[ELEMENTSOF(keys)] = { 0 };
+        char where[64], name[96];
+        SourceConfig sc = { 0 }, *n;
+        int r;
+
+        snprintf(where, sizeof(where), "sources[%zu]", index + 1);
+        r = collect_keys(x, item, where, keys, ELEMENTSOF(keys), v);
+        if (r == 0 && !v[0])
+                r = error_at(x, item, "%s: missing entra_group (the group's object ID)", where);
+        if (r == 0)
+                r = source_group(x, (snprintf(name, sizeof(name), "%s.entra_group", where), name), v[0], &sc.group);
+        if (r == 0)
+                r = target_parse(x, item, where, v[1], v[2], &sc.target);
+        if (r == 0 && v[3])
+                r = field_bool(x, &(const Field) { .name = (snprintf(name, sizeof(name), "%s.include_disabled",
+                               where), name) }, v[3], &sc.include_disabled);
+        if (r < 0)
+                return r;
+        n = reallocarray(x->c->sources, x->c->n_sources + 1, sizeof(SourceConfig));
+        if (!n)
+                return -ENOMEM;
+        x->c->sources = n;
+        n[x->c->n_sources++] = sc;
+        return 0;
+}
+
+static int parse_sources(Ctx *x, yaml_node_t *v) {
+        size_t i = 0;
+
+        if (node_is_null(v))
+                return 0;
+        if (v->type != YAML_SEQUENCE_NODE)
+                return error_at(x, v, "sources: expected a list of {entra_group, ou | template}, got %s",
+                                node_kind(v));
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++, i++) {
+                if (i == CONFIG_MAX_SOURCES)
+                        return error_at(x, yaml_document_get_node(x->doc, *it), "sources: more than %d "
+                                        "entries", CONFIG_MAX_SOURCES);
+                if (source_add(x, yaml_document_get_node(x->doc, *it), i) == -ENOMEM)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int roster_default_add(Ctx *x, yaml_node_t *k, yaml_node_t *v) {
+        static const char *const keys[] = { "ou", "template" };
+        yaml_node_t *t[ELEMENTSOF(keys)] = { 0 };
+        const Field f = { .name = "roster_defaults" };
+        RosterDefault d = { 0 }, *n;
+        char where[GLOB_MAX + 32];
+        const char *glob;
+        int r;
+
+        r = node_text(x, &f, k, "a file name pattern", &glob);
+        if (r < 0)
+                return r;
+        if (strlen(glob) > GLOB_MAX || strchr(glob, '/'))
+                return error_at(x, k, "roster_defaults: \"%.*s\" is not a file name pattern (at most %d "
+                                "characters, no '/')", qlen(glob), glob, GLOB_MAX);
+        snprintf(where, sizeof(where), "roster_defaults.\"%s\"", glob);
+        r = collect_keys(x, v, where, keys, ELEMENTSOF(keys), t);
+        if (r == 0)
+                r = target_parse(x, v, where, t[0], t[1], &d.target);
+        if (r < 0)
+                return r;
+        n = reallocarray(x->c->roster_defaults, x->c->n_roster_defaults + 1, sizeof(RosterDefault));
+        if (!n)
+                return -ENOMEM;
+        x->c->roster_defaults = n;
+        r = strdup_checked(glob, &d.glob);
+        if (r < 0)
+                return r;
+        n[x->c->n_roster_defaults++] = d;
+        return 0;
+}
+
+static int parse_roster_defaults(Ctx *x, yaml_node_t *v) {
+        if (node_is_null(v))
+                return 0;
+        if (v->type != YAML_MAPPING_NODE)
+                return error_at(x, v, "roster_defaults: expected a mapping of file name pattern: "
+                                "{ou | template}, got %s", node_kind(v));
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+                if (x->c->n_roster_defaults == CONFIG_MAX_ROSTER_DEFAULTS)
+                        return error_at(x, yaml_document_get_node(x->doc, p->key), "roster_defaults: "
+                                        "more than %d entries", CONFIG_MAX_ROSTER_DEFAULTS);
+                if (roster_default_add(x, yaml_document_get_node(x->doc, p->key),
+                                       yaml_document_get_node(x->doc, p->value)) == -ENOMEM)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int parse_directory_sources(Ctx *x) {
+        yaml_node_t *v;
+        int r = 0;
+
+        if ((v = lookup(x, x->root, "sources")))
+                r = parse_sources(x, v);
+        if (r >= 0 && (v = lookup(x, x->root, "roster_defaults")))
+                r = parse_roster_defaults(x, v);
+        return r == -ENOMEM ? r : 0;
+}
+/* ---- end of directory sources ---------------------------------------------------------- */
+
 /* ---- mappings ---------------------------------------------------------------------------- */
 
 static int parse_mapping(Ctx *x, yaml_node_t *map, const char *where, const Field *fields, size_t n);
@@ -799,6 +1014,10 @@ static const Field top_fields[] = {
         SECTION("retry", retry_fields),
         SECTION("verify", verify_fields),
         SECTION("log", log_fields),
+        FIELD("graph_url", field_graph_url, graph_url, 0, 0),
+        FIELD("sources", field_later, sources, 0, 0),
+        FIELD("source_interval", field_duration, source_interval_usec, SEC, 7 * DAY),
+        FIELD("roster_defaults", field_later, roster_defaults, 0, 0),
 };
 
 /* ---- whole-config checks and derived values ---------------------------------------------- */
@@ -821,6 +1040,7 @@ static void set_defaults(Config *c) {
         c->log_target = LOG_TARGET_AUTO;
         c->log_level = LOG_INFO;
         c->client_assertion_alg = JWT_ALG_PS256;
+        c->source_interval_usec = 5 * MIN;
 }
 
 /* The value node of a top-level key (or of key.sub), for pointing at it after parsing. */
@@ -894,6 +1114,8 @@ static int set_derived(Config *c) {
             format_into(&c->api_base, "https://admin.%s.luware.cloud%s", c->cluster, API_PATH) < 0)
                 return -ENOMEM;
         if (!c->scope && format_into(&c->scope, "https://admin.%s.luware.cloud/.default", c->cluster) < 0)
+                return -ENOMEM;
+        if (!c->graph_url && strdup_checked(GRAPH_DEFAULT_URL, &c->graph_url) < 0)
                 return -ENOMEM;
         if (!c->token_url && format_into(&c->token_url, "https://login.microsoftonline.com/%s/oauth2/v2.0/token",
                                          c->tenant_id_str) < 0)
@@ -1001,6 +1223,8 @@ static int parse_document(Ctx *x) {
         x->root = yaml_document_get_root_node(x->doc);
         if (x->root) {
                 r = parse_mapping(x, x->root, NULL, top_fields, ELEMENTSOF(top_fields));
+                if (r >= 0)
+                        r = parse_directory_sources(x);
                 if (r < 0)
                         return r;
         }
@@ -1083,6 +1307,11 @@ Config *config_free(Config *c) {
                 free(c->ous[i].name);
         free(c->ous);
         free(c->deletes.protected_ids);
+        free(c->graph_url);
+        free(c->sources);
+        for (size_t i = 0; i < c->n_roster_defaults; i++)
+                free(c->roster_defaults[i].glob);
+        free(c->roster_defaults);
         free(c);
         return NULL;
 }
@@ -1122,6 +1351,15 @@ int config_resolve_ou(const Config *c, const char *s, size_t len, Guid *ret) {
 
 static int guid_bsearch_cmp(const void *key, const void *elem) {
         return guid_cmp(key, elem);
+}
+
+const RosterDefault *config_roster_default(const Config *c, const char *path) {
+        const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+
+        for (size_t i = 0; c && i < c->n_roster_defaults; i++)
+                if (fnmatch(c->roster_defaults[i].glob, name, 0) == 0)
+                        return &c->roster_defaults[i];
+        return NULL;
 }
 
 bool config_is_protected(const Config *c, const Guid *id) {

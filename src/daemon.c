@@ -17,6 +17,7 @@
 #include "dirwatch.h"
 #include "notify.h"
 #include "reconcile.h"
+#include "source_poll.h"
 #include "verify.h"
 #include "util.h"
 
@@ -43,6 +44,10 @@ typedef struct Daemon {
         char last_result[64];
         uv_signal_t sigterm, sigint, sighup;
         uv_timer_t due, poll, watchdog, sweep;
+        /* Directory sources (sources:): the desired state is files ∪ groups. */
+        Roster *files;           /* the last valid roster files, while sources are configured */
+        SourceSet *sources;      /* each group's last complete list, or NULL without sources: */
+        SourcePoller *poller;    /* reads every group each source_interval */
 } Daemon;
 
 static void request_run(Daemon *d);
@@ -215,10 +220,12 @@ static void roster_changed_meanwhile(Daemon *d, const Diag *diag) {
                 (double) d->tenant->config->settle_time_usec / USEC_PER_SEC);
 }
 
+static void sources_rebuild(Daemon *d);
+
 /* Read the roster folder (a DirWatchFn); *fingerprint: of the folder as read. */
 static int on_roster_changed(void *userdata, uint64_t *fingerprint) {
         Daemon *d = userdata;
-        const Roster *current = d->next_roster ? d->next_roster : d->roster;
+        const Roster *current = d->sources ? d->files : d->next_roster ? d->next_roster : d->roster;
         Diag diag = DIAG_INIT;
         Roster *r = NULL;
         int k;
@@ -241,10 +248,77 @@ static int on_roster_changed(void *userdata, uint64_t *fingerprint) {
         log_event(d->tenant->log, LOG_INFO, &(LogEvent) { .message_id = MID_ROSTER_LOADED,
                   .action = "roster", .result = "ok" }, "roster loaded: %zu users in %zu files", r->n,
                   r->n_files);
+        if (d->sources) {
+                roster_free(d->files);
+                d->files = r;
+                sources_rebuild(d);
+                return 0;
+        }
         roster_free(d->next_roster);
         d->next_roster = r;
         request_run(d);
         return 0;
+}
+
+/* ---- directory sources ---------------------------------------------------------------------------
+ * The files and the groups change independently; each change rebuilds their union. A group never
+ * read completely, or a user a group and a file give different targets, rejects the union: the
+ * last valid desired state stays in force, as for a broken file. */
+static void sources_rebuild(Daemon *d) {
+        Diag diag = DIAG_INIT;
+        Roster *r = NULL;
+
+        if (!d->files)
+                return;
+        if (source_set_merge(d->sources, d->files, &r, &diag) < 0)
+                roster_rejected(d, &diag);
+        else {
+                log_diag(d->tenant->log, &diag, NULL);   /* warnings */
+                (void) store_meta_set(d->tenant->store, "roster_error", NULL);
+                roster_free(d->next_roster);
+                d->next_roster = r;
+                request_run(d);
+        }
+        diag_clear(&diag);
+}
+
+/* An unchanged group makes no run, and so no Nimbus call. */
+static void on_sources_swept(void *userdata, size_t changed) {
+        Daemon *d = userdata;
+
+        if (changed > 0)
+                sources_rebuild(d);
+        update_status(d);
+}
+
+/* Before the files are first read: the groups' lists as the store has them, so the daemon is
+ * ready without waiting for Graph; then a sweep right away and every source_interval. */
+static int sources_open(Daemon *d) {
+        const Config *c = d->tenant->config;
+        Diag diag = DIAG_INIT;
+        int k;
+
+        if (c->n_sources == 0)
+                return 0;
+        k = source_set_new(c, &d->sources);
+        if (k >= 0)
+                k = source_set_load(d->sources, d->tenant->store);
+        if (k >= 0)
+                k = source_poller_new(&d->loop, d->sources, d->tenant->store, d->tenant->log, &d->poller, &diag);
+        log_diag(d->tenant->log, &diag, NULL);
+        diag_clear(&diag);
+        if (k >= 0)
+                k = source_poller_start(d->poller, on_sources_swept, d);
+        if (k < 0)
+                log_msg(d->tenant->log, LOG_ERR, "cannot read the Entra groups: %s", strerror(-k));
+        return k;
+}
+
+/* Before the tenant (whose store and config the poller uses) closes. */
+static void sources_close(Daemon *d) {
+        source_poller_close(TAKE_PTR(d->poller));
+        d->sources = source_set_free(d->sources);
+        d->files = roster_free(d->files);
 }
 
 /* ---- config, tenant and watcher ---------------------------------------------------------------
@@ -277,6 +351,9 @@ static int daemon_open(Daemon *d, Config *c) {
         if (k < 0)
                 return k;
         c = d->tenant->config;
+        k = sources_open(d);
+        if (k < 0)
+                return k;
         if (dirwatch_settled(c->roster_dir, c->settle_time_usec))
                 read = on_roster_changed(d, &seen) != -EAGAIN;
         else
@@ -305,6 +382,7 @@ static void apply_pending_config(Daemon *d) {
         d->watch = NULL;
         if (d->verify)
                 verify_stop(d->verify);  /* its answers end as cancelled when the tenant closes */
+        sources_close(d);
         tenant_close(TAKE_PTR(d->tenant));   /* NULL first: callbacks see no tenant */
         roster_free(d->roster);
         d->roster = NULL;
@@ -406,6 +484,7 @@ static void daemon_stop(Daemon *d) {
                 verify_stop(d->verify);
         if (d->tenant)
                 (void) store_meta_set(d->tenant->store, "daemon_pid", NULL);
+        sources_close(d);
         tenant_close(TAKE_PTR(d->tenant));   /* in-flight calls end as cancelled; intents stay */
         dirwatch_close(d->watch);
         d->watch = NULL;

@@ -8,6 +8,7 @@
  * A roster with any error is rejected whole, but reading goes on to show every problem. */
 #include "roster.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -115,6 +116,7 @@ int roster_builder_begin_file(RosterBuilder *b, const char *path) {
         if (r < 0)
                 return r;
         b->n_files++;
+        b->file_default = config_roster_default(b->config, path);
         return 0;
 }
 
@@ -242,6 +244,8 @@ int roster_item_commit(RosterBuilder *b, RosterItem *it, bool needs_default) {
 }
 
 void roster_builder_default_ou(RosterBuilder *b, size_t first, const Guid *ou) {
+        const ConfigTarget *d = b->file_default ? &b->file_default->target : NULL;
+
         for (size_t i = first; i < b->n; i++) {
                 RosterEntry *e = &b->entries[i];
 
@@ -250,6 +254,11 @@ void roster_builder_default_ou(RosterBuilder *b, size_t first, const Guid *ou) {
                 if (ou) {
                         e->kind = TARGET_OU;
                         e->target = *ou;
+                } else if (d && d->is_template && guid_eq(&d->id, &e->id))
+                        roster_error(b, e->line, 0, "the roster_defaults template is the entry's own o365_id");
+                else if (d) {
+                        e->kind = d->is_template ? TARGET_TEMPLATE : TARGET_OU;
+                        e->target = d->id;
                 } else
                         roster_error(b, e->line, 0, "entry needs ou or template (and the file sets no "
                                      "default ou)");
@@ -326,21 +335,29 @@ static int sort_entries(RosterBuilder *b) {
         return 0;
 }
 
+/* "FILE:LINE", or the label alone for a directory source (line 0). */
+static void entry_place(const RosterBuilder *b, const RosterEntry *e, char *buf, size_t size) {
+        if (e->line > 0)
+                snprintf(buf, size, "%s:%u", b->files[e->file], e->line);
+        else
+                snprintf(buf, size, "%s", b->files[e->file]);
+}
+
 static void report_duplicate(RosterBuilder *b, const RosterEntry *first, const RosterEntry *again) {
-        char id[GUID_STRING_MAX];
+        char id[GUID_STRING_MAX], at[PATH_MAX + 16];
         bool same = first->kind == again->kind && guid_eq(&first->target, &again->target);
 
         guid_format(&again->id, id);
+        entry_place(b, first, at, sizeof(at));
         if (same)
                 diag_add(b->diag, DIAG_WARNING, b->files[again->file], again->line, 0,
-                         "o365_id %s listed twice (also at %s:%u)", id, b->files[first->file], first->line);
+                         "o365_id %s listed twice (also at %s)", id, at);
         else {
                 b->errors++;
                 diag_add(b->diag, DIAG_ERROR, b->files[again->file], again->line, 0,
-                         "o365_id %s listed with a different %s than at %s:%u", id,
+                         "o365_id %s listed with a different %s than at %s", id,
                          again->kind == first->kind && again->kind == TARGET_OU ? "ou" :
-                         again->kind == first->kind ? "template" : "target",
-                         b->files[first->file], first->line);
+                         again->kind == first->kind ? "template" : "target", at);
         }
 }
 
@@ -411,4 +428,62 @@ Roster *roster_free(Roster *r) {
         free(r->names);
         free(r);
         return NULL;
+}
+
+/* ---- the desired state beyond files (see roster_internal.h) -------------------------------- */
+
+static int add_names(RosterBuilder *b, const Roster *r, uint32_t *ret_base) {
+        size_t extra = r->names_len > 0 ? r->names_len - 1 : 0;   /* without the "" at offset 0 */
+        int k;
+
+        if (b->names_len + extra > UINT32_MAX)
+                return -E2BIG;
+        k = grow((void **) &b->names, &b->names_cap, b->names_len + extra, 1);
+        if (k < 0)
+                return k;
+        if (extra > 0)
+                memcpy(b->names + b->names_len, r->names + 1, extra);
+        *ret_base = (uint32_t) b->names_len - 1;
+        b->names_len += extra;
+        return 0;
+}
+
+int roster_builder_add_roster(RosterBuilder *b, const Roster *r) {
+        uint32_t file_base = (uint32_t) b->n_files, name_base;
+        int k;
+
+        if (b->n + r->n > b->limits.max_entries) {
+                b->full = true;
+                roster_error(b, 0, 0, "more than %zu entries in all roster files", b->limits.max_entries);
+                return 0;
+        }
+        for (size_t i = 0; i < r->n_files; i++)
+                if ((k = roster_builder_begin_file(b, r->files[i])) < 0)
+                        return k;
+        k = add_names(b, r, &name_base);
+        if (k < 0)
+                return k;
+        k = grow((void **) &b->entries, &b->cap, b->n + r->n, sizeof(RosterEntry));
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < r->n; i++) {
+                RosterEntry *e = &b->entries[b->n++];
+
+                *e = r->entries[i];
+                e->file += file_base;
+                e->name = e->name ? e->name + name_base : 0;
+        }
+        roster_hash_bytes(&b->hash, &r->hash, sizeof(r->hash));
+        return 0;
+}
+
+int roster_builder_begin_source(RosterBuilder *b, const char *label, uint64_t content_hash) {
+        int k = roster_builder_begin_file(b, label);
+
+        if (k < 0)
+                return k;
+        b->file_default = NULL;   /* a pattern like "*" must not apply to a group */
+        roster_hash_bytes(&b->hash, label, strlen(label) + 1);
+        roster_hash_bytes(&b->hash, &content_hash, sizeof(content_hash));
+        return 0;
 }

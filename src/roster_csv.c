@@ -113,10 +113,12 @@ static void header_end(CsvReader *c) {
                 roster_error(c->b, c->record_line, 0, "the header has no O365 ID column (one of: o365_id, "
                              "o365id, objectid, object id, id)");
                 c->fatal = -EINVAL;
-        } else if (c->role_column[ROLE_OU] == 0 && c->role_column[ROLE_TEMPLATE] == 0) {
+        } else if (c->role_column[ROLE_OU] == 0 && c->role_column[ROLE_TEMPLATE] == 0 &&
+                   !c->b->file_default) {
                 roster_error(c->b, c->record_line, 0, "the header has neither an ou column (ou, "
                              "organizationunitid, organization_unit_id) nor a template column (template, "
-                             "sourceo365id, template_o365_id)");
+                             "sourceo365id, template_o365_id), and no roster_defaults entry matches the "
+                             "file name");
                 c->fatal = -EINVAL;
         }
 }
@@ -174,7 +176,7 @@ static void on_record(int terminator, void *userdata) {
                 header_end(c);
         else if (!c->fatal && c->any_value) {
                 /* A line of empty cells (",,,") is a blank line, as spreadsheets write them. */
-                r = roster_item_commit(c->b, &c->item, false);
+                r = roster_item_commit(c->b, &c->item, c->b->file_default != NULL);
                 if (r < 0)
                         c->fatal = r;
         }
@@ -287,6 +289,7 @@ static int sep_line(CsvReader *c, const char **buf, size_t *len) {
 
 int roster_csv_parse(RosterBuilder *b, const char *buf, size_t len) {
         CsvReader c = { .b = b, .line = 1, .record_line = 1, .at_record_start = true };
+        size_t first = b->n;
         struct csv_parser p;
         int r, delim;
 
@@ -305,6 +308,8 @@ int roster_csv_parse(RosterBuilder *b, const char *buf, size_t len) {
         csv_set_blk_size(&p, CSV_BLOCK);
 
         r = parse_lines(&c, &p, buf, len);
+        if (b->file_default)   /* roster_defaults: the target of rows that name none */
+                roster_builder_default_ou(b, first, NULL);
 
         csv_free(&p);
         free(c.roles);

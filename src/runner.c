@@ -11,6 +11,7 @@
 
 #include "answer.h"
 #include "backoff.h"
+#include "source.h"
 #include "util.h"
 
 #define FEED_AHEAD 16  /* calls handed to the tenant ahead of the window: keeps its queue small */
@@ -121,13 +122,16 @@ static void arm_retry_timer(Runner *r) {
 
 #define LABEL_MAX (GUID_STRING_MAX + ROSTER_MAX_NAME + 4)
 
-/* "<id>" or "<id> (<name>)" when the roster gave a name. */
+/* "<id>" or "<id> (<name>)" when the roster gave a name, or (a delete) an Entra group did. */
 static const char *job_label(const Runner *r, const Job *j, char buf[LABEL_MAX]) {
-        char id[GUID_STRING_MAX];
+        char id[GUID_STRING_MAX], name[ROSTER_MAX_NAME], group[ROSTER_MAX_NAME];
 
         guid_format(&j->id, id);
         if (j->entry && r->names && j->entry->name)
                 snprintf(buf, LABEL_MAX, "%s (%s)", id, r->names + j->entry->name);
+        else if (!j->entry && r->tenant->config->n_sources > 0 &&
+                 source_directory_name(r->tenant->store, &j->id, name, sizeof(name), group, sizeof(group)))
+                snprintf(buf, LABEL_MAX, "%s (%s)", id, name);
         else
                 snprintf(buf, LABEL_MAX, "%s", id);
         return buf;

@@ -941,3 +941,218 @@ int store_data_version(Store *s, uint64_t *ret) {
         *ret = (uint64_t) sqlite3_column_int64(st, 0);
         return 0;
 }
+
+/* --- directory sources (see store.h) ---------------------------------------------------------
+ * Statements are prepared per call, not kept: a poll every few minutes does not need the cache,
+ * and a store opened read-only may not have these tables at all. */
+
+static const char sources_schema[] =
+        "CREATE TABLE IF NOT EXISTS source_state (grp BLOB PRIMARY KEY, name TEXT, members INT,"
+        " read INT, error TEXT, error_at INT) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS source_members (grp BLOB NOT NULL, id BLOB NOT NULL, name TEXT,"
+        " upn TEXT, enabled INT NOT NULL, PRIMARY KEY (grp, id)) WITHOUT ROWID;"
+        /* Who a user was, as the directory last named them: kept after they leave every group,
+         * so a delete (or a held one) can still be shown with a name. */
+        "CREATE TABLE IF NOT EXISTS directory_names (id BLOB PRIMARY KEY, name TEXT, upn TEXT,"
+        " grp_name TEXT) WITHOUT ROWID;";
+
+static void stmt_finalizep(sqlite3_stmt **p) {
+        sqlite3_finalize(*p);
+}
+#define _cleanup_finalize_ __attribute__((cleanup(stmt_finalizep)))
+
+static int prepare(Store *s, const char *sql, sqlite3_stmt **ret) {
+        return errno_from_sqlite(sqlite3_prepare_v2(s->db, sql, -1, ret, NULL));
+}
+
+static int bind_text_or_null(sqlite3_stmt *st, int idx, const char *v) {
+        return v ? sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, idx);
+}
+
+static int source_members_insert(Store *s, const Guid *group, const char *group_name,
+                                 const StoreSourceMember *m, size_t n) {
+        _cleanup_finalize_ sqlite3_stmt *del = NULL, *ins = NULL, *names = NULL;
+        int r;
+
+        if ((r = prepare(s, "DELETE FROM source_members WHERE grp = ?1", &del)) < 0 ||
+            (r = prepare(s, "INSERT OR REPLACE INTO source_members (grp, id, name, upn, enabled) "
+                            "VALUES (?1, ?2, ?3, ?4, ?5)", &ins)) < 0 ||
+            (r = prepare(s, "INSERT OR REPLACE INTO directory_names (id, name, upn, grp_name) "
+                            "VALUES (?2, ?3, ?4, ?6)", &names)) < 0)
+                return r;
+        if (bind_guid(del, 1, group) != SQLITE_OK || (r = step_done(del)) < 0)
+                return r < 0 ? r : -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                sqlite3_stmt *st[] = { ins, names };
+
+                for (size_t k = 0; k < ELEMENTSOF(st); k++) {
+                        if (bind_guid(st[k], 2, &m[i].id) != SQLITE_OK ||
+                            bind_text_or_null(st[k], 3, m[i].name) != SQLITE_OK ||
+                            bind_text_or_null(st[k], 4, m[i].upn) != SQLITE_OK ||
+                            (k == 0 && (bind_guid(st[k], 1, group) != SQLITE_OK ||
+                                        sqlite3_bind_int(st[k], 5, m[i].enabled) != SQLITE_OK)) ||
+                            (k == 1 && bind_text_or_null(st[k], 6, group_name) != SQLITE_OK))
+                                return -ENOMEM;
+                        if ((r = step_done(st[k])) < 0)
+                                return r;
+                        sqlite3_reset(st[k]);
+                }
+        }
+        return 0;
+}
+
+static int source_state_put(Store *s, const Guid *group, const char *name, size_t n, uint64_t read_usec) {
+        _cleanup_finalize_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if ((r = prepare(s, "INSERT OR REPLACE INTO source_state (grp, name, members, read, error, error_at) "
+                            "VALUES (?1, ?2, ?3, ?4, NULL, 0)", &st)) < 0)
+                return r;
+        if (bind_guid(st, 1, group) != SQLITE_OK || bind_text_or_null(st, 2, name) != SQLITE_OK ||
+            bind_u64(st, 3, n) != SQLITE_OK || bind_u64(st, 4, read_usec) != SQLITE_OK)
+                return -ENOMEM;
+        return step_done(st);
+}
+
+int store_source_save(Store *s, const Guid *group, const char *name, const StoreSourceMember *m, size_t n,
+                      uint64_t read_usec) {
+        bool own;
+        int r;
+
+        r = op_begin(s, &own);
+        if (r < 0)
+                return r;
+        r = exec_sql(s, sources_schema);
+        if (r >= 0)
+                r = source_members_insert(s, group, name, m, n);
+        if (r >= 0)
+                r = source_state_put(s, group, name, n, read_usec);
+        return op_end(s, own, r);
+}
+
+int store_source_failed(Store *s, const Guid *group, const char *error, uint64_t when) {
+        _cleanup_finalize_ sqlite3_stmt *st = NULL;
+        bool own;
+        int r;
+
+        r = op_begin(s, &own);
+        if (r < 0)
+                return r;
+        r = exec_sql(s, sources_schema);
+        if (r >= 0)
+                r = prepare(s, "INSERT INTO source_state (grp, members, read, error, error_at) "
+                               "VALUES (?1, 0, 0, ?2, ?3) ON CONFLICT (grp) DO UPDATE SET "
+                               "error = excluded.error, error_at = excluded.error_at", &st);
+        if (r >= 0 && (bind_guid(st, 1, group) != SQLITE_OK || bind_text_or_null(st, 2, error) != SQLITE_OK ||
+                       bind_u64(st, 3, when) != SQLITE_OK))
+                r = -ENOMEM;
+        if (r >= 0)
+                r = step_done(st);
+        return op_end(s, own, r);
+}
+
+static int column_text_dup(sqlite3_stmt *st, int col, char **ret) {
+        const char *v = (const char *) sqlite3_column_text(st, col);
+
+        *ret = NULL;
+        return v ? strdup_checked(v, ret) : 0;
+}
+
+static int source_state_get(Store *s, const Guid *group, StoreSource *ret) {
+        _cleanup_finalize_ sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        if ((r = prepare(s, "SELECT name, members, read, error, error_at FROM source_state "
+                            "WHERE grp = ?1", &st)) < 0)
+                return r;
+        if (bind_guid(st, 1, group) != SQLITE_OK)
+                return -ENOMEM;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return errno_from_sqlite(rc);
+        *ret = (StoreSource) {
+                .members = (uint64_t) sqlite3_column_int64(st, 1),
+                .read_usec = (uint64_t) sqlite3_column_int64(st, 2),
+                .error_usec = (uint64_t) sqlite3_column_int64(st, 4),
+        };
+        if ((r = column_text_dup(st, 0, &ret->name)) < 0 || (r = column_text_dup(st, 3, &ret->error)) < 0)
+                store_source_clear(ret);
+        return r;
+}
+
+static int source_members_walk(Store *s, const Guid *group, StoreSourceMemberFn fn, void *userdata) {
+        _cleanup_finalize_ sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        if ((r = prepare(s, "SELECT id, name, upn, enabled FROM source_members WHERE grp = ?1", &st)) < 0)
+                return r;
+        if (bind_guid(st, 1, group) != SQLITE_OK)
+                return -ENOMEM;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                StoreSourceMember m = {
+                        .name = (const char *) sqlite3_column_text(st, 1),
+                        .upn = (const char *) sqlite3_column_text(st, 2),
+                        .enabled = sqlite3_column_int(st, 3) != 0,
+                };
+
+                if ((r = column_guid(st, 0, &m.id)) < 0 || (r = fn(userdata, &m)) < 0)
+                        return r;
+        }
+        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
+}
+
+int store_source_load(Store *s, const Guid *group, StoreSource *ret, StoreSourceMemberFn fn, void *userdata) {
+        _cleanup_finalize_ sqlite3_stmt *st = NULL;
+        StoreSource src = { 0 };
+        int r;
+
+        /* A store that never saw a source has no tables yet: it knows nothing of any group. */
+        if ((r = prepare(s, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'source_state'",
+                         &st)) < 0)
+                return r;
+        r = sqlite3_step(st);
+        if (r != SQLITE_ROW)
+                return r == SQLITE_DONE ? -ENOENT : errno_from_sqlite(r);
+        r = source_state_get(s, group, &src);
+        if (r >= 0 && fn)
+                r = source_members_walk(s, group, fn, userdata);
+        if (r < 0) {
+                store_source_clear(&src);
+                return r;
+        }
+        *ret = src;
+        return 0;
+}
+
+int store_directory_name(Store *s, const Guid *id, char **ret_name, char **ret_upn, char **ret_group) {
+        _cleanup_finalize_ sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        /* Before any group was read there is no such table: no name is known. */
+        if (prepare(s, "SELECT name, upn, grp_name FROM directory_names WHERE id = ?1", &st) < 0)
+                return -ENOENT;
+        if (bind_guid(st, 1, id) != SQLITE_OK)
+                return -ENOMEM;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        if ((r = column_text_dup(st, 0, ret_name)) < 0)
+                return r;
+        if ((r = column_text_dup(st, 1, ret_upn)) < 0 || (r = column_text_dup(st, 2, ret_group)) < 0) {
+                free(*ret_name);
+                *ret_name = NULL;
+                free(*ret_upn);
+                *ret_upn = NULL;
+        }
+        return r;
+}
+
+void store_source_clear(StoreSource *src) {
+        if (!src)
+                return;
+        free(src->name);
+        free(src->error);
+        *src = (StoreSource) { 0 };
+}

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 
 BUILD=${FUZZ_BUILD_DIR:-build/fuzz}
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-TARGETS=${FUZZ_TARGETS:-"fuzz_roster_yaml fuzz_roster_csv fuzz_config fuzz_api_json"}
+TARGETS=${FUZZ_TARGETS:-"fuzz_roster_yaml fuzz_roster_csv fuzz_config fuzz_api_json fuzz_graph_json"}
 ARTIFACTS=$BUILD/artifacts
 
 # clang and its libFuzzer runtime (Debian 12: clang 14, libclang-rt-14-dev), when missing.
@@ -53,7 +53,7 @@ trap 'rm -rf "$WORK"' EXIT INT TERM
 dict_of() {
         case $1 in
         fuzz_roster_csv) echo tests/fuzz/csv.dict ;;
-        fuzz_api_json) echo tests/fuzz/json.dict ;;
+        fuzz_api_json | fuzz_graph_json) echo tests/fuzz/json.dict ;;
         *) echo tests/fuzz/yaml.dict ;;
         esac
 }

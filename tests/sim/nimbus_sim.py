@@ -99,6 +99,8 @@ import threading
 import time
 import urllib.parse
 
+import graph_sim  # Microsoft Graph: Entra groups (nimbus-sync's directory sources)
+
 API_PREFIX = "/api/public-api-next/"
 SIM_PREFIX = "/_sim/"
 TOKEN_PATH_RE = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
@@ -336,6 +338,7 @@ class SimState:
         self.tokens_issued = 0
         self.token_log = collections.deque(maxlen=MAX_TOKEN_LOG)
         self.slots = collections.deque()   # limiter: arrival (reject) or admission (delay) times
+        self.graph = graph_sim.GraphState()  # its own tokens, log and faults; same lock
         self.reset_log()
         for spec in args.seed_user:
             self.put_user(*spec)
@@ -1031,6 +1034,11 @@ def handle_token(st, tenant, headers, body_raw, audience):
             resp = Response(500, {"error": "temporarily_unavailable"})
         else:
             resp = token_checks(st, tenant, headers, form, checked)
+        if resp is None and graph_sim.is_graph_scope(form.get("scope")):
+            # --- Graph token: valid for /v1.0/ only (graph_sim.py) ---
+            ttl = st.settings["token_ttl"]
+            resp = Response(200, {"token_type": "Bearer", "expires_in": ttl, "ext_expires_in": ttl,
+                                  "access_token": st.graph.issue_token(time.monotonic(), ttl)})
         if resp is None:
             token, ttl = st.issue_token(time.monotonic())
             resp = Response(200, {"token_type": "Bearer", "expires_in": ttl,
@@ -1147,6 +1155,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         path = urllib.parse.urlsplit(self.path).path
         method = self.command
         m = TOKEN_PATH_RE.match(path)
+        if path.startswith(graph_sim.PREFIX) or path.startswith(SIM_PREFIX + graph_sim.CONTROL_PREFIX):
+            self.dispatch_graph(st, method, path, body)
+            return
         if path.startswith(API_PREFIX):
             resp = handle_api(st, method, path[len(API_PREFIX):], self.headers, body)
         elif path.startswith(SIM_PREFIX):
@@ -1161,6 +1172,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.answer(resp)
+
+    def dispatch_graph(self, st, method, path, body):
+        """Microsoft Graph and its controls: see graph_sim.py."""
+        if path.startswith(SIM_PREFIX):
+            parsed, bad_json = parse_json_body(body)
+            status, answer = (400, {"error": "body is not valid JSON"}) if bad_json else \
+                graph_sim.handle_control(st, method, path[len(SIM_PREFIX + graph_sim.CONTROL_PREFIX):],
+                                         parsed)
+            self.answer(Response(status, answer))
+            return
+        base = f"{'https' if self.server.tls_context else 'http'}://{self.headers.get('Host', '')}"
+        resp = graph_sim.handle(st, method, path, urllib.parse.urlsplit(self.path).query, self.headers,
+                                base, time.monotonic(), time.time())
+        if resp is None:
+            self.close_connection = True
+            return
+        self.answer(Response(resp[0], resp[1], resp[2]))
 
     def answer(self, resp, close=False):
         payload = resp.payload()

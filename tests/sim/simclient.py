@@ -401,3 +401,35 @@ class Sim:
 
     def revoke_tokens(self):
         return self._control("POST", "revoke-tokens", {})["revoked"]
+
+    # --- Microsoft Graph (graph_sim.py) -------------------------------------
+
+    @property
+    def graph_url(self):
+        """What nimbus-sync's graph_url points at: the simulator itself."""
+        return self.url
+
+    def graph_directory(self, users=(), groups=()):
+        """Upsert users ({id, displayName, userPrincipalName, accountEnabled}) and groups
+        ({id, displayName, members: [ids of users or groups]})."""
+        return self._control("POST", "graph/directory", {"users": list(users), "groups": list(groups)})
+
+    def graph_generate(self, group, count, display_name="Generated", disabled_every=0, seed=None):
+        """A group of COUNT synthetic users; returns their ids in member order."""
+        return self._control("POST", "graph/generate", {
+            "group": group, "count": count, "displayName": display_name,
+            "disabled_every": disabled_every, "seed": seed})["ids"]
+
+    def graph_members(self, group, add=(), remove=()):
+        return self._control("POST", "graph/members", {"group": group, "add": list(add),
+                                                       "remove": list(remove)})
+
+    def graph_delete_group(self, group):
+        return self._control("DELETE", "graph/groups/" + group)
+
+    def graph_config(self, **settings):
+        """denied=bool; fail_next=[{what, group, page, status, count, retry_after}]."""
+        return self._control("POST", "graph/config", settings)["settings"]
+
+    def graph_state(self):
+        return self._control("GET", "graph/state")

@@ -491,11 +491,12 @@ static void test_csv_errors(void **state) {
                 { "upn,ou\nx," OU_A "\n", ":1: error: the header has no O365 ID column (one of: o365_id, o365id, "
                   "objectid, object id, id)" },
                 { "id,name\n" U1 ",x\n", ":1: error: the header has neither an ou column (ou, organizationunitid, "
-                  "organization_unit_id) nor a template column (template, sourceo365id, template_o365_id)" },
+                  "organization_unit_id) nor a template column (template, sourceo365id, template_o365_id), and no "
+                  "roster_defaults entry matches the file name" },
                 { "id,objectid,ou\n", ":1:2: error: columns 1 and 2 both give the O365 ID" },
                 { "\n\nname;id\n" U1 ";x\n", ":3: error: the header has neither an ou column (ou, "
                   "organizationunitid, organization_unit_id) nor a template column (template, sourceo365id, "
-                  "template_o365_id)" },
+                  "template_o365_id), and no roster_defaults entry matches the file name" },
                 { "id,ou\n" U1 "," OU_A "\n" "bad-id," OU_A "\n", ":3:1: error: invalid o365_id \"bad-id\"" },
                 { "name,id,ou\nx," U1 ",nowhere\n", ":2:3: error: unknown organization unit \"nowhere\" (neither a "
                   "GUID nor a name from organization_units)" },
