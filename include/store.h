@@ -113,7 +113,8 @@ int store_approve_ids(Store *s, const Guid *ids, size_t n, size_t *ret_n);
 typedef struct StoreUserInfo {
         char *name;
         char *upn;
-        char *source;
+        char *source;           /* a roster file's path, or a directory source's label */
+        bool directory;         /* source is a directory source (an Entra group), not a file */
 } StoreUserInfo;
 
 int store_put_user_info(Store *s, const Guid *id, const StoreUserInfo *info);

@@ -226,10 +226,6 @@ static const char *name_format(const char *name, const char *upn, char *buf, siz
         return buf;
 }
 
-static const char *member_label(const GraphListing *l, const GraphMember *m, char buf[NAME_BUF]) {
-        return name_format(graph_member_name(l, m), graph_member_upn(l, m), buf, NAME_BUF);
-}
-
 bool source_directory_name(Store *store, const Guid *id, char *name, size_t name_size, char *group,
                            size_t group_size) {
         _cleanup_free_ char *n = NULL, *upn = NULL, *g = NULL;
@@ -244,7 +240,7 @@ bool source_directory_name(Store *store, const Guid *id, char *name, size_t name
 static int merge_source(RosterBuilder *b, const Source *s) {
         const ConfigTarget *t = &s->config->target;
         const GraphListing *l = s->list;
-        char name[NAME_BUF];
+        const char *name, *upn;
         int r;
 
         r = roster_builder_begin_source(b, s->label, s->hash ^ (uint64_t) s->config->include_disabled);
@@ -269,8 +265,10 @@ static int merge_source(RosterBuilder *b, const Source *s) {
                         it.template_id = t->id;
                 else
                         it.ou = t->id;
-                member_label(l, m, name);
-                if ((r = roster_item_name(b, &it, name, strlen(name), 1)) < 0 ||
+                name = graph_member_name(l, m);
+                upn = graph_member_upn(l, m);
+                if ((name && (r = roster_item_name(b, &it, name, strlen(name))) < 0) ||
+                    (upn && (r = roster_item_upn(b, &it, upn, strlen(upn))) < 0) ||
                     (r = roster_item_commit(b, &it, false)) < 0)
                         return r;
         }

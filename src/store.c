@@ -91,8 +91,9 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_HOLDS_APPROVE] = "UPDATE users SET hold = 2 WHERE hold != 0 AND hold = 1",
         [STMT_HOLDS_LOAD] = "SELECT " USER_COLUMNS " FROM users WHERE hold != 0 ORDER BY id",
         [STMT_HOLD_APPROVE_ID] = "UPDATE users SET hold = 2 WHERE id = ?1 AND hold = 1",
-        [STMT_INFO_PUT] = "INSERT OR REPLACE INTO user_info (id, name, upn, source) VALUES (?1, ?2, ?3, ?4)",
-        [STMT_INFO_GET] = "SELECT name, upn, source FROM user_info WHERE id = ?1",
+        [STMT_INFO_PUT] = "INSERT OR REPLACE INTO user_info (id, name, upn, source, directory) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5)",
+        [STMT_INFO_GET] = "SELECT name, upn, source, directory FROM user_info WHERE id = ?1",
         [STMT_SEND_RECORD] = "INSERT INTO sends (t) VALUES (?1)",
         [STMT_SEND_LOAD] = "SELECT t FROM sends WHERE t >= ?1 ORDER BY t",
         [STMT_SEND_PRUNE] = "DELETE FROM sends WHERE t < ?1",
@@ -130,7 +131,8 @@ static const char schema_v1[] =
  * so loading the users for a plan reads no more than before, and store_put_user() (INSERT OR
  * REPLACE of the whole users row) cannot wipe it. */
 static const char schema_v2[] =
-        "CREATE TABLE user_info (id BLOB PRIMARY KEY, name TEXT, upn TEXT, source TEXT) WITHOUT ROWID;";
+        "CREATE TABLE user_info (id BLOB PRIMARY KEY, name TEXT, upn TEXT, source TEXT,"
+        " directory INT NOT NULL DEFAULT 0) WITHOUT ROWID;";
 
 static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2 };
 
@@ -703,7 +705,8 @@ int store_put_user_info(Store *s, const Guid *id, const StoreUserInfo *info) {
         if ((r = stmt_get(s, STMT_INFO_PUT, &st)) < 0)
                 return r;
         if (bind_guid(st, 1, id) != SQLITE_OK || bind_info_text(st, 2, info->name) != SQLITE_OK ||
-            bind_info_text(st, 3, info->upn) != SQLITE_OK || bind_info_text(st, 4, info->source) != SQLITE_OK)
+            bind_info_text(st, 3, info->upn) != SQLITE_OK || bind_info_text(st, 4, info->source) != SQLITE_OK ||
+            sqlite3_bind_int(st, 5, info->directory) != SQLITE_OK)
                 return -ENOMEM;
         return step_done(st);
 }
@@ -738,6 +741,7 @@ int store_get_user_info(Store *s, const Guid *id, StoreUserInfo *ret) {
                 store_user_info_clear(&info);
                 return r;
         }
+        info.directory = sqlite3_column_int(st, 3) != 0;
         *ret = info;
         return 0;
 }
