@@ -45,6 +45,9 @@ typedef enum DeleteGuard {
         GUARD_DISABLED,          /* deletes.enabled false */
 } DeleteGuard;
 
+/* Deletes skipped by a guard are counted, and the first this many listed, for the audit trail. */
+#define PLAN_SKIPPED_LISTED 1000
+
 typedef struct Plan {
         Action *actions;         /* deletes first, then creates, then copies, then held, then drift */
         size_t n;
@@ -53,6 +56,8 @@ typedef struct Plan {
         size_t n_quarantined;    /* roster users skipped: quarantined, not due */
         size_t n_uncertain;      /* of n_held: users whose ownership is uncertain */
         size_t n_delete_skipped; /* delete candidates not acted on because of GUARD_EMPTY_ROSTER or GUARD_DISABLED */
+        Guid skipped[PLAN_SKIPPED_LISTED]; /* the first of them, by id */
+        Guid skipped_ou[PLAN_SKIPPED_LISTED]; /* their OUs, as Action.actual */
         size_t n_managed;        /* present users with origin created, copied or adopted */
         uint64_t next_due_usec;  /* earliest future retry time of any store user, 0 = none */
         DeleteGuard guard;
@@ -66,3 +71,8 @@ Plan *plan_free(Plan *p);
 bool plan_has_changes(const Plan *p); /* create, copy, delete or held */
 /* Deletes held back because the roster is empty: no change is planned, yet Nimbus differs. */
 bool plan_guard_skipped(const Plan *p);
+/* Why deletes are held or skipped: "more than deletes.max_per_run (10) in one run"; "" when no
+ * guard applies. */
+const char *plan_guard_text(const Plan *p, const Config *c, char *buf, size_t size);
+/* Why this held delete is held: its uncertain ownership, or the guard. */
+const char *plan_hold_text(const Plan *p, const Action *a, const Config *c, char *buf, size_t size);

@@ -8,6 +8,7 @@
  * allocation with no sorting, and lets copies find their template's action by binary search. */
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -272,6 +273,7 @@ static Action make_action(const Pair *pair, Verdict v, DeleteMode mode, uint64_t
 /* Second pass: the same verdicts, each written at its kind's cursor. */
 static void fill_pass(Plan *p, Merge m, const Config *c, uint64_t now, DeleteMode mode) {
         Cursors k = { .del = 0 };
+        size_t skipped = 0;
         uint64_t not_before;
         Pair pair;
 
@@ -284,6 +286,13 @@ static void fill_pass(Plan *p, Merge m, const Config *c, uint64_t now, DeleteMod
                 size_t *cur = cursor_for(&k, v, mode);
                 if (cur)
                         p->actions[(*cur)++] = make_action(&pair, v, mode, not_before);
+                else if (mode == DELETES_NONE && skipped < PLAN_SKIPPED_LISTED &&
+                         (v == VERDICT_CANDIDATE || v == VERDICT_APPROVED || v == VERDICT_UNCERTAIN)) {
+                        Action a = make_action(&pair, v, mode, not_before);
+
+                        p->skipped[skipped] = a.id;
+                        p->skipped_ou[skipped++] = a.actual;
+                }
         }
 }
 
@@ -440,4 +449,33 @@ int plan_only(Plan *p, const Guid *id) {
         p->n = k;
         p->n_failed = p->n_quarantined = p->n_delete_skipped = 0;
         return 0;
+}
+
+const char *plan_guard_text(const Plan *p, const Config *c, char *buf, size_t size) {
+        switch (p->guard) {
+        case GUARD_MAX_PER_RUN:
+                snprintf(buf, size, "more than deletes.max_per_run (%u) in one run", c->deletes.max_per_run);
+                break;
+        case GUARD_MAX_PERCENT:
+                snprintf(buf, size, "more than deletes.max_percent (%u%%) of %zu managed users",
+                         c->deletes.max_percent, p->n_managed);
+                break;
+        case GUARD_EMPTY_ROSTER:
+                snprintf(buf, size, "the roster is empty and deletes.allow_empty is false");
+                break;
+        case GUARD_DISABLED:
+                snprintf(buf, size, "deletes.enabled is false");
+                break;
+        default:
+                buf[0] = 0;
+        }
+        return buf;
+}
+
+const char *plan_hold_text(const Plan *p, const Action *a, const Config *c, char *buf, size_t size) {
+        if (a->uncertain)
+                snprintf(buf, size, "ownership uncertain: it may have existed before nimbus-sync");
+        else
+                plan_guard_text(p, c, buf, size);
+        return buf;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
 #include "backoff.h"
 #include "util.h"
 
@@ -26,6 +27,57 @@ static int sync_holds(Tenant *t, const Plan *p) {
         return store_sync_holds(t->store, held, nh, keep, nk);
 }
 
+/* One journal entry per user whose delete is held or skipped (nimbus-sync(8), LOGS AND AUDIT). */
+static void log_user_delete(const Tenant *t, const Guid *id, const Guid *ou, const char *result,
+                            const char *why, const char *run_id) {
+        char s[GUID_STRING_MAX], name[2 * AUDIT_NAME_MAX + 4], out[GUID_STRING_MAX + 64];
+        LogEvent ev = { .message_id = MID_DELETE_HELD, .action = "delete", .result = result,
+                        .run_id = run_id };
+        AuditUser who;
+
+        audit_user_describe(t->store, NULL, NULL, id, ou, &who);
+        audit_user_event(&who, &ev);
+        log_event(t->log, LOG_WARNING, &ev, "delete %s %s%s%s%s in OU %s, last listed by %s: %s",
+                  streq(result, "held") ? "held:" : "skipped:", guid_format(id, s),
+                  *audit_user_label(&who, name, sizeof(name)) ? " (" : "", name, *name ? ")" : "",
+                  audit_ou_text(t->config, &who.ou, out, sizeof(out)),
+                  audit_user_source(&who, t->config->roster_dir), why);
+}
+
+/* More users than the journal should take at once: the rest are counted, and plan lists them. */
+static void log_users_not_listed(const Tenant *t, size_t n, const char *result, const char *run_id) {
+        LogEvent ev = { .message_id = MID_DELETE_HELD, .action = "delete", .result = result,
+                        .run_id = run_id };
+
+        if (n > 0)
+                log_event(t->log, LOG_WARNING, &ev, "%zu more deletes %s, not logged one by one; "
+                          "`nimbus-sync plan` lists them all", n, result);
+}
+
+/* Deletes held by this plan that were not held before: each is logged once, when it is held. */
+static void log_newly_held(const Tenant *t, const Plan *p, const StoreUser *users, size_t n_users) {
+        size_t logged = 0, more = 0, u = 0;
+        char why[256];
+
+        for (size_t i = 0; i < p->n; i++) {
+                const Action *a = &p->actions[i];
+
+                if (a->kind != ACTION_HELD)
+                        continue;
+                /* Held actions and users are both sorted by id: one merge walk. */
+                while (u < n_users && guid_cmp(&users[u].id, &a->id) < 0)
+                        u++;
+                if (u < n_users && guid_eq(&users[u].id, &a->id) && users[u].hold != HOLD_NONE)
+                        continue;
+                if (logged++ < AUDIT_USERS_MAX)
+                        log_user_delete(t, &a->id, &a->actual, "held",
+                                        plan_hold_text(p, a, t->config, why, sizeof(why)), NULL);
+                else
+                        more++;
+        }
+        log_users_not_listed(t, more, "held", NULL);
+}
+
 int reconcile_plan(Tenant *t, const Roster *r, Plan **ret) {
         StoreUser *users = NULL;
         Plan *p = NULL;
@@ -35,15 +87,51 @@ int reconcile_plan(Tenant *t, const Roster *r, Plan **ret) {
         k = store_load_users(t->store, &users, &n);
         if (k >= 0)
                 k = plan_build(r, users, n, t->config, now_usec(), &p);
-        store_users_free(users, n);
         if (k >= 0)
                 k = sync_holds(t, p);
+        if (k >= 0)
+                log_newly_held(t, p, users, n);
+        store_users_free(users, n);
         if (k < 0) {
                 plan_free(p);
                 return k;
         }
         *ret = p;
         return 0;
+}
+
+/* A user we manage that is in old and not in new was last listed by its entry in old. */
+static int note_departure(Tenant *t, const Roster *old, const RosterEntry *e) {
+        StoreUser u;
+        int k = store_get_user(t->store, &e->id, &u);
+
+        if (k == -ENOENT)
+                return 0;       /* never acted on: nothing to delete, nothing to remember */
+        store_user_clear(&u);
+        return k < 0 ? k : audit_user_record(t->store, old, e);
+}
+
+int reconcile_note_departures(Tenant *t, const Roster *old, const Roster *new) {
+        size_t j = 0;
+        int k;
+
+        if (!old || !new)
+                return 0;
+        k = store_begin(t->store);
+        /* Both are sorted by id: one merge walk finds who left. */
+        for (size_t i = 0; k >= 0 && i < old->n; i++) {
+                const RosterEntry *e = &old->entries[i];
+
+                while (j < new->n && guid_cmp(&new->entries[j].id, &e->id) < 0)
+                        j++;
+                if (j < new->n && guid_eq(&new->entries[j].id, &e->id))
+                        continue;
+                k = note_departure(t, old, e);
+        }
+        if (k >= 0)
+                return store_commit(t->store);
+        (void) store_rollback(t->store);
+        return k;
 }
 
 size_t reconcile_jobs(const Plan *p) {
@@ -58,6 +146,18 @@ static void log_drift(const Tenant *t, const Action *d, const char *run_id) {
         log_event(t->log, LOG_WARNING, &ev, "drift: %s is in OU %s, the roster says %s; no API call "
                   "can move a user, move it in the Nimbus portal", guid_format(&d->id, id),
                   guid_format(&d->actual, is), guid_format(&d->target, want));
+}
+
+static void log_skipped(const Tenant *t, const Plan *p, const char *run_id) {
+        size_t listed = p->n_delete_skipped < PLAN_SKIPPED_LISTED ? p->n_delete_skipped : PLAN_SKIPPED_LISTED;
+        char why[256];
+
+        if (listed > AUDIT_USERS_MAX)
+                listed = AUDIT_USERS_MAX;
+        plan_guard_text(p, t->config, why, sizeof(why));
+        for (size_t i = 0; i < listed; i++)
+                log_user_delete(t, &p->skipped[i], &p->skipped_ou[i], "skipped", why, run_id);
+        log_users_not_listed(t, p->n_delete_skipped - listed, "skipped", run_id);
 }
 
 void reconcile_log_notes(const Tenant *t, const Plan *p, const char *run_id) {
@@ -80,7 +180,12 @@ void reconcile_log_notes(const Tenant *t, const Plan *p, const char *run_id) {
                 ev.result = "skipped";
                 log_event(t->log, LOG_WARNING, &ev, "the roster is empty: %zu deletes skipped "
                           "(deletes.allow_empty is false)", p->n_delete_skipped);
+        } else if (p->guard == GUARD_DISABLED && p->n_delete_skipped > 0) {
+                ev.result = "skipped";
+                log_event(t->log, LOG_NOTICE, &ev, "%zu deletes skipped: deletes.enabled is false",
+                          p->n_delete_skipped);
         }
+        log_skipped(t, p, run_id);
         for (size_t i = 0; i < p->n; i++)
                 if (p->actions[i].kind == ACTION_DRIFT)
                         log_drift(t, &p->actions[i], run_id);
