@@ -2,6 +2,7 @@
  * every command shares (loading the config and the roster with their diagnostics printed). */
 #pragma once
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -30,9 +31,18 @@ typedef struct Cli {
         bool check;         /* status --check: a monitoring verdict, its level the exit status */
         bool online;        /* validate --online: read each Entra group once */
         Logger log;
+        sigset_t saved_mask;   /* the signal mask we were started with */
 } Cli;
 
 int cli_main(int argc, char **argv);
+
+/* The signals the daemon handles (SIGHUP, SIGTERM, SIGINT, and the hand-off's wake-up) are
+ * blocked from the first thing cli_main() does: one that comes before the daemon's handlers exist
+ * waits for them instead of killing the process. Other commands get the mask they were started
+ * with back before they run. */
+void cli_signals_block(sigset_t *ret_old);
+/* The daemon, once its handlers are in place: what was held back is delivered to them now. */
+void cli_signals_unblock(void);
 
 /* Shared steps; each prints its own diagnostics and returns a negative errno on failure. */
 int cli_load_config(Cli *cli, Config **ret);

@@ -50,4 +50,3 @@ int http_engine_new(uv_loop_t *loop, const char *ca_file, HttpEngine **ret);
  * the memory is released from the close callbacks, so run the loop afterwards. Accepts NULL. */
 void http_engine_close(HttpEngine *e);
 int http_submit(HttpEngine *e, const HttpRequest *req, HttpDoneFn done, void *userdata);
-size_t http_in_flight(const HttpEngine *e);

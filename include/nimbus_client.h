@@ -46,8 +46,6 @@ bool nimbus_client_token_valid(const NimbusClient *nc, uint64_t now_usec);
 void nimbus_client_token_invalidate(NimbusClient *nc);
 /* Fetch a new token; one fetch at a time (-EBUSY if one is running). */
 int nimbus_client_token_fetch(NimbusClient *nc, TokenDoneFn done, void *userdata);
-/* How many token requests were made (for status and tests). */
-unsigned nimbus_client_token_count(const NimbusClient *nc);
 
 /* One answer as it came, for --raw: what was asked and what came back. */
 typedef struct NimbusRaw {

@@ -1,34 +1,32 @@
-/* ratelimit.h: the per-tenant sliding-window limiter of PRODUCT §6.4.
- * At most `ops` requests may start within any window of length `window`. The limiter keeps the
- * start times of the last `ops` requests in a ring, so the question "when may the next one start?"
- * is answered in O(1): at the time the ops-th most recent start leaves the window. The ring is
- * seeded from the store at start-up, so a restart cannot break the window. A 429 pauses it whole. */
+/* ratelimit.h: the per-tenant sliding-window rule of nimbus-sync.yaml(5), RATE LIMIT.
+ * At most `ops` requests may start within any window of length `window`, counted across every
+ * process that uses the tenant's state store. Each request holds a slot: from its send while it
+ * is in flight, and for one window (plus a small margin) after its answer arrived. The server saw
+ * the request at the latest when the answer arrived, so however long the transit, no window on
+ * the server's side can hold more than `ops` arrivals. The slots live in the store, where every
+ * process looks for room and takes it in one transaction (store_rate_slot()); these pure
+ * functions give the numbers of the rule. */
 #pragma once
 
-#include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct RateLimit {
-        uint64_t *ring;         /* start times, usec, oldest at `head` once full */
-        size_t head, count;
         unsigned ops;
         uint64_t window_usec;
         uint64_t margin_usec;   /* safety gap against clock and network jitter: window/100 within [50 ms, 250 ms], at most window/10 */
-        uint64_t paused_until;  /* 429 or Retry-After: nothing starts before this */
+        uint64_t in_flight_usec;/* the longest a request can be in flight (its timeout) */
 } RateLimit;
 
-int ratelimit_init(RateLimit *rl, unsigned ops, uint64_t window_usec); /* -EINVAL if ops == 0 or window == 0 */
-void ratelimit_done(RateLimit *rl);
-/* Record start times read from the store (ascending); only the last `ops` matter. */
-void ratelimit_seed(RateLimit *rl, const uint64_t *times, size_t n);
-/* The earliest time >= now at which one more request may start. */
-uint64_t ratelimit_next(const RateLimit *rl, uint64_t now);
-/* The same for a smaller share of the window: the earliest time >= now at which fewer than `limit`
- * starts lie in the window. Verify GETs use half the window, so they only take spare budget. */
-uint64_t ratelimit_next_within(const RateLimit *rl, uint64_t now, unsigned limit);
-/* Record a start at t (t >= every earlier t). */
-void ratelimit_record(RateLimit *rl, uint64_t t);
-/* Nothing starts before `until` (a later pause extends, an earlier one does not shorten). */
-void ratelimit_pause(RateLimit *rl, uint64_t until);
-/* How many recorded starts lie within (now - window, now]. */
-unsigned ratelimit_used(const RateLimit *rl, uint64_t now);
+/* -EINVAL if ops == 0 or window == 0. */
+int ratelimit_init(RateLimit *rl, unsigned ops, uint64_t window_usec, uint64_t timeout_usec);
+/* How long a slot is held after its time t: answered (t = the answer's arrival) or still in
+ * flight (t = the send; a process that died in flight leaves its slot so). */
+uint64_t ratelimit_hold(const RateLimit *rl, bool in_flight);
+/* How many slots a call may find held and still start: all of them for mutations, half for the
+ * verify GETs, which only take spare budget. */
+unsigned ratelimit_limit(const RateLimit *rl, bool verify);
+/* The earliest time >= now at which one more request may start: once the limit-th latest of the
+ * slots held now is released (nth_release; 0 when fewer than the limit are held), and not before
+ * paused_until (a 429). */
+uint64_t ratelimit_next(uint64_t nth_release, uint64_t now, uint64_t paused_until);

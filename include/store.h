@@ -1,9 +1,10 @@
 /* store.h: the local state store, one SQLite database in state_dir (WAL mode, synchronous=FULL).
  * It is what nimbus-sync knows of Nimbus: which users it created, copied or adopted, whether they
  * are present, the call in flight for each (recorded before the call is sent, so a crash can be
- * settled), failures and retry times, held and approved deletes, recent send times for the rate
- * window, and the history of runs. Every write is its own durable transaction unless the caller
- * wraps several in store_begin()/store_commit(). */
+ * settled), failures and retry times, held and approved deletes, the rate window shared by every
+ * process (one row per request sent), the `apply --user` requests handed to a running daemon,
+ * and the history of runs. Every write is its own durable transaction unless the caller wraps
+ * several in store_begin()/store_commit(). */
 #pragma once
 
 #include <stdbool.h>
@@ -13,6 +14,16 @@
 #include "guid.h"
 
 #define STORE_FILE_NAME "state.db"
+
+/* Test only: while the file named by this variable exists (read once, at store_open), every
+ * statement fails with the errno named in it (EIO, EBUSY, EBADMSG, ENOSPC; EIO when empty), so
+ * tests can break and mend the store of a running process at a moment of their choosing. */
+#define STORE_FAULT_ENV "NIMBUS_SYNC_TEST_STORE_FAULT"
+
+/* store_meta keys shared by several modules. */
+#define STORE_META_RATE_PAUSE "rate_paused_until"       /* usec: a 429 paused every process */
+#define STORE_META_LICENSE_PAUSE "license_paused_until" /* usec: creates wait for licenses */
+#define STORE_META_APPROVALS "approvals"                /* counts approve-deletes that released some */
 
 typedef struct Store Store;
 
@@ -98,7 +109,9 @@ int store_put_user(Store *s, const StoreUser *u);
 /* Held deletes, mark-and-sweep: every user in held[] that has hold NONE becomes HELD; every user
  * with a hold (HELD or APPROVED) that is in neither held[] nor keep[] is reset to NONE. */
 int store_sync_holds(Store *s, const Guid *held, size_t n_held, const Guid *keep, size_t n_keep);
-/* approve-deletes: HELD → APPROVED for exactly the held set. *ret_n = how many. */
+/* approve-deletes: HELD → APPROVED for exactly the held set. *ret_n = how many. When there were
+ * any, the meta key STORE_META_APPROVALS counts up, so a daemon notices the approval among the
+ * other processes' writes. */
 int store_approve_holds(Store *s, size_t *ret_n);
 /* The users with a hold (HELD or APPROVED), sorted by id. Free with store_users_free(). */
 int store_load_holds(Store *s, StoreUser **ret, size_t *ret_n);
@@ -122,12 +135,60 @@ int store_put_user_info(Store *s, const Guid *id, const StoreUserInfo *info);
 int store_get_user_info(Store *s, const Guid *id, StoreUserInfo *ret);
 void store_user_info_clear(StoreUserInfo *info);
 
-/* Rate window across processes: send times in microseconds of wall-clock time. */
-int store_record_send(Store *s, uint64_t t_usec);
-int store_load_sends(Store *s, uint64_t since_usec, uint64_t **ret, size_t *ret_n); /* ascending */
-int store_prune_sends(Store *s, uint64_t before_usec);
+/* The rate window across processes (see ratelimit.h). One row per request: t is its send time
+ * while it is in flight, the arrival time of its answer afterwards. A row holds its slot until
+ * min(t, now) + hold (answered) or + hold_in_flight (in flight; a process that died in flight
+ * leaves its rows so). Wall-clock microseconds throughout. Call these inside store_begin() so
+ * that looking for room and taking it are one atomic step for all processes. */
+typedef struct StoreSlot {
+        uint64_t release_usec;  /* when the slot frees */
+        bool in_flight;
+} StoreSlot;
 
-/* Small key/value facts: auth state, last roster error, license pause. */
+/* Looks for room at now: rows with a t later than now (the clock was set back) are moved to
+ * now, rows that can no longer hold a slot are deleted, and the limit-th latest (by release) of
+ * the slots held at now is returned in *ret; -ENOENT when fewer than `limit` are held. */
+int store_rate_slot(Store *s, uint64_t now, uint64_t hold, uint64_t hold_in_flight, unsigned limit,
+                    StoreSlot *ret);
+/* How many slots are held at now (read only: for status). */
+int store_rate_used(Store *s, uint64_t now, uint64_t hold, uint64_t hold_in_flight, unsigned *ret);
+int store_send_begin(Store *s, uint64_t t, int64_t *ret_id); /* a request sent at t, in flight */
+int store_send_answered(Store *s, int64_t id, uint64_t t);   /* its answer arrived at t */
+/* A 429: nothing starts before `until`, in any process (a later pause extends, an earlier one
+ * does not shorten). *ret 0 = no pause. */
+int store_rate_pause(Store *s, uint64_t until);
+int store_rate_paused_until(Store *s, uint64_t *ret);
+
+/* `apply --user ID` beside a running daemon: the request is handed to the daemon through the
+ * store, the daemon provisions the user at once and records the outcome, `apply` follows it. */
+typedef enum RequestState {
+        REQUEST_PENDING = 0,    /* not seen by the daemon yet */
+        REQUEST_ACCEPTED = 1,   /* the daemon has seen it: next in line, or in progress */
+        REQUEST_DONE = 2,       /* result and message are final */
+} RequestState;
+
+#define STORE_REQUEST_MESSAGE_MAX 256
+
+typedef struct StoreRequest {
+        int64_t id;
+        Guid user;
+        uint64_t requested_usec;
+        uint8_t state;          /* RequestState */
+        int result;             /* REQUEST_DONE: apply's exit status for this user */
+        char message[STORE_REQUEST_MESSAGE_MAX]; /* REQUEST_DONE: one line, what happened */
+} StoreRequest;
+
+/* Adds a pending request (and forgets finished ones older than a day). */
+int store_request_add(Store *s, const Guid *user, uint64_t now, int64_t *ret_id);
+int store_request_get(Store *s, int64_t id, StoreRequest *ret);  /* -ENOENT when unknown */
+/* The daemon has seen every pending request: they become ACCEPTED. *ret_n = how many. */
+int store_requests_accept(Store *s, size_t *ret_n);
+/* The oldest accepted request not done yet (a restarted daemon resumes it). -ENOENT when none. */
+int store_request_next(Store *s, StoreRequest *ret);
+int store_request_update(Store *s, const StoreRequest *req);     /* state, result, message */
+int store_request_remove(Store *s, int64_t id);                  /* withdrawn by apply */
+
+/* Small key/value facts: auth state, last roster error, the rate pause. */
 int store_meta_set(Store *s, const char *key, const char *value); /* value NULL deletes */
 int store_meta_get(Store *s, const char *key, char **ret);        /* -ENOENT when absent */
 
@@ -141,6 +202,14 @@ int store_data_version(Store *s, uint64_t *ret);
 
 /* PRAGMA integrity_check: 0 if "ok", -EIO otherwise. */
 int store_check_integrity(Store *s);
+/* Can a process that met this error (from any store_* call) go on, retrying later? No when the
+ * store is damaged (-EBADMSG), gone or replaced (-ESTALE, see store_check_health()), no longer writable where it
+ * was (-EROFS: SQLite refuses to write a moved file), or I/O failed `consecutive` >= 3 times in a
+ * row (-EIO). A busy, full or out-of-memory store may recover. */
+bool store_error_is_fatal(int error, unsigned consecutive);
+/* Cheap enough for every watchdog tick: the file is still the one we opened (-ESTALE when it was
+ * removed or replaced) and a read through the connection answers. */
+int store_check_health(Store *s);
 
 /* ---- directory sources (source.c): each group's last complete member list -------------------
  * Kept in two tables of their own, created on the first write; a store that has none knows no

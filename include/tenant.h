@@ -3,8 +3,10 @@
  * to be sent. Several tenants per daemon will come; nothing tenant-specific lives elsewhere.
  *
  * Every Nimbus request goes through tenant_call(): the tenant starts it only when the sliding
- * window has room and a token is at hand, records its send time in the store (so the window
- * survives restarts), and retries a 401 once with a fresh token. Mutations go before GETs. */
+ * window has room and a token is at hand, and retries a 401 once with a fresh token. The window
+ * lives in the state store, shared by every process of the tenant (the daemon, `apply`, and the
+ * read-only commands that call Nimbus): each send takes its slot there atomically, and a 429
+ * pauses them all. Mutations go before GETs. */
 #pragma once
 
 #include <stdbool.h>
@@ -41,12 +43,16 @@ typedef struct Tenant {
         Logger *log;            /* not owned */
         uv_loop_t *loop;
         Store *store;
-        RateLimit limiter;
+        RateLimit limiter;      /* the numbers of the rule; the slots are in the store */
         NimbusClient *client;
         uv_timer_t timer;       /* wakes the dispatcher when the window or a backoff allows */
 
         TenantCall *queue[2], *queue_tail[2]; /* by CallPriority */
         unsigned in_flight;
+        /* Answers whose arrival is not in the store's rate window yet (see record_answers()). */
+        int64_t answered_id[TENANT_MAX_IN_FLIGHT];
+        uint64_t answered_at[TENANT_MAX_IN_FLIGHT];
+        unsigned n_answered;
         unsigned token_failures;/* consecutive transient token endpoint failures */
         unsigned auth_failures; /* consecutive refusals (token refused, or 401 with a fresh token) */
         AuthState auth;
@@ -57,7 +63,7 @@ typedef struct Tenant {
         unsigned long sent;     /* API requests started by this process */
 } Tenant;
 
-/* Takes ownership of c. Opens the store read-write and seeds the limiter from it. The credential
+/* Takes ownership of c. Opens the store read-write (creating it if needed). The credential
  * (secret, or certificate and key) is read from the configured files; problems go to diag. */
 int tenant_new(uv_loop_t *loop, Config *c, Logger *log, Tenant **ret, Diag *diag);
 /* Cancels queued and in-flight calls (their callbacks see -ECANCELED), then frees the tenant
@@ -66,11 +72,11 @@ void tenant_close(Tenant *t);
 
 int tenant_call(Tenant *t, CallPriority prio, NimbusCall call, const Guid *id, const Guid *target,
                 TenantSendFn on_send, NimbusDoneFn done, void *userdata);
-/* Answer every call still queued (not sent) with -ECANCELED. */
+/* Answer every mutation still queued (not sent) with -ECANCELED: nothing was recorded for
+ * them, so nothing needs settling. Calls in flight go on, and so do the verify GETs. */
 void tenant_cancel_queued(Tenant *t);
-/* Pause every call until `until` (a 429 or a Retry-After). */
-void tenant_pause(Tenant *t, uint64_t until);
 /* Forget a refusal or redirect this process met, so the next call is sent: `doctor` asks the
  * other API host after the configured one redirected it. The store is not touched. */
 void tenant_forget_refusal(Tenant *t);
-size_t tenant_pending(const Tenant *t);
+/* Slots of the rate window held now, by every process (for STATUS= and apply's progress). */
+int tenant_rate_used(Tenant *t, unsigned *ret);

@@ -39,8 +39,6 @@ void token_cache_invalidate(TokenCache *tc);
 int token_cache_fetch(TokenCache *tc, HttpEngine *http, TokenDoneFn done, void *userdata);
 /* The current token for an Authorization header, or NULL. */
 const char *token_cache_bearer(const TokenCache *tc);
-/* How many token requests were made (for status and tests). */
-unsigned token_cache_count(const TokenCache *tc);
 /* --raw: every token answer, as it came, goes to fn before it is acted on (fn NULL: none). */
 typedef void (*TokenRawFn)(void *userdata, const char *url, const HttpResponse *resp);
 void token_cache_set_raw(TokenCache *tc, TokenRawFn fn, void *userdata);

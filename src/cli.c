@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "credential.h"
+#include "handoff.h"
 #include "util.h"
 
 typedef struct Command {
@@ -103,11 +104,34 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
         return 0;
 }
 
+static void daemon_signals(sigset_t *set) {
+        sigemptyset(set);
+        sigaddset(set, SIGHUP);
+        sigaddset(set, SIGTERM);
+        sigaddset(set, SIGINT);
+        sigaddset(set, HANDOFF_WAKE_SIGNAL);
+}
+
+void cli_signals_block(sigset_t *ret_old) {
+        sigset_t set;
+
+        daemon_signals(&set);
+        (void) sigprocmask(SIG_BLOCK, &set, ret_old);
+}
+
+void cli_signals_unblock(void) {
+        sigset_t set;
+
+        daemon_signals(&set);
+        (void) sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
 int cli_main(int argc, char **argv) {
         Cli cli = { .config_path = getenv("NIMBUS_SYNC_CONFIG") };
         bool help = false, version = false;
         const Command *c;
 
+        cli_signals_block(&cli.saved_mask);
         if (!cli.config_path || !*cli.config_path)
                 cli.config_path = CONFIG_DEFAULT_PATH;
         log_init(&cli.log, LOG_TARGET_STDERR, LOG_INFO);
@@ -133,6 +157,8 @@ int cli_main(int argc, char **argv) {
                         c ? "not yet available:" : "unknown", cli.command);
                 return EXIT_ERROR;
         }
+        if (c->run != cmd_daemon)
+                (void) sigprocmask(SIG_SETMASK, &cli.saved_mask, NULL);
         return c->run(&cli);
 }
 

@@ -1,12 +1,16 @@
 /* cmd_apply.c: one reconcile pass: roster → plan → jobs through the tenant, until nothing
  * actionable is left. SIGINT and SIGTERM stop it cleanly: calls in flight keep their recorded
- * intent, which the next run settles. */
+ * intent, which the next run settles. It holds state_dir's lock while it runs; beside a running
+ * daemon, which holds it, `apply --user` hands its user to the daemon (handoff.h) and a plain
+ * `apply` says what to do instead. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "desired.h"
+#include "handoff.h"
 #include "reconcile.h"
+#include "statelock.h"
 #include "util.h"
 
 #define APPLY_MAX_WAIT (60 * USEC_PER_SEC) /* retries due further away end the run: exit 2 */
@@ -17,6 +21,8 @@ typedef struct Apply {
         uv_loop_t loop;
         uv_signal_t sigint, sigterm;
         uv_timer_t progress;
+        StateLock *lock;
+        StateLockHolder holder;   /* who has the lock, when we could not take it */
         Tenant *tenant;
         Roster *roster;
         Plan *plan;
@@ -62,16 +68,18 @@ static void on_progress(uv_timer_t *timer) {
         const Runner *r = a->runner;
         uint64_t retry, now = now_usec();
         char next[64] = "";
+        unsigned used = 0;
 
         if (!r || !a->tenant)
                 return;
+        (void) tenant_rate_used(a->tenant, &used);
         retry = runner_next_retry(r);
         if (retry > now)
                 snprintf(next, sizeof(next), ", the next in %.0f s",
                          (double) (retry - now) / USEC_PER_SEC);
         log_msg(&a->cli->log, LOG_NOTICE, "waiting: %zu done, %zu queued for the rate window "
                 "(%u/%u used), %zu waiting to retry%s", runner_count(r, JOB_DONE),
-                runner_count(r, JOB_QUEUED), ratelimit_used(&a->tenant->limiter, now),
+                runner_count(r, JOB_QUEUED), used,
                 a->tenant->config->rate_operations, runner_count(r, JOB_RETRY_WAIT), next);
 }
 
@@ -87,7 +95,35 @@ static void on_run_done(void *userdata, Runner *r) {
         apply_shutdown(a);
 }
 
-static int apply_prepare(Apply *a) {
+/* One writer per tenant. -EWOULDBLOCK: someone else has it (a->holder says who). */
+static int apply_lock(Apply *a, const Config *c) {
+        int k = statelock_take(c->state_dir, "apply", &a->lock, &a->holder);
+
+        if (k < 0 && k != -EWOULDBLOCK)
+                log_msg(&a->cli->log, LOG_ERR, "%s: cannot take the state lock: %s", c->state_dir,
+                        strerror(-k));
+        return k;
+}
+
+/* Someone else has the lock: provision through the daemon (--user), or say what to do instead. */
+static int apply_beside(Apply *a, const Config *c) {
+        char who[64];
+
+        if (streq(a->holder.command, "daemon") && a->cli->user)
+                return handoff_apply_user(a->cli, c, &a->user, a->holder.pid);
+        if (streq(a->holder.command, "daemon"))
+                log_msg(&a->cli->log, LOG_ERR, "the daemon is running (pid %ld) and applies the roster "
+                        "itself; see `nimbus-sync status`; use `nimbus-sync apply --user ID` to "
+                        "provision one user now", a->holder.pid);
+        else
+                log_msg(&a->cli->log, LOG_ERR, "%s is working on %s: one process at a time may change "
+                        "a tenant; try again when it has finished",
+                        statelock_describe(&a->holder, who, sizeof who), c->state_dir);
+        return EXIT_ERROR;
+}
+
+/* -EWOULDBLOCK: not ours to run; *ret_result is apply_beside()'s exit status. */
+static int apply_prepare(Apply *a, int *ret_result) {
         Config *c = NULL;
         Diag d = DIAG_INIT;
         int k;
@@ -95,6 +131,10 @@ static int apply_prepare(Apply *a) {
         if (cli_load_config(a->cli, &c) < 0)
                 return -EINVAL;
         k = cli_load_roster(a->cli, c, &a->roster);
+        if (k >= 0)
+                k = apply_lock(a, c);
+        if (k == -EWOULDBLOCK)
+                *ret_result = apply_beside(a, c);
         if (k < 0) {
                 config_free(c);
                 return k;
@@ -151,15 +191,16 @@ int cmd_apply(Cli *cli) {
         }
         if (uv_loop_init(&a.loop) < 0)
                 return EXIT_ERROR;
-        k = apply_prepare(&a);
+        k = apply_prepare(&a, &a.result);
         if (k >= 0)
                 k = apply_start(&a);
         if (k < 0) {
                 apply_shutdown(&a);
-                a.result = EXIT_ERROR;
+                a.result = k == -EWOULDBLOCK ? a.result : EXIT_ERROR;
         }
         (void) uv_run(&a.loop, UV_RUN_DEFAULT);
         (void) uv_loop_close(&a.loop);
+        statelock_release(a.lock);
         plan_free(a.plan);
         roster_free(a.roster);
         return a.result;

@@ -12,6 +12,7 @@
 #include "health.h"
 #include "instances.h"
 #include "planner.h"
+#include "ratelimit.h"
 #include "store.h"
 #include "util.h"
 
@@ -55,14 +56,14 @@ static void summarize_user(Summary *s, const StoreUser *u) {
 }
 
 static int summarize(Store *st, const Config *c, const StoreUser *u, size_t n, Summary *s) {
-        _cleanup_free_ uint64_t *sends = NULL;
-        uint64_t now = now_usec();
-        size_t ns = 0;
+        RateLimit rl;
 
         for (size_t i = 0; i < n; i++)
                 summarize_user(s, &u[i]);
-        if (store_load_sends(st, now > c->rate_window_usec ? now - c->rate_window_usec : 0, &sends, &ns) >= 0)
-                s->rate_used = (unsigned) ns;
+        if (ratelimit_init(&rl, c->rate_operations, c->rate_window_usec, c->retry.timeout_usec) < 0 ||
+            store_rate_used(st, now_usec(), ratelimit_hold(&rl, false), ratelimit_hold(&rl, true),
+                            &s->rate_used) < 0)
+                s->rate_used = 0;
         s->has_last = store_last_run(st, &s->last) >= 0;
         if (store_meta_get(st, "auth_state", &s->auth_state) < 0)
                 s->auth_state = NULL;

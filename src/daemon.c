@@ -1,31 +1,54 @@
 /* daemon.c: `nimbus-sync daemon`, the service. It keeps one tenant in sync continuously:
+ *  - it holds state_dir's lock: one writer per tenant;
  *  - the roster folder is watched (dirwatch); a changed, settled, valid roster replaces the one
  *    in force, an invalid one is logged and the last valid one stays;
  *  - every change (roster, approve-deletes seen in the store, a retry time coming due, SIGHUP)
  *    asks for a new run; a run in progress is stopped first (its in-flight answers are still
  *    recorded) and the next plan starts from what the store then knows;
+ *  - `apply --user ID` run beside it hands the user over through the store (handoff.h): the next
+ *    run is for that user alone, at once, and its outcome goes back to the store;
  *  - after every run it plans once more, so nothing waits for a timer that need not;
- *  - systemd hears READY/RELOADING/STOPPING, a current STATUS= line, and watchdog keep-alives.
- * Idle, it makes no API call and wakes only for the approvals poll and the rescan. */
+ *  - a failed store operation is retried with backoff, and one the store cannot recover from
+ *    ends the daemon with exit 1, so that systemd restarts it;
+ *  - systemd hears READY/RELOADING/STOPPING, a current STATUS= line, and watchdog keep-alives,
+ *    sent only while the store answers and no store failure is outstanding.
+ * Idle, it makes no API call and wakes only for the store poll and the rescan. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "cli.h"
 #include "dirwatch.h"
+#include "handoff.h"
 #include "notify.h"
 #include "reconcile.h"
 #include "source_poll.h"
+#include "statelock.h"
 #include "verify.h"
 #include "util.h"
 
-#define POLL_INTERVAL_MS 2000   /* approve-deletes and STATUS= are seen within this */
+/* Approvals, hand-offs (should the wake-up signal not come) and STATUS= are this fresh. */
+#define POLL_INTERVAL_MS 2000
+/* Test only: raise this signal (HUP, TERM or INT) at the very start, before the config is read,
+ * to show that a signal then waits for the handlers instead of killing the daemon. */
+#define EARLY_SIGNAL_ENV "NIMBUS_SYNC_TEST_EARLY_SIGNAL"
+
+/* The daemon's own store operations, by what retries them; see store_failed(). */
+typedef enum StoreUse {
+        USE_RUN,     /* planning and starting runs, recording hand-off outcomes: the due timer */
+        USE_POLL,    /* the health check and data_version poll: the next poll */
+        USE_SWEEP,   /* the verify sweep's list of users: the sweep timer */
+        _USE_MAX,
+} StoreUse;
 
 typedef struct Daemon {
         Cli *cli;
         uv_loop_t loop;
+        StateLock *lock;         /* on the state_dir in use */
+        StateLock *next_lock;    /* on a reloaded config's other state_dir */
         Tenant *tenant;
         Roster *roster;          /* the desired state in force: the last valid one */
         Roster *next_roster;     /* a newer valid one, waiting for the current run to stop */
@@ -35,14 +58,19 @@ typedef struct Daemon {
         Verify *verify;          /* the verify sweep in progress, or NULL */
         Plan *plan;              /* its plan */
         StoreRun run;
-        bool rerun;              /* plan again when the current run has stopped */
+        StoreRequest request;    /* the hand-off the current or next run is for; id 0 = none */
+        bool rerun;              /* the run was stopped to plan again: its hand-off stays open */
         bool stopping;
-        uint64_t data_version;   /* of the store, to notice approve-deletes */
+        bool fatal;              /* the store cannot recover: stopping from the loop */
+        int exit_code;
+        unsigned store_failures[_USE_MAX]; /* consecutive, by use */
+        uint64_t data_version;   /* of the store, to notice other processes' writes */
+        uint64_t approvals;      /* STORE_META_APPROVALS last seen */
         uint64_t next_due;       /* earliest retry time of a skipped user, 0 = none */
         size_t last_held;        /* held deletes in the last plan */
         size_t last_notes[3];    /* held, empty-roster skipped and drift counts last logged */
         char last_result[64];
-        uv_signal_t sigterm, sigint, sighup;
+        uv_signal_t sigterm, sigint, sighup, sigwake;
         uv_timer_t due, poll, watchdog, sweep;
         /* Directory sources (sources:): the desired state is files ∪ groups. */
         Roster *files;           /* the last valid roster files, while sources are configured */
@@ -52,16 +80,65 @@ typedef struct Daemon {
 
 static void request_run(Daemon *d);
 static void arm_sweep(Daemon *d);
+static void daemon_stop(Daemon *d);
+static void on_run_done(void *userdata, Runner *r);
+
+/* ---- store failures ----------------------------------------------------------------------------- */
+
+static void on_fatal(uv_timer_t *t) {
+        daemon_stop(t->data);
+}
+
+/* A store operation failed. Returns when to try again, or 0 when the store cannot recover: then
+ * the daemon stops with exit 1 (from the loop, not from inside its caller) and systemd restarts
+ * it. Until a retry succeeds, the watchdog gets no keep-alive, so a daemon that cannot act does
+ * not look healthy. */
+static uint64_t store_failed(Daemon *d, StoreUse use, int error, const char *what) {
+        const Config *c = d->tenant->config;
+        unsigned n = ++d->store_failures[use];
+        uint64_t delay;
+
+        if (d->fatal)
+                return 0;
+        if (store_error_is_fatal(error, n)) {
+                log_msg(&d->cli->log, LOG_CRIT, "%s: %s; the state store cannot recover: exiting, "
+                        "so that the service is restarted", what, strerror(-error));
+                d->exit_code = EXIT_ERROR;
+                d->fatal = true;
+                (void) uv_timer_start(&d->poll, on_fatal, 0, 0);
+                return 0;
+        }
+        delay = backoff_delay(c->retry.base_usec, c->retry.cap_usec, n, backoff_random());
+        if (delay < c->retry.base_usec)
+                delay = c->retry.base_usec;
+        if (use == USE_POLL)
+                delay = POLL_INTERVAL_MS * USEC_PER_MSEC;
+        if (use != USE_POLL || (n & (n - 1)) == 0)   /* a poll failing on: 1st, 2nd, 4th, 8th... */
+                log_msg(&d->cli->log, LOG_ERR, "%s: %s; trying again in %.1f s", what, strerror(-error),
+                        (double) delay / USEC_PER_SEC);
+        return delay;
+}
+
+static void store_answered(Daemon *d, StoreUse use) {
+        d->store_failures[use] = 0;
+}
+
+static bool store_healthy(const Daemon *d) {
+        for (size_t i = 0; i < _USE_MAX; i++)
+                if (d->store_failures[i] > 0)
+                        return false;
+        return true;
+}
 
 /* ---- STATUS= ---------------------------------------------------------------------------------- */
 
 static void update_status(Daemon *d) {
-        const Tenant *t = d->tenant;
-        unsigned used;
+        Tenant *t = d->tenant;
+        unsigned used = 0;
 
         if (!t)
                 return;
-        used = ratelimit_used(&t->limiter, now_usec());
+        (void) tenant_rate_used(t, &used);
         if (d->runner) {
                 size_t pending = runner_count(d->runner, JOB_QUEUED) + runner_count(d->runner, JOB_IN_FLIGHT) +
                                  runner_count(d->runner, JOB_RETRY_WAIT) + runner_count(d->runner, JOB_WAIT_DEP);
@@ -112,13 +189,157 @@ static void remember_result(Daemon *d, int exit_code) {
 static void apply_pending_config(Daemon *d);
 static int start_run(Daemon *d);
 
+/* ---- hand-offs from `apply --user` --------------------------------------------------------------- */
+
+/* The oldest request the daemon has taken and not finished, if any, becomes the next run's. */
+static int next_request(Daemon *d) {
+        char id[GUID_STRING_MAX];
+        StoreRequest q;
+        int k = store_requests_accept(d->tenant->store, NULL);
+
+        if (k >= 0)
+                k = store_request_next(d->tenant->store, &q);
+        if (k == -ENOENT)
+                return 0;
+        if (k < 0)
+                return k;
+        d->request = q;
+        log_msg(d->tenant->log, LOG_NOTICE, "apply --user %s: provisioning it now, before other work",
+                guid_format(&q.user, id));
+        return 0;
+}
+
+static int finish_request(Daemon *d, const Plan *p, const RunnerStats *st, int code) {
+        int k;
+
+        d->request.state = REQUEST_DONE;
+        d->request.result = code;
+        handoff_outcome(p, st, d->request.message, sizeof(d->request.message));
+        k = store_request_update(d->tenant->store, &d->request);
+        /* Failed, it stays open: the next plan takes it up again and records it anew. */
+        d->request = (StoreRequest) { 0 };
+        return k == -ENOENT ? 0 : k;   /* withdrawn meanwhile: nobody waits for it */
+}
+
+/* The daemon leaves the store in the middle of one: its follower hears why at once. */
+static void abandon_request(Daemon *d, const char *why) {
+        if (!d->request.id || !d->tenant)
+                return;
+        d->request.state = REQUEST_DONE;
+        d->request.result = EXIT_ERROR;
+        snprintf(d->request.message, sizeof(d->request.message), "not done: %s", why);
+        (void) store_request_update(d->tenant->store, &d->request);
+        d->request = (StoreRequest) { 0 };
+}
+
+/* ---- planning and running ------------------------------------------------------------------------ */
+
+/* A run could not start: plan again after a backoff (the due timer), unless the daemon ends. */
+static int run_failed(Daemon *d, int k, const char *what) {
+        uint64_t delay = store_failed(d, USE_RUN, k, what);
+
+        if (delay > 0) {
+                d->next_due = now_usec() + delay;
+                arm_due(d);
+        }
+        return k;
+}
+
+/* The next run's plan: for the oldest open hand-off, only its user's actions; else everything. */
+static int plan_next(Daemon *d, Plan **ret) {
+        Plan *p = NULL;
+        int k = 0;
+
+        if (!d->request.id)
+                k = next_request(d);
+        if (k >= 0)
+                k = reconcile_plan(d->tenant, d->roster, &p);
+        if (k >= 0) {
+                d->next_due = p->next_due_usec;
+                arm_due(d);
+        }
+        if (k >= 0 && d->request.id)
+                k = plan_only(p, &d->request.user);
+        if (k < 0) {
+                plan_free(p);
+                return k;
+        }
+        *ret = p;
+        return 0;
+}
+
+/* A plan's warnings (held deletes, an empty roster, drift) are logged when they change, whether
+ * or not the plan has jobs: the daemon plans again after every run and every wake-up. */
+static void log_notes(Daemon *d, const Plan *p, const char *run_id) {
+        size_t notes[3] = { p->n_held, p->n_delete_skipped, p->n_drift };
+
+        if (memcmp(notes, d->last_notes, sizeof(notes)) != 0)
+                reconcile_log_notes(d->tenant, p, run_id);
+        memcpy(d->last_notes, notes, sizeof(notes));
+        d->last_held = p->n_held;
+}
+
+/* A plan without jobs: stay idle, no API call. A hand-off is answered at once, and the next one
+ * (or the whole roster) planned. */
+static int run_nothing(Daemon *d, Plan *p) {
+        bool handoff = d->request.id != 0;
+        RunnerStats none = { 0 };
+        int k = 0;
+
+        if (handoff)
+                k = finish_request(d, p, &none, reconcile_exit_code(p, &none, false));
+        else
+                log_notes(d, p, NULL);
+        plan_free(p);
+        if (k < 0)
+                return run_failed(d, k, "cannot record the outcome of apply --user");
+        store_answered(d, USE_RUN);
+        return handoff ? start_run(d) : 0;
+}
+
+static int start_run(Daemon *d) {
+        Plan *p = NULL;
+        int k;
+
+        /* A reload plans from inside daemon_open(): its caller then finds the run started. */
+        if (d->stopping || d->runner || !d->roster || !d->tenant)
+                return 0;
+        k = plan_next(d, &p);
+        if (k < 0)
+                return run_failed(d, k, "cannot plan");
+        if (reconcile_jobs(p) == 0)
+                return run_nothing(d, p);
+        d->plan = p;
+        k = reconcile_run_begin(d->tenant, p, d->roster, &d->run);
+        if (k >= 0) {
+                if (!d->request.id)
+                        log_notes(d, p, d->run.run_id);
+                k = runner_new(d->tenant, p, d->roster, d->run.run_id, &d->runner);
+        }
+        if (k >= 0 && d->request.id)   /* waits as `apply` would: a retry much later ends it */
+                runner_set_max_wait(d->runner, HANDOFF_MAX_WAIT_USEC);
+        if (k >= 0)
+                k = runner_start(d->runner, on_run_done, d);
+        if (k < 0) {
+                d->plan = plan_free(d->plan);
+                return run_failed(d, k, "cannot start a run");
+        }
+        store_answered(d, USE_RUN);
+        return 0;
+}
+
 static void on_run_done(void *userdata, Runner *r) {
         Daemon *d = userdata;
         const RunnerStats *st = runner_stats(r);
         int code = reconcile_exit_code(d->plan, st, false);
 
-        if (d->tenant)
+        if (d->tenant) {
                 reconcile_run_end(d->tenant, d->plan, st, code, &d->run);
+                /* Stopped to plan again (a new roster, an approval): the hand-off goes on then. */
+                if (d->request.id && !d->rerun && finish_request(d, d->plan, st, code) < 0)
+                        log_msg(d->tenant->log, LOG_ERR, "cannot record the outcome of apply --user; "
+                                "it is planned again");
+        }
         remember_result(d, code);
         runner_free(d->runner);
         d->runner = NULL;
@@ -134,51 +355,6 @@ static void on_run_done(void *userdata, Runner *r) {
         /* Plan once more right away: what is left either runs now or sets the next wake-up. */
         (void) start_run(d);
         update_status(d);
-}
-
-/* A plan's warnings (held deletes, an empty roster, drift) are logged when they change, whether
- * or not the plan has jobs: the daemon plans again after every run and every wake-up. */
-static void log_notes(Daemon *d, const Plan *p, const char *run_id) {
-        size_t notes[3] = { p->n_held, p->n_delete_skipped, p->n_drift };
-
-        if (memcmp(notes, d->last_notes, sizeof(notes)) != 0)
-                reconcile_log_notes(d->tenant, p, run_id);
-        memcpy(d->last_notes, notes, sizeof(notes));
-        d->last_held = p->n_held;
-}
-
-static int start_run(Daemon *d) {
-        Plan *p = NULL;
-        int k;
-
-        /* A reload plans from inside daemon_open(): its caller then finds the run started. */
-        if (d->stopping || d->runner || !d->roster || !d->tenant)
-                return 0;
-        k = reconcile_plan(d->tenant, d->roster, &p);
-        if (k < 0) {
-                log_msg(d->tenant->log, LOG_ERR, "cannot plan: %s", strerror(-k));
-                return k;
-        }
-        d->next_due = p->next_due_usec;
-        arm_due(d);
-        if (reconcile_jobs(p) == 0) {   /* nothing to send: stay idle, no API call */
-                log_notes(d, p, NULL);
-                plan_free(p);
-                return 0;
-        }
-        d->plan = p;
-        k = reconcile_run_begin(d->tenant, p, d->roster, &d->run);
-        if (k >= 0) {
-                log_notes(d, p, d->run.run_id);
-                k = runner_new(d->tenant, p, d->roster, d->run.run_id, &d->runner);
-        }
-        if (k >= 0)
-                k = runner_start(d->runner, on_run_done, d);
-        if (k < 0) {
-                log_msg(d->tenant->log, LOG_ERR, "cannot start a run: %s", strerror(-k));
-                d->plan = plan_free(d->plan);
-        }
-        return k;
 }
 
 /* Something changed: a run in progress stops (in-flight answers are still recorded) and the
@@ -383,6 +559,12 @@ static void apply_pending_config(Daemon *d) {
         if (d->verify)
                 verify_stop(d->verify);  /* its answers end as cancelled when the tenant closes */
         sources_close(d);
+        if (d->next_lock) {              /* another state_dir: its lock was taken by on_reload() */
+                abandon_request(d, "the daemon moved to another state_dir");
+                statelock_release(d->lock);
+                d->lock = TAKE_PTR(d->next_lock);
+        }
+        d->request = (StoreRequest) { 0 };   /* still open in the store: planned again */
         tenant_close(TAKE_PTR(d->tenant));   /* NULL first: callbacks see no tenant */
         roster_free(d->roster);
         d->roster = NULL;
@@ -443,12 +625,23 @@ static void on_sweep_done(void *userdata, Verify *v) {
 static void on_sweep(uv_timer_t *t) {
         Daemon *d = t->data;
         Guid *ids = NULL;
+        uint64_t delay;
         size_t n = 0;
+        int k;
 
-        if (d->verify || !d->tenant || sweep_ids(d, &ids, &n) < 0)
+        /* A sweep in progress arms the next one when done; a reload arms it anew. */
+        if (d->verify || !d->tenant)
                 return;
-        if (verify_new(d->tenant, ids, n, NULL, &d->verify) < 0)
+        k = sweep_ids(d, &ids, &n);
+        if (k >= 0)
+                k = verify_new(d->tenant, ids, n, NULL, &d->verify);
+        if (k < 0) {
+                delay = store_failed(d, USE_SWEEP, k, "verify sweep");
+                if (delay > 0)
+                        (void) uv_timer_start(&d->sweep, on_sweep, delay / USEC_PER_MSEC + 1, 0);
                 return;
+        }
+        store_answered(d, USE_SWEEP);
         verify_start(d->verify, on_sweep_done, d);
 }
 
@@ -473,13 +666,17 @@ static void daemon_stop(Daemon *d) {
         if (d->stopping)
                 return;
         d->stopping = true;
+        /* Held back from now on, not left to their default action once the handlers are gone. */
+        cli_signals_block(NULL);
         notify_stopping();
-        log_msg(&d->cli->log, LOG_NOTICE, "stopping");
-        if (d->runner) {
+        if (d->tenant)   /* not after "cannot start": one line says it all */
+                log_msg(&d->cli->log, LOG_NOTICE, "stopping");
+        if (d->runner && d->tenant) {
                 runner_stop(d->runner);
                 /* Recorded now, while the store is open: the run ends interrupted (exit 1). */
                 reconcile_run_end(d->tenant, d->plan, runner_stats(d->runner), 1, &d->run);
         }
+        abandon_request(d, "the daemon is stopping");
         if (d->verify)
                 verify_stop(d->verify);
         if (d->tenant)
@@ -491,10 +688,21 @@ static void daemon_stop(Daemon *d) {
         uv_close((uv_handle_t *) &d->sigterm, NULL);
         uv_close((uv_handle_t *) &d->sigint, NULL);
         uv_close((uv_handle_t *) &d->sighup, NULL);
+        uv_close((uv_handle_t *) &d->sigwake, NULL);
         uv_close((uv_handle_t *) &d->due, NULL);
         uv_close((uv_handle_t *) &d->poll, NULL);
         uv_close((uv_handle_t *) &d->watchdog, NULL);
         uv_close((uv_handle_t *) &d->sweep, NULL);
+}
+
+static int lock_state_dir(Daemon *d, const char *state_dir, const char *context, StateLock **ret);
+
+/* A config naming another state_dir is accepted only once that one is ours too. */
+static int reload_lock(Daemon *d, const Config *c) {
+        d->next_lock = statelock_release(d->next_lock);
+        if (statelock_is_for(d->lock, c->state_dir))
+                return 0;
+        return lock_state_dir(d, c->state_dir, "config reload failed", &d->next_lock);
 }
 
 static void on_reload(Daemon *d) {
@@ -502,7 +710,8 @@ static void on_reload(Daemon *d) {
 
         notify_reloading();
         log_msg(&d->cli->log, LOG_NOTICE, "reloading %s", d->cli->config_path);
-        if (cli_load_config(d->cli, &c) < 0) {
+        if (cli_load_config(d->cli, &c) < 0 || reload_lock(d, c) < 0) {
+                config_free(c);
                 log_msg(&d->cli->log, LOG_ERR, "config reload failed: the old config stays in force");
                 if (d->tenant)
                         log_init(&d->cli->log, d->tenant->config->log_target, d->tenant->config->log_level);
@@ -514,69 +723,157 @@ static void on_reload(Daemon *d) {
         request_run(d);
 }
 
+/* Other processes' writes: a hand-off from `apply --user` (taken at once, with the roster read
+ * now, as `apply` read it), or an approval. What else they write (rate slots, their auth state)
+ * asks nothing of us. */
+static int store_changed(Daemon *d) {
+        _cleanup_free_ char *v = NULL;
+        size_t accepted = 0;
+        uint64_t approvals;
+        int k = store_requests_accept(d->tenant->store, &accepted);
+
+        if (k < 0)
+                return k;
+        if (accepted > 0 && !d->request.id) {
+                (void) on_roster_changed(d, NULL);   /* a folder being written: the roster in force */
+                if (!d->request.id)
+                        request_run(d);
+                /* Stop promptly: calls still queued were never sent, nothing needs settling. */
+                if (d->runner && !d->request.id)
+                        tenant_cancel_queued(d->tenant);
+        }
+        k = store_meta_get(d->tenant->store, STORE_META_APPROVALS, &v);
+        if (k < 0 && k != -ENOENT)
+                return k;
+        approvals = v ? strtoull(v, NULL, 10) : 0;
+        if (approvals != d->approvals) {
+                d->approvals = approvals;
+                request_run(d);
+        }
+        return 0;
+}
+
+/* Is the store still there, and answering? Then see what other processes wrote. */
+static void check_store(Daemon *d) {
+        uint64_t v = 0;
+        int k;
+
+        if (!d->tenant || d->stopping || d->fatal)
+                return;
+        k = store_check_health(d->tenant->store);
+        if (k >= 0)
+                k = store_data_version(d->tenant->store, &v);
+        if (k >= 0 && v != d->data_version && (k = store_changed(d)) >= 0)
+                d->data_version = v;
+        if (k < 0) {
+                (void) store_failed(d, USE_POLL, k, "state store check");   /* again at the next poll */
+                return;
+        }
+        store_answered(d, USE_POLL);
+}
+
 static void on_signal(uv_signal_t *s, int signum) {
         Daemon *d = s->data;
 
         if (signum == SIGHUP)
                 on_reload(d);
+        else if (signum == HANDOFF_WAKE_SIGNAL)
+                check_store(d);
         else
                 daemon_stop(d);
 }
 
-/* approve-deletes (another process) commits to the store: its data_version moves. */
 static void on_poll(uv_timer_t *t) {
         Daemon *d = t->data;
-        uint64_t v;
 
-        if (!d->tenant)
-                return;
-        if (store_data_version(d->tenant->store, &v) >= 0 && v != d->data_version) {
-                d->data_version = v;
-                request_run(d);
-        }
+        check_store(d);
         update_status(d);
 }
 
+/* Alive means: the loop runs (this fires), the store answers, and no store failure is waiting
+ * for its retry. Otherwise systemd hears nothing and restarts us after WatchdogSec=. */
 static void on_watchdog(uv_timer_t *t) {
-        notify_watchdog();
+        Daemon *d = t->data;
+
+        check_store(d);
+        if (d->tenant && !d->stopping && !d->fatal && store_healthy(d))
+                notify_watchdog();
 }
 
 static int daemon_handles(Daemon *d) {
         uint64_t wd = notify_watchdog_usec();
 
         if (uv_signal_init(&d->loop, &d->sigterm) < 0 || uv_signal_init(&d->loop, &d->sigint) < 0 ||
-            uv_signal_init(&d->loop, &d->sighup) < 0 || uv_timer_init(&d->loop, &d->due) < 0 ||
-            uv_timer_init(&d->loop, &d->poll) < 0 || uv_timer_init(&d->loop, &d->watchdog) < 0 ||
-            uv_timer_init(&d->loop, &d->sweep) < 0)
+            uv_signal_init(&d->loop, &d->sighup) < 0 || uv_signal_init(&d->loop, &d->sigwake) < 0 ||
+            uv_timer_init(&d->loop, &d->due) < 0 || uv_timer_init(&d->loop, &d->poll) < 0 ||
+            uv_timer_init(&d->loop, &d->watchdog) < 0 || uv_timer_init(&d->loop, &d->sweep) < 0)
                 return -EIO;
-        d->sigterm.data = d->sigint.data = d->sighup.data = d;
+        d->sigterm.data = d->sigint.data = d->sighup.data = d->sigwake.data = d;
         d->due.data = d->poll.data = d->watchdog.data = d->sweep.data = d;
         if (uv_signal_start(&d->sigterm, on_signal, SIGTERM) < 0 ||
             uv_signal_start(&d->sigint, on_signal, SIGINT) < 0 ||
             uv_signal_start(&d->sighup, on_signal, SIGHUP) < 0 ||
+            uv_signal_start(&d->sigwake, on_signal, HANDOFF_WAKE_SIGNAL) < 0 ||
             uv_timer_start(&d->poll, on_poll, POLL_INTERVAL_MS, POLL_INTERVAL_MS) < 0)
                 return -EIO;
         if (wd > 0 && uv_timer_start(&d->watchdog, on_watchdog, wd / 2 / USEC_PER_MSEC,
                                      wd / 2 / USEC_PER_MSEC) < 0)
                 return -EIO;
+        /* Signals that came since cli_main() began were held back: the handlers get them now. */
+        cli_signals_unblock();
         return 0;
 }
 
+/* One writer per tenant: the daemon holds state_dir's lock while it uses it. */
+static int lock_state_dir(Daemon *d, const char *state_dir, const char *context, StateLock **ret) {
+        StateLockHolder h = { 0 };
+        char who[64];
+        int k = statelock_take(state_dir, "daemon", ret, &h);
+
+        if (k == -EWOULDBLOCK)
+                log_msg(&d->cli->log, LOG_ERR, "%s: %s is in use by %s; one process at a time may "
+                        "change a tenant", context, state_dir, statelock_describe(&h, who, sizeof(who)));
+        else if (k < 0)
+                log_msg(&d->cli->log, LOG_ERR, "%s: cannot lock %s: %s", context, state_dir, strerror(-k));
+        return k;
+}
+
+/* See EARLY_SIGNAL_ENV. */
+static void raise_early_signal(void) {
+        const char *v = secure_getenv(EARLY_SIGNAL_ENV);
+
+        if (!v)
+                return;
+        if (streq(v, "HUP"))
+                (void) raise(SIGHUP);
+        else if (streq(v, "TERM"))
+                (void) raise(SIGTERM);
+        else if (streq(v, "INT"))
+                (void) raise(SIGINT);
+}
+
 int cmd_daemon(Cli *cli) {
-        Daemon d = { .cli = cli };
+        Daemon d = { .cli = cli, .exit_code = EXIT_OK };
         Config *c = NULL;
+        bool told = false;
         int k;
 
+        raise_early_signal();
         if (uv_loop_init(&d.loop) < 0)
                 return EXIT_ERROR;
         k = daemon_handles(&d);
         if (k >= 0)
                 k = cli_load_config(cli, &c);
+        if (k >= 0 && (k = lock_state_dir(&d, c->state_dir, "cannot start", &d.lock)) < 0) {
+                told = true;
+                config_free(c);
+        }
         if (k >= 0)
                 k = daemon_open(&d, c);
         if (k < 0) {
-                log_msg(&cli->log, LOG_ERR, "cannot start: %s", strerror(-k));
-                d.stopping = false;
+                if (!told)
+                        log_msg(&cli->log, LOG_ERR, "cannot start: %s", strerror(-k));
+                d.exit_code = EXIT_ERROR;
                 daemon_stop(&d);
         } else {
                 log_msg(&cli->log, LOG_NOTICE, "nimbus-sync %s started: %zu users in the roster",
@@ -586,9 +883,11 @@ int cmd_daemon(Cli *cli) {
         }
         (void) uv_run(&d.loop, UV_RUN_DEFAULT);
         (void) uv_loop_close(&d.loop);
+        statelock_release(d.next_lock);
+        statelock_release(d.lock);
         roster_free(d.roster);
         roster_free(d.next_roster);
         config_free(d.next_config);
         plan_free(d.plan);
-        return k < 0 ? EXIT_ERROR : EXIT_OK;
+        return d.exit_code;
 }

@@ -24,7 +24,6 @@ struct HttpEngine {
         CURLM *multi;
         uv_timer_t timer;
         char *ca_file;
-        size_t in_flight;
         size_t open_handles;     /* uv handles not yet closed: the engine is freed at 0 */
         struct Transfer *transfers; /* every transfer in flight, to cancel them on close */
         struct SocketWatch *watches;/* every socket watched, to close them on close */
@@ -164,7 +163,6 @@ static void transfer_finish(Transfer *t, CURLcode code) {
         r.retry_after = t->has_retry_after ? t->retry_after : NULL;
         if (status >= 300 && status < 400)
                 (void) curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_URL, &r.location);
-        t->engine->in_flight--;
         LIST_REMOVE(t->engine->transfers, t);
         t->done(t->userdata, &r);
         transfer_free(t);
@@ -330,10 +328,6 @@ void http_engine_close(HttpEngine *e) {
         e->close_requested = true;
         if (!e->dispatching)
                 engine_close_now(e);
-}
-
-size_t http_in_flight(const HttpEngine *e) {
-        return e->in_flight;
 }
 
 static size_t on_write(char *data, size_t size, size_t n, void *userp) {
@@ -544,7 +538,6 @@ int http_submit(HttpEngine *e, const HttpRequest *req, HttpDoneFn done, void *us
                 goto fail;
         }
         LIST_PREPEND(e->transfers, t);
-        e->in_flight++;
         return 0;
 fail:
         transfer_free(t);

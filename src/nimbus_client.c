@@ -70,10 +70,6 @@ void nimbus_client_token_invalidate(NimbusClient *nc) {
         token_cache_invalidate(nc->token);
 }
 
-unsigned nimbus_client_token_count(const NimbusClient *nc) {
-        return token_cache_count(nc->token);
-}
-
 int nimbus_client_token_fetch(NimbusClient *nc, TokenDoneFn done, void *userdata) {
         return token_cache_fetch(nc->token, nc->http, done, userdata);
 }

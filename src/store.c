@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -19,7 +20,7 @@
 #include "store.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 #define BUSY_TIMEOUT_MSEC 5000
@@ -28,6 +29,8 @@
 #define STORE_ERROR_MAX 1024
 /* Names, UPNs and roster paths only inform; they are cut here as the roster cuts names. */
 #define STORE_INFO_MAX 4096
+/* Finished `apply --user` requests are kept this long, for a follower that looks late. */
+#define REQUEST_KEEP_USEC (24 * 3600 * USEC_PER_SEC)
 
 typedef enum StmtId {
         STMT_BEGIN,
@@ -48,9 +51,19 @@ typedef enum StmtId {
         STMT_HOLD_APPROVE_ID,
         STMT_INFO_PUT,
         STMT_INFO_GET,
-        STMT_SEND_RECORD,
-        STMT_SEND_LOAD,
+        STMT_SEND_BEGIN,
+        STMT_SEND_ANSWERED,
+        STMT_SEND_CLAMP,
         STMT_SEND_PRUNE,
+        STMT_SEND_HELD,
+        STMT_SEND_COUNT,
+        STMT_REQ_ADD,
+        STMT_REQ_PRUNE,
+        STMT_REQ_GET,
+        STMT_REQ_ACCEPT,
+        STMT_REQ_NEXT,
+        STMT_REQ_UPDATE,
+        STMT_REQ_REMOVE,
         STMT_META_SET,
         STMT_META_DELETE,
         STMT_META_GET,
@@ -59,6 +72,7 @@ typedef enum StmtId {
         STMT_RUN_LAST,
         STMT_INTEGRITY,
         STMT_DATA_VERSION,
+        STMT_HEALTH,
         _STMT_MAX,
 } StmtId;
 
@@ -66,6 +80,11 @@ typedef enum StmtId {
                      "attempts, http_status, next_attempt, updated, error"
 #define RUN_COLUMNS "id, run_id, started, finished, created, copied, deleted, adopted, failed, " \
                     "held, result"
+#define REQUEST_COLUMNS "id, user, requested, state, result, message"
+/* The slots held at ?1 (now): ?2 the hold of an answered row, ?3 of one in flight, ?4 the oldest
+ * t that can still hold one (so the index on t bounds the scan). */
+#define SENDS_HELD "(SELECT min(t, ?1) + CASE WHEN inflight THEN ?3 ELSE ?2 END AS r, inflight " \
+                   "FROM sends WHERE t >= ?4) WHERE r > ?1"
 
 static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -94,9 +113,19 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_INFO_PUT] = "INSERT OR REPLACE INTO user_info (id, name, upn, source, directory) "
                          "VALUES (?1, ?2, ?3, ?4, ?5)",
         [STMT_INFO_GET] = "SELECT name, upn, source, directory FROM user_info WHERE id = ?1",
-        [STMT_SEND_RECORD] = "INSERT INTO sends (t) VALUES (?1)",
-        [STMT_SEND_LOAD] = "SELECT t FROM sends WHERE t >= ?1 ORDER BY t",
+        [STMT_SEND_BEGIN] = "INSERT INTO sends (t, inflight) VALUES (?1, 1)",
+        [STMT_SEND_ANSWERED] = "UPDATE sends SET t = ?2, inflight = 0 WHERE rowid = ?1",
+        [STMT_SEND_CLAMP] = "UPDATE sends SET t = ?1 WHERE t > ?1",
         [STMT_SEND_PRUNE] = "DELETE FROM sends WHERE t < ?1",
+        [STMT_SEND_HELD] = "SELECT r, inflight FROM " SENDS_HELD " ORDER BY r DESC LIMIT 1 OFFSET ?5",
+        [STMT_SEND_COUNT] = "SELECT count(*) FROM " SENDS_HELD,
+        [STMT_REQ_ADD] = "INSERT INTO requests (user, requested, state) VALUES (?1, ?2, 0)",
+        [STMT_REQ_PRUNE] = "DELETE FROM requests WHERE state = 2 AND requested < ?1",
+        [STMT_REQ_GET] = "SELECT " REQUEST_COLUMNS " FROM requests WHERE id = ?1",
+        [STMT_REQ_ACCEPT] = "UPDATE requests SET state = 1 WHERE state = 0",
+        [STMT_REQ_NEXT] = "SELECT " REQUEST_COLUMNS " FROM requests WHERE state = 1 ORDER BY id LIMIT 1",
+        [STMT_REQ_UPDATE] = "UPDATE requests SET state = ?2, result = ?3, message = ?4 WHERE id = ?1",
+        [STMT_REQ_REMOVE] = "DELETE FROM requests WHERE id = ?1",
         [STMT_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2) "
                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [STMT_META_DELETE] = "DELETE FROM meta WHERE key = ?1",
@@ -110,6 +139,7 @@ static const char *const stmt_sql[_STMT_MAX] = {
         [STMT_RUN_LAST] = "SELECT " RUN_COLUMNS " FROM runs ORDER BY id DESC LIMIT 1",
         [STMT_INTEGRITY] = "PRAGMA integrity_check(1)",
         [STMT_DATA_VERSION] = "PRAGMA data_version",
+        [STMT_HEALTH] = "SELECT count(*) FROM meta",
 };
 
 /* migrations[v] takes a store from version v to v + 1. All steps run in one transaction together
@@ -127,19 +157,31 @@ static const char schema_v1[] =
         "CREATE TABLE runs (id INTEGER PRIMARY KEY, run_id TEXT, started INT, finished INT,"
         " created INT, copied INT, deleted INT, adopted INT, failed INT, held INT, result INT);";
 
-/* Version 2: what the audit trail names a user by (store_put_user_info()). A table of its own,
+/* Version 2: a send is in flight until its answer (rows of version 1 were all answered), and the
+ * requests `apply --user` hands to a running daemon. */
+static const char schema_v2[] =
+        "ALTER TABLE sends ADD COLUMN inflight INT NOT NULL DEFAULT 0;"
+        /* AUTOINCREMENT: ids are never reused, so a follower never takes another's for its own. */
+        "CREATE TABLE requests (id INTEGER PRIMARY KEY AUTOINCREMENT, user BLOB NOT NULL,"
+        " requested INT NOT NULL, state INT NOT NULL, result INT, message TEXT);";
+
+/* Version 3: what the audit trail names a user by (store_put_user_info()). A table of its own,
  * so loading the users for a plan reads no more than before, and store_put_user() (INSERT OR
  * REPLACE of the whole users row) cannot wipe it. */
-static const char schema_v2[] =
+static const char schema_v3[] =
         "CREATE TABLE user_info (id BLOB PRIMARY KEY, name TEXT, upn TEXT, source TEXT,"
         " directory INT NOT NULL DEFAULT 0) WITHOUT ROWID;";
 
-static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2 };
+static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2, schema_v3 };
 
 struct Store {
         sqlite3 *db;
         sqlite3_stmt *stmt[_STMT_MAX];
         int version;            /* user_version: a read-only look at an older store lacks tables */
+        char *path;
+        dev_t dev;              /* of the file opened: store_check_health() notices a new one */
+        ino_t ino;
+        char *fault_path;       /* STORE_FAULT_ENV, tests only */
 };
 
 static int errno_from_sqlite(int rc) {
@@ -190,7 +232,31 @@ static void stmt_resetp(sqlite3_stmt **p) {
 /* A statement borrowed from the Store is reset and unbound when it goes out of scope. */
 #define _cleanup_reset_ __attribute__((cleanup(stmt_resetp)))
 
+/* The errno a test asked for (see STORE_FAULT_ENV), or 0. */
+static int injected_fault(const Store *s) {
+        static const struct { const char *name; int error; } names[] = {
+                { "EIO", EIO }, { "EBUSY", EBUSY }, { "EBADMSG", EBADMSG }, { "ENOSPC", ENOSPC },
+        };
+        char buf[16] = "";
+        int fd = open(s->fault_path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+        if (fd < 0)
+                return 0;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        buf[n > 0 ? n : 0] = 0;
+        buf[strcspn(buf, " \n")] = 0;
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                if (streq(buf, names[i].name))
+                        return -names[i].error;
+        return -EIO;
+}
+
 static int stmt_get(Store *s, StmtId id, sqlite3_stmt **ret) {
+        int r;
+
+        if (s->fault_path && (r = injected_fault(s)) < 0)
+                return r;
         if (!s->stmt[id]) {
                 int rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
                                             &s->stmt[id], NULL);
@@ -413,22 +479,36 @@ static int open_db(const char *path, bool read_only, sqlite3 **ret) {
         return 0;
 }
 
+/* Remember which file we opened, and whether a test wants faults. */
+static int store_identify(Store *s) {
+        const char *fault = secure_getenv(STORE_FAULT_ENV);
+        struct stat st;
+
+        if (stat(s->path, &st) < 0)
+                return -errno;
+        s->dev = st.st_dev;
+        s->ino = st.st_ino;
+        if (fault && *fault && !(s->fault_path = strdup(fault)))
+                return -ENOMEM;
+        return 0;
+}
+
 int store_open(const char *state_dir, bool read_only, Store **ret) {
-        _cleanup_free_ char *path = NULL;
         int r;
 
         if (!state_dir || !ret)
                 return -EINVAL;
-        if (asprintf(&path, "%s/%s", state_dir, STORE_FILE_NAME) < 0) {
-                path = NULL;
-                return -ENOMEM;
-        }
         Store *s = calloc(1, sizeof *s);
         if (!s)
                 return -ENOMEM;
-        if ((r = open_db(path, read_only, &s->db)) < 0 || (r = configure(s, read_only)) < 0 ||
+        if (asprintf(&s->path, "%s/%s", state_dir, STORE_FILE_NAME) < 0) {
+                s->path = NULL;
+                store_close(s);
+                return -ENOMEM;
+        }
+        if ((r = open_db(s->path, read_only, &s->db)) < 0 || (r = configure(s, read_only)) < 0 ||
             (r = check_schema(s, read_only)) < 0 ||
-            (!read_only && (r = create_temp_tables(s)) < 0)) {
+            (!read_only && (r = create_temp_tables(s)) < 0) || (r = store_identify(s)) < 0) {
                 store_close(s);
                 return r;
         }
@@ -443,6 +523,8 @@ Store *store_close(Store *s) {
                 sqlite3_finalize(s->stmt[i]);
         /* The last connection to close checkpoints the WAL into the main file. */
         sqlite3_close(s->db);
+        free(s->path);
+        free(s->fault_path);
         free(s);
         return NULL;
 }
@@ -623,13 +705,34 @@ int store_sync_holds(Store *s, const Guid *held, size_t n_held, const Guid *keep
         return op_end(s, own, r);
 }
 
-int store_approve_holds(Store *s, size_t *ret_n) {
-        int r = exec_simple(s, STMT_HOLDS_APPROVE);
-        if (r < 0)
+/* Counts STORE_META_APPROVALS up by one. */
+static int count_approval(Store *s) {
+        _cleanup_free_ char *v = NULL;
+        char buf[32];
+        int r = store_meta_get(s, STORE_META_APPROVALS, &v);
+
+        if (r < 0 && r != -ENOENT)
                 return r;
-        if (ret_n)
-                *ret_n = (size_t) sqlite3_changes64(s->db);
-        return 0;
+        snprintf(buf, sizeof buf, "%llu", (v ? strtoull(v, NULL, 10) : 0) + 1);
+        return store_meta_set(s, STORE_META_APPROVALS, buf);
+}
+
+int store_approve_holds(Store *s, size_t *ret_n) {
+        size_t n = 0;
+        bool own;
+        int r;
+
+        if ((r = op_begin(s, &own)) < 0)
+                return r;
+        if ((r = exec_simple(s, STMT_HOLDS_APPROVE)) >= 0) {
+                n = (size_t) sqlite3_changes64(s->db);
+                if (n > 0)
+                        r = count_approval(s);
+        }
+        r = op_end(s, own, r);
+        if (r >= 0 && ret_n)
+                *ret_n = n;
+        return r;
 }
 
 int store_load_holds(Store *s, StoreUser **ret, size_t *ret_n) {
@@ -682,6 +785,8 @@ int store_approve_ids(Store *s, const Guid *ids, size_t n, size_t *ret_n) {
                 return r;
         for (size_t i = 0; r >= 0 && i < n; i++)
                 r = approve_one(s, &ids[i], &done);
+        if (r >= 0 && done > 0)
+                r = count_approval(s);
         r = op_end(s, own, r);
         if (r >= 0 && ret_n)
                 *ret_n = done;
@@ -727,7 +832,7 @@ int store_get_user_info(Store *s, const Guid *id, StoreUserInfo *ret) {
         int r, rc;
 
         /* A read-only look at a store no writer has upgraded yet: nothing is known. */
-        if (s->version < 2)
+        if (s->version < 3)
                 return -ENOENT;
         if ((r = stmt_get(s, STMT_INFO_GET, &st)) < 0)
                 return r;
@@ -755,7 +860,7 @@ void store_user_info_clear(StoreUserInfo *info) {
         *info = (StoreUserInfo) { 0 };
 }
 
-/* --- sends --------------------------------------------------------------------------------- */
+/* --- sends ------------------------------------------------------------------------------- */
 
 static int exec_u64(Store *s, StmtId id, uint64_t v) {
         _cleanup_reset_ sqlite3_stmt *st = NULL;
@@ -767,34 +872,230 @@ static int exec_u64(Store *s, StmtId id, uint64_t v) {
         return step_done(st);
 }
 
-int store_record_send(Store *s, uint64_t t_usec) {
-        return exec_u64(s, STMT_SEND_RECORD, t_usec);
+static uint64_t sub_sat(uint64_t a, uint64_t b) {
+        return a > b ? a - b : 0;
 }
 
-int store_prune_sends(Store *s, uint64_t before_usec) {
-        return exec_u64(s, STMT_SEND_PRUNE, before_usec);
+/* ?1 .. ?4 of SENDS_HELD. */
+static int bind_held(sqlite3_stmt *st, uint64_t now, uint64_t hold, uint64_t hold_in_flight) {
+        uint64_t longest = hold > hold_in_flight ? hold : hold_in_flight;
+        int rc = bind_u64(st, 1, now) | bind_u64(st, 2, hold) | bind_u64(st, 3, hold_in_flight) |
+                 bind_u64(st, 4, sub_sat(now, longest));
+
+        return rc == SQLITE_OK ? 0 : -ENOMEM;
 }
 
-int store_load_sends(Store *s, uint64_t since_usec, uint64_t **ret, size_t *ret_n) {
+static int nth_held(Store *s, uint64_t now, uint64_t hold, uint64_t hold_in_flight, unsigned nth,
+                    StoreSlot *ret) {
         _cleanup_reset_ sqlite3_stmt *st = NULL;
-        _cleanup_free_ uint64_t *t = NULL;
-        size_t n = 0, cap = 0;
         int r, rc;
 
-        if ((r = stmt_get(s, STMT_SEND_LOAD, &st)) < 0)
+        if ((r = stmt_get(s, STMT_SEND_HELD, &st)) < 0)
                 return r;
-        if (bind_u64(st, 1, since_usec) != SQLITE_OK)
+        if ((r = bind_held(st, now, hold, hold_in_flight)) < 0)
+                return r;
+        if (sqlite3_bind_int64(st, 5, (sqlite3_int64) nth - 1) != SQLITE_OK)
                 return -ENOMEM;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                if ((r = grow((void **) &t, &cap, n + 1, sizeof *t)) < 0)
-                        return r;
-                t[n++] = (uint64_t) sqlite3_column_int64(st, 0);
-        }
-        if (rc != SQLITE_DONE)
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
                 return errno_from_sqlite(rc);
-        *ret = TAKE_PTR(t);
-        *ret_n = n;
+        *ret = (StoreSlot) { .release_usec = (uint64_t) sqlite3_column_int64(st, 0),
+                             .in_flight = sqlite3_column_int(st, 1) != 0 };
         return 0;
+}
+
+int store_rate_slot(Store *s, uint64_t now, uint64_t hold, uint64_t hold_in_flight, unsigned limit,
+                    StoreSlot *ret) {
+        uint64_t longest = hold > hold_in_flight ? hold : hold_in_flight;
+        bool own;
+        int r;
+
+        if (limit == 0 || !ret)
+                return -EINVAL;
+        if ((r = op_begin(s, &own)) < 0)
+                return r;
+        /* A start "in the future" happened before a clock step back: counting it from now waits
+         * one full window, instead of as long as the step. */
+        if ((r = exec_u64(s, STMT_SEND_CLAMP, now)) >= 0 &&
+            (r = exec_u64(s, STMT_SEND_PRUNE, sub_sat(now, longest))) >= 0)
+                r = nth_held(s, now, hold, hold_in_flight, limit, ret);
+        if (r == -ENOENT) {   /* fewer than the limit: an answer, not a failure; the clean-up stays */
+                int k = op_end(s, own, 0);
+                return k < 0 ? k : -ENOENT;
+        }
+        return op_end(s, own, r);
+}
+
+int store_rate_used(Store *s, uint64_t now, uint64_t hold, uint64_t hold_in_flight, unsigned *ret) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        if ((r = stmt_get(s, STMT_SEND_COUNT, &st)) < 0 ||
+            (r = bind_held(st, now, hold, hold_in_flight)) < 0)
+                return r;
+        if ((rc = sqlite3_step(st)) != SQLITE_ROW)
+                return errno_from_sqlite(rc);
+        sqlite3_int64 n = sqlite3_column_int64(st, 0);
+        *ret = n < 0 ? 0 : n > UINT_MAX ? UINT_MAX : (unsigned) n;
+        return 0;
+}
+
+int store_send_begin(Store *s, uint64_t t, int64_t *ret_id) {
+        int r = exec_u64(s, STMT_SEND_BEGIN, t);
+
+        if (r >= 0 && ret_id)
+                *ret_id = sqlite3_last_insert_rowid(s->db);
+        return r;
+}
+
+int store_send_answered(Store *s, int64_t id, uint64_t t) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if ((r = stmt_get(s, STMT_SEND_ANSWERED, &st)) < 0)
+                return r;
+        if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK || bind_u64(st, 2, t) != SQLITE_OK)
+                return -ENOMEM;
+        return step_done(st);
+}
+
+int store_rate_paused_until(Store *s, uint64_t *ret) {
+        _cleanup_free_ char *v = NULL;
+        int r = store_meta_get(s, STORE_META_RATE_PAUSE, &v);
+
+        if (r == -ENOENT) {
+                *ret = 0;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        *ret = strtoull(v, NULL, 10);
+        return 0;
+}
+
+int store_rate_pause(Store *s, uint64_t until) {
+        char buf[32];
+        uint64_t old = 0;
+        bool own;
+        int r;
+
+        if ((r = op_begin(s, &own)) < 0)
+                return r;
+        r = store_rate_paused_until(s, &old);
+        if (r >= 0 && until > old) {
+                snprintf(buf, sizeof buf, "%" PRIu64, until);
+                r = store_meta_set(s, STORE_META_RATE_PAUSE, buf);
+        }
+        return op_end(s, own, r);
+}
+
+/* --- requests ------------------------------------------------------------------------------ */
+
+static int read_request(sqlite3_stmt *st, StoreRequest *ret) {
+        StoreRequest q = { .id = sqlite3_column_int64(st, 0) };
+        const char *m = (const char *) sqlite3_column_text(st, 5);
+        int r;
+
+        if ((r = column_guid(st, 1, &q.user)) < 0)
+                return r;
+        q.requested_usec = (uint64_t) sqlite3_column_int64(st, 2);
+        q.state = (uint8_t) sqlite3_column_int(st, 3);
+        q.result = sqlite3_column_int(st, 4);
+        if (m)
+                snprintf(q.message, sizeof q.message, "%.*s",
+                         (int) utf8_prefix(m, strlen(m), sizeof q.message - 1), m);
+        *ret = q;
+        return 0;
+}
+
+static int request_query(Store *s, StmtId id, int64_t key, StoreRequest *ret) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if ((r = stmt_get(s, id, &st)) < 0)
+                return r;
+        if (id == STMT_REQ_GET && sqlite3_bind_int64(st, 1, key) != SQLITE_OK)
+                return -ENOMEM;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return errno_from_sqlite(rc);
+        return read_request(st, ret);
+}
+
+int store_request_get(Store *s, int64_t id, StoreRequest *ret) {
+        return request_query(s, STMT_REQ_GET, id, ret);
+}
+
+int store_request_next(Store *s, StoreRequest *ret) {
+        return request_query(s, STMT_REQ_NEXT, 0, ret);
+}
+
+int store_requests_accept(Store *s, size_t *ret_n) {
+        int r = exec_simple(s, STMT_REQ_ACCEPT);
+
+        if (r >= 0 && ret_n)
+                *ret_n = (size_t) sqlite3_changes64(s->db);
+        return r;
+}
+
+static int request_insert(Store *s, const Guid *user, uint64_t now, int64_t *ret_id) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if ((r = stmt_get(s, STMT_REQ_ADD, &st)) < 0)
+                return r;
+        if (sqlite3_bind_blob(st, 1, user->b, sizeof user->b, SQLITE_STATIC) != SQLITE_OK ||
+            bind_u64(st, 2, now) != SQLITE_OK)
+                return -ENOMEM;
+        if ((r = step_done(st)) < 0)
+                return r;
+        *ret_id = sqlite3_last_insert_rowid(s->db);
+        return 0;
+}
+
+int store_request_add(Store *s, const Guid *user, uint64_t now, int64_t *ret_id) {
+        bool own;
+        int r;
+
+        if (!user || guid_is_null(user) || !ret_id)
+                return -EINVAL;
+        if ((r = op_begin(s, &own)) < 0)
+                return r;
+        if ((r = exec_u64(s, STMT_REQ_PRUNE, sub_sat(now, REQUEST_KEEP_USEC))) >= 0)
+                r = request_insert(s, user, now, ret_id);
+        return op_end(s, own, r);
+}
+
+int store_request_update(Store *s, const StoreRequest *req) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if ((r = stmt_get(s, STMT_REQ_UPDATE, &st)) < 0)
+                return r;
+        if (sqlite3_bind_int64(st, 1, req->id) != SQLITE_OK ||
+            sqlite3_bind_int(st, 2, req->state) != SQLITE_OK ||
+            sqlite3_bind_int(st, 3, req->result) != SQLITE_OK ||
+            sqlite3_bind_text(st, 4, req->message, (int) strnlen(req->message, sizeof req->message),
+                              SQLITE_STATIC) != SQLITE_OK)
+                return -ENOMEM;
+        if ((r = step_done(st)) < 0)
+                return r;
+        return sqlite3_changes64(s->db) > 0 ? 0 : -ENOENT;
+}
+
+int store_request_remove(Store *s, int64_t id) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if ((r = stmt_get(s, STMT_REQ_REMOVE, &st)) < 0)
+                return r;
+        if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
+                return -ENOMEM;
+        return step_done(st);
 }
 
 /* --- meta ---------------------------------------------------------------------------------- */
@@ -944,6 +1245,34 @@ int store_data_version(Store *s, uint64_t *ret) {
                 return errno_from_sqlite(rc);
         *ret = (uint64_t) sqlite3_column_int64(st, 0);
         return 0;
+}
+
+bool store_error_is_fatal(int error, unsigned consecutive) {
+        switch (error) {
+        case -EBADMSG:
+        case -ESTALE:
+        case -EROFS:
+                return true;
+        case -EIO:
+                return consecutive >= 3;
+        default:
+                return false;
+        }
+}
+
+int store_check_health(Store *s) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        struct stat buf;
+        int r, rc;
+
+        /* SQLite keeps using an unlinked or replaced file through its open descriptor: only the
+         * name tells that every other process now sees another store, or none. */
+        if (stat(s->path, &buf) < 0 || buf.st_dev != s->dev || buf.st_ino != s->ino)
+                return -ESTALE;
+        if ((r = stmt_get(s, STMT_HEALTH, &st)) < 0)
+                return r;
+        rc = sqlite3_step(st);
+        return rc == SQLITE_ROW ? 0 : errno_from_sqlite(rc);
 }
 
 /* --- directory sources (see store.h) ---------------------------------------------------------

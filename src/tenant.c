@@ -1,6 +1,8 @@
 /* tenant.c: one tenant's call queue in front of the rate limiter, the token and the API.
  * The dispatcher is the only place a Nimbus request starts; it runs whenever something changed
- * (a call queued, an answer came, a token arrived, the timer fired) and never waits in a loop. */
+ * (a call queued, an answer came, a token arrived, the timer fired) and never waits in a loop.
+ * The rate window is kept in the state store, where every process using the tenant takes its
+ * slots: each send looks for room and records itself in one short transaction. */
 #include "tenant.h"
 
 #include <stdio.h>
@@ -10,6 +12,10 @@
 #include "credential.h"
 #include "util.h"
 
+/* A slot held by a call in flight frees as soon as its answer arrives, which another process
+ * records without telling us: while we wait for such a slot, look again this often. */
+#define RATE_RECHECK_USEC (250 * USEC_PER_MSEC)
+
 struct TenantCall {
         TenantCall *next;
         Tenant *tenant;
@@ -17,6 +23,7 @@ struct TenantCall {
         NimbusCall call;
         uint8_t prio;
         bool auth_retried;      /* a 401 was already answered by fetching a new token */
+        int64_t send_id;        /* its row in the store's rate window while in flight, or 0 */
         TenantSendFn on_send;
         NimbusDoneFn done;
         void *userdata;
@@ -73,6 +80,17 @@ static void fail_queued(Tenant *t, Outcome outcome, long status, int error, cons
 
         while ((c = queue_pop(t)))
                 call_fail(c, outcome, status, error, message);
+}
+
+void tenant_cancel_queued(Tenant *t) {
+        TenantCall *c;
+
+        while ((c = t->queue[PRIO_MUTATION])) {
+                t->queue[PRIO_MUTATION] = c->next;
+                if (!t->queue[PRIO_MUTATION])
+                        t->queue_tail[PRIO_MUTATION] = NULL;
+                call_fail(c, OUTCOME_TRANSIENT, 0, -ECANCELED, "cancelled");
+        }
 }
 
 static void on_timer(uv_timer_t *timer) {
@@ -153,6 +171,27 @@ static void token_done(void *userdata, TokenStatus st, long status, const char *
         dispatch(t);
 }
 
+/* The server saw each request at the latest when its answer arrived: its slot counts from then,
+ * whatever the transit time. Until this is written, or should it fail, the row keeps its longer
+ * in-flight hold, which only errs on the safe side; so it need not cost a durable commit of its
+ * own: it rides along with the next send's transaction (and is forgotten once that commits), or
+ * is written on its own when nothing follows. */
+static void write_answers(Tenant *t) {
+        for (unsigned i = 0; i < t->n_answered; i++)
+                (void) store_send_answered(t->store, t->answered_id[i], t->answered_at[i]);
+}
+
+static void answer_arrived(Tenant *t, TenantCall *c, uint64_t now) {
+        t->answered_id[t->n_answered] = c->send_id;
+        t->answered_at[t->n_answered++] = now;
+        c->send_id = 0;
+        if (t->closing || !queue_peek(t) || t->n_answered == TENANT_MAX_IN_FLIGHT) {
+                write_answers(t);
+                t->n_answered = 0;
+        }
+        t->in_flight--;
+}
+
 static void call_done(void *userdata, const NimbusResult *res) {
         TenantCall *c = userdata;
         Tenant *t = c->tenant;
@@ -160,10 +199,7 @@ static void call_done(void *userdata, const NimbusResult *res) {
         /* A redirect is a configuration error like a refusal: said once, the tenant pauses. */
         bool refused = res->outcome == OUTCOME_AUTH || res->outcome == OUTCOME_REDIRECT;
 
-        /* The server saw the request at the latest now: counting it in the window from here
-         * (and as taking a slot while in flight) keeps the window whatever the transit time. */
-        ratelimit_record(&t->limiter, now);
-        t->in_flight--;
+        answer_arrived(t, c, now);
         if (t->closing) {
                 c->done(c->userdata, res);
                 free(c);
@@ -187,40 +223,82 @@ static void call_done(void *userdata, const NimbusResult *res) {
                         t->auth_failures = 0;
                         log_msg(t->log, LOG_NOTICE, "Nimbus accepts our credentials again; resuming");
                 }
-                if (res->http_status == 429)
-                        ratelimit_pause(&t->limiter, now + (res->retry_after_usec ? res->retry_after_usec
-                                                                    : t->config->rate_window_usec / 10));
+                if (res->http_status == 429)   /* pauses every process on this store */
+                        (void) store_rate_pause(t->store, now + (res->retry_after_usec ? res->retry_after_usec
+                                                                 : t->config->rate_window_usec / 10));
                 c->done(c->userdata, res);
                 free(c);
         }
         dispatch(t);
 }
 
-/* Record the send time (and the caller's intent) durably, then send. */
-static void call_send(Tenant *t, TenantCall *c, uint64_t now) {
+/* 0 when the window has room for one more call now, for every process; else 1 and *ret_at says
+ * when to look again. Runs inside the transaction that takes the slot. */
+static int window_room(Tenant *t, unsigned limit, uint64_t now, uint64_t *ret_at) {
+        const RateLimit *rl = &t->limiter;
+        StoreSlot nth = { 0 };
+        uint64_t paused = 0, next;
+        int r;
+
+        r = store_rate_slot(t->store, now, ratelimit_hold(rl, false), ratelimit_hold(rl, true), limit,
+                            &nth);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        if ((r = store_rate_paused_until(t->store, &paused)) < 0)
+                return r;
+        next = ratelimit_next(nth.release_usec, now, paused);
+        if (next <= now)
+                return 0;
+        if (nth.in_flight && next == nth.release_usec && next - now > RATE_RECHECK_USEC)
+                next = now + RATE_RECHECK_USEC;
+        *ret_at = next;
+        return 1;
+}
+
+/* Send the head of the queue if the window has room: one short write transaction looks for room,
+ * takes the slot and records the caller's intent, so every process sees the send at once and
+ * it is durable before the request leaves. false: no room yet, the timer is armed. */
+static bool call_send(Tenant *t, unsigned limit, uint64_t now) {
+        TenantCall *c;
+        uint64_t at = 0;
         int r;
 
         r = store_begin(t->store);
+        if (r >= 0)
+                write_answers(t);
+        if (r >= 0 && (r = window_room(t, limit, now, &at)) == 1) {
+                if (store_commit(t->store) >= 0)   /* the answers and the clean-up */
+                        t->n_answered = 0;
+                arm_timer(t, at, now);
+                return false;
+        }
+        c = queue_pop(t);
         if (r >= 0 && c->on_send)
                 r = c->on_send(c->userdata);
         if (r >= 0)
-                r = store_record_send(t->store, now);
+                r = store_send_begin(t->store, now, &c->send_id);
         r = r >= 0 ? store_commit(t->store) : (store_rollback(t->store), r);
+        if (r >= 0)
+                t->n_answered = 0;
         if (r < 0) {
+                c->send_id = 0;
                 call_fail(c, OUTCOME_TRANSIENT, 0, r, "could not record the call in the state store");
-                return;
+                return true;
         }
         r = nimbus_client_call(t->client, c->call, &c->id, &c->target, call_done, c);
         if (r < 0) {
+                (void) store_send_answered(t->store, c->send_id, now_usec());
                 call_fail(c, OUTCOME_TRANSIENT, 0, r, "could not start the request");
-                return;
+                return true;
         }
         t->in_flight++;
         t->sent++;
+        return true;
 }
 
-/* May we start anything now? If not, the timer or a token answer calls us again. */
-static bool ready_to_send(Tenant *t, uint64_t now) {
+/* May we start anything now, as far as this process knows? *ret_limit: how many slots the
+ * head of the queue may find held. If not, the timer or a token answer calls us again. */
+static bool ready_to_send(Tenant *t, uint64_t now, unsigned *ret_limit) {
         int r;
 
         if (t->auth_retry_at > now) {
@@ -236,22 +314,15 @@ static bool ready_to_send(Tenant *t, uint64_t now) {
                         arm_timer(t, now + t->config->retry.base_usec, now);
                 return false;
         }
-        /* GETs that only refresh our knowledge may use half the window; mutations all of it. */
-        const TenantCall *head = queue_peek(t);
-        unsigned limit = head->prio == PRIO_VERIFY ? (t->config->rate_operations + 1) / 2
-                                                   : t->config->rate_operations;
-        /* Calls in flight hold a slot each until their answer enters the window (call_done). */
-        if (t->in_flight >= limit)
-                return false;
-        uint64_t next = ratelimit_next_within(&t->limiter, now, limit - t->in_flight);
-        if (next > now) {
-                arm_timer(t, next, now);
-                return false;
-        }
-        return true;
+        /* Our own calls in flight hold a slot each: when they fill the limit, no need to ask the
+         * store; their answers call us again. */
+        *ret_limit = ratelimit_limit(&t->limiter, queue_peek(t)->prio == PRIO_VERIFY);
+        return t->in_flight < *ret_limit;
 }
 
 static void dispatch(Tenant *t) {
+        unsigned limit;
+
         if (t->closing)
                 return;
         while (t->in_flight < TENANT_MAX_IN_FLIGHT && queue_peek(t)) {
@@ -261,9 +332,8 @@ static void dispatch(Tenant *t) {
                         fail_queued(t, OUTCOME_AUTH, 401, 0, t->auth_error);
                         return;
                 }
-                if (!ready_to_send(t, now))
+                if (!ready_to_send(t, now, &limit) || !call_send(t, limit, now))
                         return;
-                call_send(t, queue_pop(t), now);
         }
 }
 
@@ -288,10 +358,6 @@ int tenant_call(Tenant *t, CallPriority prio, NimbusCall call, const Guid *id, c
         return 0;
 }
 
-void tenant_cancel_queued(Tenant *t) {
-        fail_queued(t, OUTCOME_TRANSIENT, 0, -ECANCELED, "cancelled");
-}
-
 void tenant_forget_refusal(Tenant *t) {
         if (t->auth == AUTH_FAILED)
                 t->auth = AUTH_NONE;
@@ -299,41 +365,24 @@ void tenant_forget_refusal(Tenant *t) {
         t->auth_retry_at = 0;
 }
 
-void tenant_pause(Tenant *t, uint64_t until) {
-        ratelimit_pause(&t->limiter, until);
-}
+int tenant_rate_used(Tenant *t, unsigned *ret) {
+        const RateLimit *rl = &t->limiter;
 
-size_t tenant_pending(const Tenant *t) {
-        size_t n = t->in_flight;
-
-        for (unsigned p = 0; p < 2; p++)
-                for (TenantCall *c = t->queue[p]; c; c = c->next)
-                        n++;
-        return n;
+        return store_rate_used(t->store, now_usec(), ratelimit_hold(rl, false), ratelimit_hold(rl, true),
+                               ret);
 }
 
 static int tenant_open_store(Tenant *t, Diag *diag) {
         const Config *c = t->config;
-        _cleanup_free_ uint64_t *sends = NULL;
-        uint64_t now = now_usec(), since;
-        size_t n = 0;
         int r;
 
+        r = ratelimit_init(&t->limiter, c->rate_operations, c->rate_window_usec, c->retry.timeout_usec);
+        if (r < 0)
+                return r;
         r = store_open(c->state_dir, false, &t->store);
         if (r < 0)
                 return diag_add(diag, DIAG_ERROR, c->state_dir, 0, 0, "cannot open the state store: %s",
                                 strerror(-r)), r;
-        r = ratelimit_init(&t->limiter, c->rate_operations, c->rate_window_usec);
-        if (r < 0)
-                return r;
-        /* Requests sent by an earlier process still count in the window. */
-        since = now > c->rate_window_usec ? now - c->rate_window_usec : 0;
-        r = store_load_sends(t->store, since, &sends, &n);
-        if (r < 0)
-                return diag_add(diag, DIAG_ERROR, c->state_dir, 0, 0, "cannot read the state store: %s",
-                                strerror(-r)), r;
-        ratelimit_seed(&t->limiter, sends, n);
-        (void) store_prune_sends(t->store, since);
         return 0;
 }
 
@@ -369,7 +418,6 @@ int tenant_new(uv_loop_t *loop, Config *c, Logger *log, Tenant **ret, Diag *diag
 fail:
         nimbus_client_close(t->client);
         store_close(t->store);
-        ratelimit_done(&t->limiter);
         config_free(t->config);
         free(t);
         return r;
@@ -379,7 +427,6 @@ static void tenant_closed(uv_handle_t *h) {
         Tenant *t = h->data;
 
         store_close(t->store);
-        ratelimit_done(&t->limiter);
         config_free(t->config);
         free(t->auth_error);
         free(t);

@@ -103,10 +103,6 @@ const char *token_cache_bearer(const TokenCache *tc) {
         return tc->token;
 }
 
-unsigned token_cache_count(const TokenCache *tc) {
-        return tc->count;
-}
-
 void token_cache_set_raw(TokenCache *tc, TokenRawFn fn, void *userdata) {
         tc->raw = fn;
         tc->raw_userdata = userdata;

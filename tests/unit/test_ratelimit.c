@@ -1,6 +1,9 @@
-/* test_ratelimit: the sliding-window limiter (PRODUCT §6.4). Besides the single rules, a simulated
- * clock drives the limiter through many operations and a brute-force check over the recorded start
- * times confirms that no window ever holds more than `ops` starts. */
+/* test_ratelimit: the sliding-window rule (nimbus-sync(8), RATE LIMIT): its numbers, and then the
+ * rule as processes really use it, through the state store. Several store connections (processes)
+ * share one store on a simulated clock; each takes its slots as the tenant does (one transaction:
+ * look for room, take the slot), answers come after random transit times, and a brute-force check
+ * over the times the server could have seen the requests confirms that no window ever holds more
+ * than `ops` of them. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,17 +11,21 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "ratelimit.h"
+#include "store.h"
 #include "util.h"
 
 #define SEC USEC_PER_SEC
 #define MSEC USEC_PER_MSEC
 
-/* The largest number of starts that fall in any half-open interval [t, t + window). It suffices
- * to try intervals that begin at a start time: moving an interval's beginning forward to its
- * first start loses nothing. */
+/* The largest number of arrivals that fall in any half-open interval [t, t + window). It suffices
+ * to try intervals that begin at an arrival: moving an interval's beginning forward to its first
+ * arrival loses nothing. */
 static unsigned max_in_window(const uint64_t *times, size_t n, uint64_t window) {
         unsigned worst = 0;
         for (size_t i = 0; i < n; i++) {
@@ -42,223 +49,249 @@ static uint64_t xorshift(uint64_t *s) {
 
 static void test_init_rejects_zero(void **state) {
         RateLimit rl;
-        assert_int_equal(ratelimit_init(&rl, 0, SEC), -EINVAL);
-        assert_int_equal(ratelimit_init(&rl, 3, 0), -EINVAL);
-        ratelimit_done(NULL);
+        assert_int_equal(ratelimit_init(&rl, 0, SEC, SEC), -EINVAL);
+        assert_int_equal(ratelimit_init(&rl, 3, 0, SEC), -EINVAL);
 }
 
 static void test_margin(void **state) {
         RateLimit rl;
-        assert_int_equal(ratelimit_init(&rl, 3, SEC), 0);
+        assert_int_equal(ratelimit_init(&rl, 3, SEC, 0), 0);
         assert_int_equal(rl.margin_usec, 50 * MSEC);             /* window / 100 = 10 ms, raised to 50 ms */
-        ratelimit_done(&rl);
-        assert_null(rl.ring);
-        assert_int_equal(ratelimit_init(&rl, 60, 60 * SEC), 0);
+        assert_int_equal(ratelimit_init(&rl, 60, 60 * SEC, 0), 0);
         assert_int_equal(rl.margin_usec, 250 * MSEC);            /* 600 ms, capped */
-        ratelimit_done(&rl);
-        assert_int_equal(ratelimit_init(&rl, 1, 100), 0);
+        assert_int_equal(ratelimit_init(&rl, 1, 100, 0), 0);
         assert_int_equal(rl.margin_usec, 10);                     /* a tenth of a tiny window */
-        ratelimit_done(&rl);
-        ratelimit_done(&rl);                                      /* twice is harmless */
 }
 
-static void test_three_then_wait(void **state) {
+/* Answered: one window and the margin from the answer. In flight: as if it were answered at the
+ * latest moment it can be, when it times out. */
+static void test_hold(void **state) {
         RateLimit rl;
-        assert_int_equal(ratelimit_init(&rl, 3, SEC), 0);
-        for (int i = 0; i < 3; i++) {
-                assert_int_equal(ratelimit_next(&rl, 0), 0);
-                ratelimit_record(&rl, 0);
-        }
-        assert_int_equal(ratelimit_next(&rl, 0), SEC + 50 * MSEC);
-        assert_int_equal(ratelimit_next(&rl, 500 * MSEC), SEC + 50 * MSEC);
-        assert_int_equal(ratelimit_next(&rl, 2 * SEC), 2 * SEC);  /* never earlier than now */
-        ratelimit_done(&rl);
+        assert_int_equal(ratelimit_init(&rl, 3, SEC, 30 * SEC), 0);
+        assert_int_equal(ratelimit_hold(&rl, false), SEC + 50 * MSEC);
+        assert_int_equal(ratelimit_hold(&rl, true), 31 * SEC + 50 * MSEC);
+        assert_int_equal(ratelimit_init(&rl, 1, UINT64_MAX / 2, UINT64_MAX), 0);
+        assert_int_equal(ratelimit_hold(&rl, true), UINT64_MAX);  /* saturates */
 }
 
-/* A share of the window: with 4 ops, limit 2 waits for the 2nd most recent start to leave. */
-static void test_next_within_share(void **state) {
+static void test_limit(void **state) {
         RateLimit rl;
-        assert_int_equal(ratelimit_init(&rl, 4, SEC), 0);
-        assert_int_equal(ratelimit_next_within(&rl, 0, 2), 0);
-        ratelimit_record(&rl, 0);
-        assert_int_equal(ratelimit_next_within(&rl, 0, 2), 0);
-        ratelimit_record(&rl, 100 * MSEC);
-        /* two in the window: the older (t=0) must leave first */
-        assert_int_equal(ratelimit_next_within(&rl, 100 * MSEC, 2), SEC + 50 * MSEC);
-        ratelimit_record(&rl, 200 * MSEC);
-        /* now the 2nd most recent is t=100ms */
-        assert_int_equal(ratelimit_next_within(&rl, 200 * MSEC, 2), 1100 * MSEC + 50 * MSEC);
-        /* the full window still has room for one more */
-        assert_int_equal(ratelimit_next(&rl, 200 * MSEC), 200 * MSEC);
-        /* limits of 0 or above ops mean the whole window */
-        assert_int_equal(ratelimit_next_within(&rl, 200 * MSEC, 0), 200 * MSEC);
-        assert_int_equal(ratelimit_next_within(&rl, 200 * MSEC, 99), 200 * MSEC);
-        ratelimit_done(&rl);
+        assert_int_equal(ratelimit_init(&rl, 60, SEC, 0), 0);
+        assert_int_equal(ratelimit_limit(&rl, false), 60);
+        assert_int_equal(ratelimit_limit(&rl, true), 30);
+        assert_int_equal(ratelimit_init(&rl, 1, SEC, 0), 0);
+        assert_int_equal(ratelimit_limit(&rl, true), 1);          /* never 0: verify still runs */
 }
 
-static void test_ring_wraps(void **state) {
-        RateLimit rl;
-        assert_int_equal(ratelimit_init(&rl, 3, 10 * SEC), 0);
-        for (uint64_t t = 0; t < 5; t++)
-                ratelimit_record(&rl, t * SEC);
-        /* The ring holds 2, 3, 4 s: the third most recent start is at 2 s. */
-        assert_int_equal(ratelimit_next(&rl, 4 * SEC), 12 * SEC + 100 * MSEC);
-        ratelimit_record(&rl, 12 * SEC + 100 * MSEC);
-        assert_int_equal(ratelimit_next(&rl, 12 * SEC + 100 * MSEC), 13 * SEC + 100 * MSEC);
-        ratelimit_done(&rl);
+static void test_next(void **state) {
+        static const struct { uint64_t nth, now, paused, want; } cases[] = {
+                { 0, 100, 0, 100 },            /* fewer than the limit held: now */
+                { 500, 100, 0, 500 },          /* the limit-th latest frees at 500 */
+                { 50, 100, 0, 100 },           /* never earlier than now */
+                { 0, 100, 700, 700 },          /* a 429 pause */
+                { 900, 100, 700, 900 },        /* the later of window and pause */
+                { 500, 100, 300, 500 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                assert_int_equal(ratelimit_next(cases[i].nth, cases[i].now, cases[i].paused), cases[i].want);
 }
 
-/* Drive the limiter like the runner does: each operation arrives at some time, waits for
- * ratelimit_next() and is recorded when it starts. Returns the start times. */
-static uint64_t *simulate(RateLimit *rl, size_t n, uint64_t seed, uint64_t max_gap) {
-        uint64_t *times = calloc(n, sizeof *times);
-        uint64_t now = 0;
-        assert_non_null(times);
-        for (size_t i = 0; i < n; i++) {
-                if (max_gap > 0)
-                        now += xorshift(&seed) % max_gap;
-                uint64_t t = ratelimit_next(rl, now);
-                assert_true(t >= now);
-                ratelimit_record(rl, t);
-                times[i] = now = t;
-        }
-        return times;
-}
-
-static void test_simulated_backlog(void **state) {
-        const size_t n = 1000;
-        const unsigned ops = 3;
-        RateLimit rl;
-        assert_int_equal(ratelimit_init(&rl, ops, SEC), 0);
-
-        /* All 1000 operations are queued at time 0. */
-        uint64_t *times = simulate(&rl, n, 1, 0);
-        assert_true(max_in_window(times, n, SEC) <= ops);
-
-        /* The least possible: batches of `ops` one window apart, so the last batch starts after
-         * (n-1)/ops windows. The limiter may add its margin per window and nothing more. */
-        uint64_t windows = (n - 1) / ops;
-        assert_true(times[n - 1] >= windows * SEC);
-        assert_true(times[n - 1] <= windows * (SEC + rl.margin_usec));
-        free(times);
-        ratelimit_done(&rl);
-}
-
-static void test_simulated_random_arrivals(void **state) {
-        const unsigned ops_list[] = { 1, 3, 7, 60 };
-        for (size_t k = 0; k < ELEMENTSOF(ops_list); k++) {
-                RateLimit rl;
-                const size_t n = 1000;
-                assert_int_equal(ratelimit_init(&rl, ops_list[k], 60 * SEC), 0);
-                /* Gaps up to 30 s: sometimes the limiter waits, sometimes the queue is empty. */
-                uint64_t *times = simulate(&rl, n, 0x9e3779b97f4a7c15 + k, 30 * SEC / ops_list[k]);
-                assert_true(max_in_window(times, n, 60 * SEC) <= ops_list[k]);
-                free(times);
-                ratelimit_done(&rl);
-        }
-}
-
-/* The brute-force checker must be able to fail, or the tests above prove nothing. */
+/* The brute-force checker must be able to fail, or the simulation proves nothing. */
 static void test_checker_detects_overrun(void **state) {
         const uint64_t times[] = { 0, 400 * MSEC, 999 * MSEC, 1000 * MSEC, 1400 * MSEC };
         assert_int_equal(max_in_window(times, 5, SEC), 3);        /* e.g. {0, 400, 999} */
         assert_int_equal(max_in_window(times, 5, 1001 * MSEC), 4); /* {0, 400, 999, 1000} */
 }
 
-static void test_seed_keeps_last_ops(void **state) {
-        /* The store's list of recent start times, ascending, longer than the ring. */
-        uint64_t stored[10];
-        for (size_t i = 0; i < 10; i++)
-                stored[i] = i * 100 * MSEC;
+/* ---- the simulation -------------------------------------------------------------------------- */
 
+#define SIM_PROCS 3
+#define SIM_MAX 400
+
+typedef struct SimCall {
+        uint64_t sent, answer, arrival;
+        int64_t row;
+        int proc;
+        bool answered, lost;    /* lost: its process died in flight, the answer is never recorded */
+} SimCall;
+
+typedef struct Sim {
+        char dir[PATH_MAX];
+        Store *s[SIM_PROCS];
         RateLimit rl;
-        assert_int_equal(ratelimit_init(&rl, 3, SEC), 0);
-        ratelimit_seed(&rl, stored, 10);
-        assert_int_equal(rl.count, 3);
-        /* The last three are 700, 800, 900 ms: the next may start at 700 ms + 1 s + margin. */
-        assert_int_equal(ratelimit_next(&rl, 950 * MSEC), 1750 * MSEC);
-        assert_int_equal(ratelimit_used(&rl, 950 * MSEC), 3);
-        ratelimit_done(&rl);
+        SimCall calls[SIM_MAX];
+        size_t n_calls;
+        uint64_t seed, now, max_transit;
+        bool dead[SIM_PROCS];
+} Sim;
 
-        assert_int_equal(ratelimit_init(&rl, 3, SEC), 0);
-        ratelimit_seed(&rl, stored, 2);                           /* fewer than ops: no wait */
-        assert_int_equal(ratelimit_next(&rl, 150 * MSEC), 150 * MSEC);
-        ratelimit_record(&rl, 150 * MSEC);
-        assert_int_equal(ratelimit_next(&rl, 150 * MSEC), 1050 * MSEC);
-        ratelimit_seed(&rl, NULL, 0);
-        assert_int_equal(rl.count, 3);
-        ratelimit_done(&rl);
+static void sim_open(Sim *sim, unsigned ops, uint64_t window, uint64_t timeout, uint64_t seed) {
+        const char *tmp = getenv("TMPDIR");
+
+        *sim = (Sim) { .seed = seed, .now = 1000 * SEC };
+        snprintf(sim->dir, sizeof sim->dir, "%s/test-ratelimit-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        assert_non_null(mkdtemp(sim->dir));
+        for (int p = 0; p < SIM_PROCS; p++)
+                assert_int_equal(store_open(sim->dir, false, &sim->s[p]), 0);
+        assert_int_equal(ratelimit_init(&sim->rl, ops, window, timeout), 0);
 }
 
-static void test_pause(void **state) {
-        RateLimit rl;
-        assert_int_equal(ratelimit_init(&rl, 3, SEC), 0);
-        ratelimit_pause(&rl, 5 * SEC);
-        assert_int_equal(ratelimit_next(&rl, 0), 5 * SEC);
-        ratelimit_pause(&rl, 3 * SEC);                            /* does not shorten */
-        assert_int_equal(ratelimit_next(&rl, 0), 5 * SEC);
-        ratelimit_pause(&rl, 7 * SEC);                            /* extends */
-        assert_int_equal(ratelimit_next(&rl, 0), 7 * SEC);
-        assert_int_equal(ratelimit_next(&rl, 8 * SEC), 8 * SEC);
+static void sim_close(Sim *sim) {
+        static const char *const files[] = { STORE_FILE_NAME, STORE_FILE_NAME "-wal", STORE_FILE_NAME "-shm" };
+        char p[PATH_MAX + 32];
 
-        /* Window and pause together: the later of the two wins. */
-        for (int i = 0; i < 3; i++)
-                ratelimit_record(&rl, 7 * SEC);
-        assert_int_equal(ratelimit_next(&rl, 7 * SEC), 8 * SEC + 50 * MSEC);
-        ratelimit_pause(&rl, 20 * SEC);
-        assert_int_equal(ratelimit_next(&rl, 7 * SEC), 20 * SEC);
-        ratelimit_done(&rl);
+        for (int i = 0; i < SIM_PROCS; i++)
+                store_close(sim->s[i]);
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                snprintf(p, sizeof p, "%s/%s", sim->dir, files[i]);
+                (void) unlink(p);
+        }
+        assert_int_equal(rmdir(sim->dir), 0);
 }
 
-static void test_used(void **state) {
-        RateLimit rl;
-        assert_int_equal(ratelimit_init(&rl, 5, SEC), 0);
-        assert_int_equal(ratelimit_used(&rl, 0), 0);
-        ratelimit_record(&rl, 0);
-        ratelimit_record(&rl, 500 * MSEC);
-        ratelimit_record(&rl, 1000 * MSEC);
-        assert_int_equal(ratelimit_used(&rl, 1000 * MSEC), 2);    /* (0, 1 s]: 0 has left */
-        assert_int_equal(ratelimit_used(&rl, 999 * MSEC), 2);     /* 1 s is not yet */
-        assert_int_equal(ratelimit_used(&rl, 1499 * MSEC), 2);
-        assert_int_equal(ratelimit_used(&rl, 1500 * MSEC), 1);
-        assert_int_equal(ratelimit_used(&rl, 2000 * MSEC), 0);
-        assert_int_equal(ratelimit_used(&rl, 600 * MSEC), 2);     /* window reaches before 0 */
-        ratelimit_done(&rl);
+/* What the tenant does before each send: 0 and the slot taken, or when to look again. */
+static uint64_t sim_try_send(Sim *sim, int p) {
+        Store *s = sim->s[p];
+        StoreSlot nth = { 0 };
+        uint64_t paused = 0, next;
+        int r;
+
+        assert_int_equal(store_begin(s), 0);
+        r = store_rate_slot(s, sim->now, ratelimit_hold(&sim->rl, false), ratelimit_hold(&sim->rl, true),
+                            sim->rl.ops, &nth);
+        assert_true(r == 0 || r == -ENOENT);
+        assert_int_equal(store_rate_paused_until(s, &paused), 0);
+        next = ratelimit_next(r == 0 ? nth.release_usec : 0, sim->now, paused);
+        if (next <= sim->now) {
+                uint64_t transit = xorshift(&sim->seed) % (sim->max_transit + 1);
+                int64_t row = 0;
+
+                assert_int_equal(store_send_begin(s, sim->now, &row), 0);
+                sim->calls[sim->n_calls++] = (SimCall) { .sent = sim->now, .answer = sim->now + transit,
+                                                         .row = row, .proc = p };
+                next = 0;
+        }
+        assert_int_equal(store_commit(s), 0);
+        return next;
 }
 
-static void test_clock_set_back(void **state) {
-        RateLimit rl;
-        assert_int_equal(ratelimit_init(&rl, 3, SEC), 0);
-        for (int i = 0; i < 3; i++)
-                ratelimit_record(&rl, 3600 * SEC);
-        /* The wall clock went back an hour: wait one window from now, not an hour. */
-        assert_int_equal(ratelimit_next(&rl, 10 * SEC), 11 * SEC + 50 * MSEC);
-        ratelimit_done(&rl);
+/* Answers due by now are recorded; the server saw each request somewhere between send and answer. */
+static uint64_t sim_answers(Sim *sim) {
+        uint64_t next = UINT64_MAX;
+
+        for (size_t i = 0; i < sim->n_calls; i++) {
+                SimCall *c = &sim->calls[i];
+                if (c->answered)
+                        continue;
+                if (c->answer > sim->now) {
+                        next = c->answer < next ? c->answer : next;
+                        continue;
+                }
+                c->answered = true;
+                c->arrival = c->sent + xorshift(&sim->seed) % (c->answer - c->sent + 1);
+                c->lost = sim->dead[c->proc];
+                if (!c->lost)
+                        assert_int_equal(store_send_answered(sim->s[c->proc], c->row, c->answer), 0);
+        }
+        return next;
 }
 
-static void test_saturates(void **state) {
-        RateLimit rl;
-        assert_int_equal(ratelimit_init(&rl, 1, UINT64_MAX / 2), 0);
-        ratelimit_record(&rl, UINT64_MAX - 10);
-        assert_int_equal(ratelimit_next(&rl, UINT64_MAX - 5), UINT64_MAX);
-        ratelimit_done(&rl);
+/* Every process has a backlog: all of them send whenever the shared window lets them, until
+ * `wanted` calls were sent and answered. From kill_at calls on, the last process is dead. */
+static void sim_run(Sim *sim, size_t wanted, int kill_at) {
+        for (;;) {
+                uint64_t wake = UINT64_MAX, next = 0;
+
+                (void) sim_answers(sim);
+                if (kill_at >= 0 && sim->n_calls >= (size_t) kill_at)
+                        sim->dead[SIM_PROCS - 1] = true;   /* its calls in flight stay so in the store */
+                for (int p = 0; p < SIM_PROCS && sim->n_calls < wanted; p++) {
+                        if (sim->dead[p])
+                                continue;
+                        while (sim->n_calls < wanted && (next = sim_try_send(sim, p)) == 0)
+                                ;
+                        if (sim->n_calls < wanted && next < wake)
+                                wake = next;
+                }
+                next = sim_answers(sim);          /* those answered at once, too */
+                wake = next < wake ? next : wake;
+                if (wake == UINT64_MAX)
+                        return;
+                assert_true(wake > sim->now);
+                sim->now = wake;
+        }
+}
+
+static void sim_check(Sim *sim) {
+        uint64_t arrivals[SIM_MAX];
+
+        for (size_t i = 0; i < sim->n_calls; i++)
+                arrivals[i] = sim->calls[i].arrival;
+        assert_true(max_in_window(arrivals, sim->n_calls, sim->rl.window_usec) <= sim->rl.ops);
+}
+
+/* No transit time, one backlog: batches of `ops` one window (and margin) apart, the least the
+ * window allows. */
+static void test_shared_backlog_is_fast(void **state) {
+        Sim sim;
+        const size_t n = 60;
+        sim_open(&sim, 3, SEC, 0, 1);
+        uint64_t t0 = sim.now;
+        sim_run(&sim, n, -1);
+        sim_check(&sim);
+        uint64_t windows = (n - 1) / 3;
+        assert_true(sim.calls[n - 1].sent - t0 >= windows * SEC);
+        assert_true(sim.calls[n - 1].sent - t0 <= windows * (SEC + sim.rl.margin_usec));
+        sim_close(&sim);
+}
+
+/* Three processes, answers taking up to the timeout: the server never sees more than `ops`. */
+static void test_shared_window_with_transit(void **state) {
+        const unsigned ops_list[] = { 1, 4, 20 };
+        for (size_t k = 0; k < ELEMENTSOF(ops_list); k++) {
+                Sim sim;
+                sim_open(&sim, ops_list[k], SEC, 800 * MSEC, 0x9e3779b97f4a7c15 + k);
+                sim.max_transit = 800 * MSEC;
+                sim_run(&sim, 200, -1);
+                sim_check(&sim);
+                sim_close(&sim);
+        }
+}
+
+/* A process dies with calls in flight: their slots count as long as those calls could have been
+ * in flight, and the others still keep the window. */
+static void test_shared_window_process_dies(void **state) {
+        Sim sim;
+        sim_open(&sim, 5, SEC, 2 * SEC, 42);
+        sim.max_transit = 2 * SEC;
+        sim_run(&sim, 150, 40);
+        sim_check(&sim);
+        sim_close(&sim);
+}
+
+/* A 429 seen by one process pauses them all. */
+static void test_pause_is_shared(void **state) {
+        Sim sim;
+        sim_open(&sim, 5, SEC, 0, 7);
+        assert_int_equal(store_rate_pause(sim.s[0], sim.now + 10 * SEC), 0);
+        assert_int_equal(sim_try_send(&sim, 2), sim.now + 10 * SEC);
+        sim.now += 10 * SEC;
+        assert_int_equal(sim_try_send(&sim, 1), 0);
+        sim_close(&sim);
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_init_rejects_zero),
                 cmocka_unit_test(test_margin),
-                cmocka_unit_test(test_three_then_wait),
-                cmocka_unit_test(test_next_within_share),
-                cmocka_unit_test(test_ring_wraps),
-                cmocka_unit_test(test_simulated_backlog),
-                cmocka_unit_test(test_simulated_random_arrivals),
+                cmocka_unit_test(test_hold),
+                cmocka_unit_test(test_limit),
+                cmocka_unit_test(test_next),
                 cmocka_unit_test(test_checker_detects_overrun),
-                cmocka_unit_test(test_seed_keeps_last_ops),
-                cmocka_unit_test(test_pause),
-                cmocka_unit_test(test_used),
-                cmocka_unit_test(test_clock_set_back),
-                cmocka_unit_test(test_saturates),
+                cmocka_unit_test(test_shared_backlog_is_fast),
+                cmocka_unit_test(test_shared_window_with_transit),
+                cmocka_unit_test(test_shared_window_process_dies),
+                cmocka_unit_test(test_pause_is_shared),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* test_store.c: the SQLite state store: round trips of every record kind, holds, transactions,
- * reopening, read-only use, and damaged or too-new files. Each test works in its own temporary
+ * the shared rate window, `apply --user` requests, reopening, read-only use, upgrades, health
+ * checks, and damaged or too-new files. Each test works in its own temporary
  * directory. */
 
 #include <stdarg.h>
@@ -298,6 +299,7 @@ static void test_holds_mark_and_sweep(void **state) {
 static void test_holds_approve(void **state) {
         Fixture *f = *state;
         size_t n = 99;
+        char *v = NULL;
 
         put_with_hold(f->s, 1, HOLD_HELD);
         put_with_hold(f->s, 2, HOLD_NONE);
@@ -309,8 +311,20 @@ static void test_holds_approve(void **state) {
         assert_int_equal(hold_of(f->s, 2), HOLD_NONE);
         assert_int_equal(hold_of(f->s, 3), HOLD_APPROVED);
         assert_int_equal(hold_of(f->s, 4), HOLD_APPROVED);
+        assert_int_equal(store_meta_get(f->s, STORE_META_APPROVALS, &v), 0);
+        assert_string_equal(v, "1");
+        free(v);
         assert_int_equal(store_approve_holds(f->s, &n), 0);
         assert_int_equal(n, 0);
+        /* Nothing released: nothing for a daemon to notice. */
+        assert_int_equal(store_meta_get(f->s, STORE_META_APPROVALS, &v), 0);
+        assert_string_equal(v, "1");
+        free(v);
+        put_with_hold(f->s, 5, HOLD_HELD);
+        assert_int_equal(store_approve_holds(f->s, &n), 0);
+        assert_int_equal(store_meta_get(f->s, STORE_META_APPROVALS, &v), 0);
+        assert_string_equal(v, "2");
+        free(v);
 }
 
 static void test_holds_many_ids(void **state) {
@@ -359,28 +373,248 @@ static void test_transactions(void **state) {
         assert_int_equal(hold_of(f->s, 12), HOLD_HELD);
 }
 
-static void test_sends(void **state) {
+/* Rows held at now: min(t, now) + H when answered, + HIF while in flight. */
+#define H 100
+#define HIF 1000
+
+static unsigned used_at(Store *s, uint64_t now) {
+        unsigned n = 0;
+        assert_int_equal(store_rate_used(s, now, H, HIF, &n), 0);
+        return n;
+}
+
+static size_t sends_rows(const Fixture *f) {
+        sqlite3 *h = NULL;
+        sqlite3_stmt *st = NULL;
+        size_t n;
+        assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(h, "SELECT count(*) FROM sends", -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        n = (size_t) sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(h);
+        return n;
+}
+
+static int64_t send_answered_at(Store *s, uint64_t sent, uint64_t answered) {
+        int64_t id = 0;
+        assert_int_equal(store_send_begin(s, sent, &id), 0);
+        assert_true(id > 0);
+        if (answered)
+                assert_int_equal(store_send_answered(s, id, answered), 0);
+        return id;
+}
+
+static void test_rate_slots(void **state) {
         Fixture *f = *state;
-        static const uint64_t times[] = { 5000, 1000, 3000, 10000, 3000 };
-        uint64_t *t = NULL;
+        StoreSlot slot;
+
+        send_answered_at(f->s, 9900, 9950);   /* held until 10050 */
+        send_answered_at(f->s, 9700, 9800);   /* until 9900: no longer */
+        send_answered_at(f->s, 9500, 0);      /* in flight: until 10500 */
+        send_answered_at(f->s, 8000, 0);      /* in flight: until 9000, and old enough to go */
+        assert_int_equal(used_at(f->s, 10000), 2);
+
+        assert_int_equal(store_rate_slot(f->s, 10000, H, HIF, 1, &slot), 0);
+        assert_int_equal(slot.release_usec, 10500);
+        assert_true(slot.in_flight);
+        assert_int_equal(store_rate_slot(f->s, 10000, H, HIF, 2, &slot), 0);
+        assert_int_equal(slot.release_usec, 10050);
+        assert_false(slot.in_flight);
+        assert_int_equal(store_rate_slot(f->s, 10000, H, HIF, 3, &slot), -ENOENT);
+        assert_int_equal(store_rate_slot(f->s, 10000, H, HIF, 0, &slot), -EINVAL);
+        /* Rows older than the longest hold were cleaned up on the way. */
+        assert_int_equal(sends_rows(f), 3);
+}
+
+/* The answer shortens the hold of a call in flight to one window from its arrival. */
+static void test_rate_answer(void **state) {
+        Fixture *f = *state;
+        StoreSlot slot;
+        int64_t id = send_answered_at(f->s, 1000, 0);
+
+        assert_int_equal(store_rate_slot(f->s, 1500, H, HIF, 1, &slot), 0);
+        assert_int_equal(slot.release_usec, 2000);
+        assert_true(slot.in_flight);
+        assert_int_equal(store_send_answered(f->s, id, 1200), 0);
+        assert_int_equal(store_rate_slot(f->s, 1250, H, HIF, 1, &slot), 0);
+        assert_int_equal(slot.release_usec, 1300);
+        assert_false(slot.in_flight);
+        assert_int_equal(used_at(f->s, 1300), 0);
+}
+
+/* The wall clock went back: sends "in the future" count one window from now, not until the
+ * clock has caught up with them. */
+static void test_rate_clock_set_back(void **state) {
+        Fixture *f = *state;
+        StoreSlot slot;
+
+        send_answered_at(f->s, 50000, 50000);
+        assert_int_equal(store_rate_slot(f->s, 10000, H, HIF, 1, &slot), 0);
+        assert_int_equal(slot.release_usec, 10000 + H);
+        assert_int_equal(used_at(f->s, 10000 + H), 0);
+}
+
+static void test_rate_pause(void **state) {
+        Fixture *f = *state;
+        uint64_t until = 1;
+
+        assert_int_equal(store_rate_paused_until(f->s, &until), 0);
+        assert_int_equal(until, 0);
+        assert_int_equal(store_rate_pause(f->s, 500), 0);
+        assert_int_equal(store_rate_pause(f->s, 300), 0);     /* does not shorten */
+        assert_int_equal(store_rate_paused_until(f->s, &until), 0);
+        assert_int_equal(until, 500);
+        assert_int_equal(store_rate_pause(f->s, 900), 0);     /* extends */
+        assert_int_equal(store_rate_paused_until(f->s, &until), 0);
+        assert_int_equal(until, 900);
+}
+
+static void test_requests(void **state) {
+        Fixture *f = *state;
+        Guid one = G(1), two = G(2);
+        StoreRequest q;
+        int64_t a = 0, b = 0;
         size_t n = 0;
 
-        for (size_t i = 0; i < ELEMENTSOF(times); i++)
-                assert_int_equal(store_record_send(f->s, times[i]), 0);
-        assert_int_equal(store_load_sends(f->s, 2000, &t, &n), 0);
-        assert_int_equal(n, 4);
-        assert_true(t[0] == 3000 && t[1] == 3000 && t[2] == 5000 && t[3] == 10000);
-        free(t);
+        assert_int_equal(store_request_add(f->s, &one, 1000, &a), 0);
+        assert_int_equal(store_request_add(f->s, &two, 1001, &b), 0);
+        assert_true(a > 0 && b > a);
+        assert_int_equal(store_request_add(f->s, &(Guid) { { 0 } }, 1001, &b), -EINVAL);
+        assert_int_equal(store_request_get(f->s, a, &q), 0);
+        assert_memory_equal(q.user.b, one.b, 16);
+        assert_int_equal(q.state, REQUEST_PENDING);
+        assert_int_equal(q.requested_usec, 1000);
 
-        assert_int_equal(store_prune_sends(f->s, 5000), 0);
-        assert_int_equal(store_load_sends(f->s, 0, &t, &n), 0);
+        /* Nothing is next until the daemon has taken the pending ones. */
+        assert_int_equal(store_request_next(f->s, &q), -ENOENT);
+        assert_int_equal(store_requests_accept(f->s, &n), 0);
         assert_int_equal(n, 2);
-        assert_true(t[0] == 5000 && t[1] == 10000);
-        free(t);
+        assert_int_equal(store_request_next(f->s, &q), 0);
+        assert_int_equal(q.id, a);
+        assert_int_equal(q.state, REQUEST_ACCEPTED);
 
-        assert_int_equal(store_load_sends(f->s, 10001, &t, &n), 0);
-        assert_int_equal(n, 0);
-        free(t);
+        q.state = REQUEST_DONE;
+        q.result = 2;
+        snprintf(q.message, sizeof q.message, "1 failed");
+        assert_int_equal(store_request_update(f->s, &q), 0);
+        assert_int_equal(store_request_next(f->s, &q), 0);
+        assert_int_equal(q.id, b);
+        assert_int_equal(store_request_get(f->s, a, &q), 0);
+        assert_int_equal(q.state, REQUEST_DONE);
+        assert_int_equal(q.result, 2);
+        assert_string_equal(q.message, "1 failed");
+
+        assert_int_equal(store_request_remove(f->s, b), 0);
+        assert_int_equal(store_request_next(f->s, &q), -ENOENT);
+        q.id = b;
+        assert_int_equal(store_request_update(f->s, &q), -ENOENT);
+        assert_int_equal(store_request_get(f->s, b, &q), -ENOENT);
+
+        /* Finished requests are forgotten after a day, open ones never. */
+        assert_int_equal(store_request_add(f->s, &two, 1000 + 25 * 3600 * USEC_PER_SEC, &b), 0);
+        assert_int_equal(store_request_get(f->s, a, &q), -ENOENT);
+        assert_int_equal(store_request_get(f->s, b, &q), 0);
+}
+
+static void test_error_is_fatal(void **state) {
+        static const struct { int error; unsigned n; bool fatal; } cases[] = {
+                { -EBADMSG, 1, true }, { -ESTALE, 1, true }, { -EROFS, 1, true },
+                { -EIO, 1, false }, { -EIO, 2, false }, { -EIO, 3, true },
+                { -EBUSY, 100, false }, { -ENOSPC, 100, false }, { -ENOMEM, 100, false },
+                { -EACCES, 100, false },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                assert_int_equal(store_error_is_fatal(cases[i].error, cases[i].n), cases[i].fatal);
+}
+
+/* The file under the open connection is removed or replaced: every other process now sees
+ * another store, or none. */
+static void test_health(void **state) {
+        Fixture *f = *state;
+        char other[sizeof f->db + 8];
+
+        assert_int_equal(store_check_health(f->s), 0);
+        snprintf(other, sizeof other, "%s.new", f->db);
+        int fd = open(other, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(rename(other, f->db), 0);
+        assert_int_equal(store_check_health(f->s), -ESTALE);
+        assert_int_equal(unlink(f->db), 0);
+        assert_int_equal(store_check_health(f->s), -ESTALE);
+}
+
+/* The test hook: faults while a file exists, of the kind it names. */
+static void test_fault_hook(void **state) {
+        Fixture *f = *state;
+        char flag[sizeof f->dir + 16];
+        char *v = NULL;
+
+        snprintf(flag, sizeof flag, "%s/fault", f->dir);
+        assert_int_equal(setenv(STORE_FAULT_ENV, flag, 1), 0);
+        reopen(f, false);
+        assert_int_equal(unsetenv(STORE_FAULT_ENV), 0);
+        assert_int_equal(store_meta_set(f->s, "k", "v"), 0);
+
+        FILE *fp = fopen(flag, "we");
+        assert_non_null(fp);
+        fputs("EBUSY\n", fp);
+        fclose(fp);
+        assert_int_equal(store_meta_get(f->s, "k", &v), -EBUSY);
+        assert_int_equal(store_check_health(f->s), -EBUSY);
+        fp = fopen(flag, "we");
+        assert_non_null(fp);
+        fclose(fp);
+        assert_int_equal(store_meta_get(f->s, "k", &v), -EIO);   /* empty: EIO */
+
+        assert_int_equal(unlink(flag), 0);
+        assert_int_equal(store_meta_get(f->s, "k", &v), 0);
+        assert_string_equal(v, "v");
+        free(v);
+}
+
+/* A store of version 1 is upgraded in place; its sends count as answered. */
+static void test_upgrade_from_v1(void **state) {
+        Fixture *f = *state;
+        static const char v1[] =
+                "CREATE TABLE users (id BLOB PRIMARY KEY, target BLOB, target_kind INT, ou BLOB,"
+                " origin INT, presence INT, intent INT, status INT, hold INT, attempts INT,"
+                " http_status INT, next_attempt INT, updated INT, error TEXT) WITHOUT ROWID;"
+                "CREATE INDEX users_hold ON users (hold) WHERE hold != 0;"
+                "CREATE TABLE sends (t INTEGER NOT NULL);"
+                "CREATE INDEX sends_t ON sends (t);"
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
+                "CREATE TABLE runs (id INTEGER PRIMARY KEY, run_id TEXT, started INT, finished INT,"
+                " created INT, copied INT, deleted INT, adopted INT, failed INT, held INT, result INT);"
+                "INSERT INTO sends (t) VALUES (5000);"
+                "INSERT INTO meta (key, value) VALUES ('k', 'kept');"
+                "PRAGMA user_version = 1;";
+        sqlite3 *h = NULL;
+        StoreSlot slot;
+        char *v = NULL;
+        int64_t id = 0;
+
+        f->s = store_close(f->s);
+        remove_store_files(f);
+        assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(h, v1, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(h);
+
+        /* Readers see what there is before a writer upgrades it. */
+        assert_int_equal(store_open(f->dir, true, &f->s), 0);
+        assert_int_equal(store_meta_get(f->s, "k", &v), 0);
+        free(v);
+        reopen(f, false);
+        assert_int_equal(store_rate_slot(f->s, 5000, H, HIF, 1, &slot), 0);
+        assert_int_equal(slot.release_usec, 5000 + H);
+        assert_false(slot.in_flight);
+        assert_int_equal(store_request_add(f->s, &(Guid) { { 1 } }, 1, &id), 0);
+        assert_int_equal(store_meta_get(f->s, "k", &v), 0);
+        assert_string_equal(v, "kept");
+        free(v);
+        reopen(f, false);                         /* once upgraded, opened as it is */
+        assert_int_equal(store_check_integrity(f->s), 0);
 }
 
 static void test_meta(void **state) {
@@ -456,7 +690,7 @@ static void test_reopen_keeps_data(void **state) {
         assert_int_equal(store_put_user(f->s, &in), 0);
         assert_int_equal(store_meta_set(f->s, "k", "v"), 0);
         assert_int_equal(store_run_begin(f->s, &run), 0);
-        assert_int_equal(store_record_send(f->s, 77), 0);
+        assert_int_equal(store_send_begin(f->s, 77, NULL), 0);
 
         for (int read_only = 0; read_only <= 1; read_only++) {
                 reopen(f, read_only);
@@ -556,6 +790,7 @@ static void test_holds_load_and_approve_some(void **state) {
         Fixture *f = *state;
         StoreUser *u = NULL;
         size_t n = 0, approved = 99;
+        char *v = NULL;
         Guid ids[] = { G(2), G(4), G(9) };     /* 9 is not held: nothing happens to it */
 
         put_with_hold(f->s, 1, HOLD_NONE);
@@ -577,8 +812,15 @@ static void test_holds_load_and_approve_some(void **state) {
         assert_int_equal(hold_of(f->s, 3), HOLD_HELD);
         assert_int_equal(hold_of(f->s, 4), HOLD_APPROVED);
         assert_int_equal(hold_of(f->s, 9), HOLD_NONE);
+        /* a running daemon notices an approval by this count */
+        assert_int_equal(store_meta_get(f->s, STORE_META_APPROVALS, &v), 0);
+        assert_string_equal(v, "1");
+        free(v);
         assert_int_equal(store_approve_ids(f->s, ids, ELEMENTSOF(ids), &approved), 0);
         assert_int_equal(approved, 0);
+        assert_int_equal(store_meta_get(f->s, STORE_META_APPROVALS, &v), 0);
+        assert_string_equal(v, "1");
+        free(v);
 }
 
 #define SCHEMA_V1 \
@@ -594,18 +836,22 @@ static void test_holds_load_and_approve_some(void **state) {
         "INSERT INTO users (id, origin, presence, hold) VALUES (x'5a000000000000000000000000000007', 1, 1, 1);" \
         "PRAGMA user_version = 1;"
 
-static int user_version(const char *db) {
+static int query_int(const char *db, const char *sql) {
         sqlite3 *h = NULL;
         sqlite3_stmt *st = NULL;
         int v = -1;
 
         assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
-        assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
         if (sqlite3_step(st) == SQLITE_ROW)
                 v = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
         sqlite3_close(h);
         return v;
+}
+
+static int user_version(const char *db) {
+        return query_int(db, "PRAGMA user_version");
 }
 
 static void write_store(Fixture *f, const char *sql) {
@@ -630,7 +876,7 @@ static void test_upgrade_from_v1_keeps_users(void **state) {
         assert_int_equal(count_users(f->s), 1);
         assert_int_equal(store_get_user_info(f->s, &id, &out), -ENOENT);
         reopen(f, false);
-        assert_int_equal(user_version(f->db), 2);
+        assert_int_equal(user_version(f->db), 3);
         assert_int_equal(count_users(f->s), 1);
         assert_int_equal(hold_of(f->s, 7), HOLD_HELD);
         assert_int_equal(store_put_user_info(f->s, &id, &(StoreUserInfo) { .name = (char *) "Ann" }), 0);
@@ -649,6 +895,8 @@ static void test_upgrade_is_all_or_nothing(void **state) {
         assert_true(store_open(f->dir, false, &s) < 0);
         assert_null(s);
         assert_int_equal(user_version(f->db), 1);
+        /* nor did the steps before the failing one stay */
+        assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'requests'"), 0);
         assert_int_equal(store_open(f->dir, true, &f->s), 0);
         assert_int_equal(count_users(f->s), 1);
 }
@@ -662,7 +910,7 @@ static void test_newer_schema_refused(void **state) {
         assert_int_equal(store_open(f->dir, false, &s), -EPROTO);
         assert_int_equal(store_open(f->dir, true, &s), -EPROTO);
         assert_null(s);
-        set_user_version(f->db, 2);
+        set_user_version(f->db, 3);
         assert_int_equal(store_open(f->dir, false, &f->s), 0);
 }
 
@@ -740,7 +988,15 @@ int main(void) {
                 T(test_holds_approve),
                 T(test_holds_many_ids),
                 T(test_transactions),
-                T(test_sends),
+                T(test_rate_slots),
+                T(test_rate_answer),
+                T(test_rate_clock_set_back),
+                T(test_rate_pause),
+                T(test_requests),
+                cmocka_unit_test(test_error_is_fatal),
+                T(test_health),
+                T(test_fault_hook),
+                T(test_upgrade_from_v1),
                 T(test_meta),
                 T(test_runs),
                 T(test_reopen_keeps_data),
