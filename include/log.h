@@ -40,6 +40,8 @@ typedef struct LogActor {
         unsigned uid;            /* the real uid running it */
 } LogActor;
 
+#define LOG_EXTRA_MAX 100
+
 /* The fields of one event; every pointer may be NULL and every number 0 for "not applicable". */
 typedef struct LogEvent {
         const char *message_id;
@@ -53,6 +55,9 @@ typedef struct LogEvent {
         const char *user_name;    /* the user's informational name and UPN, when known */
         const char *user_upn;
         const LogActor *actor;    /* an approval: who ran it */
+        char *const *extra;       /* more "FIELD=value" strings, sent as they are (a field may
+                                   * repeat); at most LOG_EXTRA_MAX are sent */
+        size_t n_extra;
         const char *run_id;
         long http_status;
         unsigned attempt;

@@ -24,6 +24,7 @@
 #define STORE_META_RATE_PAUSE "rate_paused_until"       /* usec: a 429 paused every process */
 #define STORE_META_LICENSE_PAUSE "license_paused_until" /* usec: creates wait for licenses */
 #define STORE_META_APPROVALS "approvals"                /* counts approve-deletes that released some */
+#define STORE_META_ROSTER_FILES "roster_files"          /* the files of the last roster load (roster_diff.h) */
 
 typedef struct Store Store;
 

@@ -84,7 +84,7 @@ static const char *prio_prefix(int priority) {
 #define FIELD_MAX 512
 
 typedef struct Fields {
-        struct iovec iov[MAX_FIELDS];
+        struct iovec iov[MAX_FIELDS + LOG_EXTRA_MAX];
         char buf[MAX_FIELDS][FIELD_MAX];
         int n;
 } Fields;
@@ -158,6 +158,8 @@ static void log_emit(const Logger *l, int priority, const LogEvent *ev, const ch
         field_add(&f, "PRIORITY=%d", priority);
         field_add(&f, "SYSLOG_IDENTIFIER=nimbus-sync");
         fields_from_event(&f, ev);
+        for (size_t i = 0; ev && i < ev->n_extra && i < LOG_EXTRA_MAX; i++)
+                f.iov[f.n++] = (struct iovec) { .iov_base = ev->extra[i], .iov_len = strlen(ev->extra[i]) };
         (void) sd_journal_sendv(f.iov, f.n);
 }
 

@@ -8,6 +8,7 @@
 
 #include "audit.h"
 #include "backoff.h"
+#include "roster_diff.h"
 #include "util.h"
 
 /* Held deletes are remembered, so approve-deletes can release exactly them. */
@@ -37,9 +38,10 @@ static void log_user_delete(const Tenant *t, const Guid *id, const Guid *ou, con
 
         audit_user_describe(t->store, NULL, NULL, id, ou, &who);
         audit_user_event(&who, &ev);
+        audit_user_label(&who, name, sizeof(name));
         log_event(t->log, LOG_WARNING, &ev, "delete %s %s%s%s%s in OU %s, last listed by %s: %s",
                   streq(result, "held") ? "held:" : "skipped:", guid_format(id, s),
-                  *audit_user_label(&who, name, sizeof(name)) ? " (" : "", name, *name ? ")" : "",
+                  *name ? " (" : "", name, *name ? ")" : "",
                   audit_ou_text(t->config, &who.ou, out, sizeof(out)),
                   audit_user_source(&who, t->config->roster_dir), why);
 }
@@ -131,6 +133,69 @@ int reconcile_note_departures(Tenant *t, const Roster *old, const Roster *new) {
         if (k >= 0)
                 return store_commit(t->store);
         (void) store_rollback(t->store);
+        return k;
+}
+
+/* The fields of the roster-load entry: every file that changed, then the counts. */
+static int roster_fields(const RosterDiff *d, const Roster *files, char ***ret, size_t *ret_n) {
+        size_t n = d->n < LOG_EXTRA_MAX - 4 ? d->n : LOG_EXTRA_MAX - 4, k = 0;
+        char **f = calloc(n + 4, sizeof(char *));
+        int r = f ? 0 : -ENOMEM;
+
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = asprintf(&f[k++], "NIMBUS_ROSTER_FILE=%s", d->files[i].file) < 0 ? -ENOMEM : 0;
+        for (RosterChange c = 0; r >= 0 && c < _ROSTER_FILE_CHANGE_MAX; c++)
+                r = asprintf(&f[k++], "NIMBUS_FILES_%s=%zu", c == ROSTER_FILE_ADDED ? "ADDED" :
+                             c == ROSTER_FILE_REMOVED ? "REMOVED" : "CHANGED", d->count[c]) < 0 ? -ENOMEM : 0;
+        if (r >= 0)
+                r = asprintf(&f[k++], "NIMBUS_USERS=%zu", files->n) < 0 ? -ENOMEM : 0;
+        if (r < 0) {
+                for (size_t i = 0; f && i < k; i++)
+                        free(f[i]);
+                free(f);
+                return r;
+        }
+        *ret = f;
+        *ret_n = k;
+        return 0;
+}
+
+static void log_roster_loaded(const Tenant *t, const Roster *files, const RosterDiff *d) {
+        char changes[1024], **fields = NULL;
+        size_t n = 0;
+        LogEvent ev = { .message_id = MID_ROSTER_LOADED, .action = "roster", .result = "ok" };
+
+        roster_diff_format(d, t->config->roster_dir, changes, sizeof(changes));
+        if (roster_fields(d, files, &fields, &n) >= 0) {
+                ev.extra = fields;
+                ev.n_extra = n;
+        }
+        log_event(t->log, LOG_INFO, &ev, "roster loaded: %zu users in %zu files; %s", files->n,
+                  files->n_files, changes);
+        for (size_t i = 0; i < n; i++)
+                free(fields[i]);
+        free(fields);
+}
+
+int reconcile_roster_loaded(Tenant *t, const Roster *files) {
+        _cleanup_free_ char *before = NULL, *after = NULL;
+        RosterFileSet old = { 0 }, new = { 0 };
+        RosterDiff d = { 0 };
+        int k;
+
+        k = store_meta_get(t->store, STORE_META_ROSTER_FILES, &before);
+        if (k < 0 && k != -ENOENT)
+                return k;
+        if ((k = roster_file_set_from_json(before, &old)) >= 0 && (k = roster_file_set(files, &new)) >= 0 &&
+            (k = roster_diff(&old, &new, &d)) >= 0) {
+                log_roster_loaded(t, files, &d);
+                k = roster_file_set_to_json(&new, &after);
+        }
+        if (k >= 0)
+                k = store_meta_set(t->store, STORE_META_ROSTER_FILES, after);
+        roster_diff_clear(&d);
+        roster_file_set_clear(&old);
+        roster_file_set_clear(&new);
         return k;
 }
 

@@ -44,10 +44,10 @@ static void log_missing(const Verify *v, const Guid *id) {
         audit_user_describe(v->tenant->store, v->roster, v->roster ? roster_find(v->roster, id) : NULL,
                             id, NULL, &who);
         audit_user_event(&who, &ev);
+        audit_user_label(&who, name, sizeof(name));
         log_event(v->tenant->log, LOG_WARNING, &ev, "verify %s%s%s%s: not in Nimbus any more (404 "
                   "twice; deleted outside nimbus-sync?); it is created again if the roster lists it",
-                  guid_format(id, s), *audit_user_label(&who, name, sizeof(name)) ? " (" : "", name,
-                  *name ? ")" : "");
+                  guid_format(id, s), *name ? " (" : "", name, *name ? ")" : "");
 }
 
 /* First round: a 404 for a user we believe present becomes a suspect, asked again later. */
