@@ -29,6 +29,8 @@ typedef struct Cli {
         bool raw;           /* doctor, licenses, user show: print each answer as it came */
         bool all;           /* status --all: every instance configured next to the config */
         bool check;         /* status --check: a monitoring verdict, its level the exit status */
+        bool dry_run;       /* approve-deletes --dry-run: list what would be approved */
+        bool only, except;  /* approve-deletes --only/--except: the IDs are the operands */
         bool online;        /* validate --online: read each Entra group once */
         Logger log;
         sigset_t saved_mask;   /* the signal mask we were started with */

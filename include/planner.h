@@ -76,3 +76,7 @@ bool plan_guard_skipped(const Plan *p);
 const char *plan_guard_text(const Plan *p, const Config *c, char *buf, size_t size);
 /* Why this held delete is held: its uncertain ownership, or the guard. */
 const char *plan_hold_text(const Plan *p, const Action *a, const Config *c, char *buf, size_t size);
+/* Ownership not proven (nimbus-sync(8), OWNERSHIP): "already exists" after an unknown outcome, or
+ * a create or copy whose outcome is still unknown (which may have made the user, or not). Such a
+ * delete is held whatever the thresholds say. */
+bool plan_user_uncertain(const StoreUser *u);

@@ -25,7 +25,8 @@ static const Command commands[] = {
           "check the config and the roster; --online: read each Entra group once" },
         { "status", cmd_status, "status [--json] [--all] [--check]",
           "what the state store knows; --all: every instance; --check: OK/WARNING/CRITICAL" },
-        { "approve-deletes", cmd_approve_deletes, "approve-deletes", "release the deletes held now" },
+        { "approve-deletes", cmd_approve_deletes, "approve-deletes [--dry-run] [--only|--except ID...]",
+          "release the deletes held now, or some of them; --dry-run: review them" },
         { "licenses", cmd_licenses, "licenses [--json] [--raw]", "license usage of the tenant" },
         { "user", cmd_user, "user show ID [--json] [--raw]", "one user's Nimbus details; --raw: the answer as it came" },
         { "doctor", cmd_doctor, "doctor [--raw] [USER_ID]", "check config, credentials, TLS, token, API host "
@@ -36,7 +37,9 @@ static void usage(FILE *f) {
         fprintf(f, "Usage: nimbus-sync [-c CONFIG] COMMAND [OPTIONS]\n\n"
                    "Keeps the users of a Luware Nimbus tenant equal to roster files.\n\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                fprintf(f, "  %-34s %s\n", commands[i].usage, commands[i].help);
+                /* Two spaces at least: they end the usage, for people and completion tests. */
+                fprintf(f, "  %-34s%s%s\n", commands[i].usage, strlen(commands[i].usage) < 34 ? " " : "  ",
+                        commands[i].help);
         fprintf(f, "\nOptions:\n"
                    "  -c, --config PATH                  config file (default $NIMBUS_SYNC_CONFIG or %s)\n"
                    "  -h, --help                         this help; `help COMMAND` for one command\n"
@@ -64,7 +67,8 @@ static int help_command(const char *name) {
         return EXIT_OK;
 }
 
-enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_ALL, OPT_CHECK, OPT_RAW, OPT_ONLINE };
+enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_ALL, OPT_CHECK, OPT_RAW, OPT_DRY_RUN,
+       OPT_ONLY, OPT_EXCEPT, OPT_ONLINE };
 
 /* getopt_long permutes, so options may follow the subcommand; what is left are operands. */
 static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret_version) {
@@ -78,6 +82,9 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 { "all", no_argument, NULL, OPT_ALL },
                 { "check", no_argument, NULL, OPT_CHECK },
                 { "raw", no_argument, NULL, OPT_RAW },
+                { "dry-run", no_argument, NULL, OPT_DRY_RUN },
+                { "only", no_argument, NULL, OPT_ONLY },
+                { "except", no_argument, NULL, OPT_EXCEPT },
                 { "online", no_argument, NULL, OPT_ONLINE },
                 {}
         };
@@ -94,6 +101,9 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 case OPT_ALL: cli->all = true; break;
                 case OPT_CHECK: cli->check = true; break;
                 case OPT_RAW: cli->raw = true; break;
+                case OPT_DRY_RUN: cli->dry_run = true; break;
+                case OPT_ONLY: cli->only = true; break;
+                case OPT_EXCEPT: cli->except = true; break;
                 case OPT_ONLINE: cli->online = true; break;
                 default: return -EINVAL;   /* getopt printed why */
                 }

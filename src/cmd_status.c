@@ -1,5 +1,4 @@
-/* cmd_status.c: `status` and `approve-deletes`, which work on the state store alone and never
- * talk to Nimbus. `status --all` summarises every instance configured on the host, one line each,
+/* cmd_status.c: `status`, which works on the state store alone and never talks to Nimbus. `status --all` summarises every instance configured on the host, one line each,
  * and `status --check` gives the verdict of health.h as a monitoring plugin's one line. */
 #include <json-c/json.h>
 #include <libgen.h>
@@ -682,27 +681,4 @@ int cmd_status(Cli *cli) {
         store_close(st);
         config_free(c);
         return k < 0 ? EXIT_ERROR : EXIT_OK;
-}
-
-int cmd_approve_deletes(Cli *cli) {
-        Config *c = NULL;
-        Store *st = NULL;
-        size_t n = 0;
-        int k;
-
-        if (cli_load_config(cli, &c) < 0)
-                return EXIT_ERROR;
-        k = store_open(c->state_dir, false, &st);
-        if (k >= 0)
-                k = store_approve_holds(st, &n);
-        if (k < 0)
-                fprintf(stderr, "%s: error: cannot update the state store: %s\n", c->state_dir, strerror(-k));
-        else if (n == 0)
-                fprintf(stderr, "No deletes are held; nothing to approve.\n");
-        else
-                printf("Approved %zu held deletes; the next run carries them out "
-                       "(users back in the roster by then are kept).\n", n);
-        store_close(st);
-        config_free(c);
-        return k < 0 || n == 0 ? EXIT_ERROR : EXIT_OK;
 }

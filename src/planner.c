@@ -122,9 +122,7 @@ static bool origin_deletable(uint8_t origin, const Config *c) {
                (origin == ORIGIN_ADOPTED && c->deletes.include_adopted);
 }
 
-/* Ownership not proven: "already exists" after an unknown outcome, or a create or copy whose
- * outcome is still unknown (which may have made the user, or not). */
-static bool is_uncertain(const StoreUser *u) {
+bool plan_user_uncertain(const StoreUser *u) {
         bool pending = u->intent == INTENT_CREATE || u->intent == INTENT_COPY;
 
         return u->origin == ORIGIN_UNCERTAIN || (pending && u->presence != PRESENCE_PRESENT);
@@ -136,7 +134,7 @@ static Verdict judge_unwanted(const StoreUser *u, const Config *c, uint64_t now,
         /* A create or copy in flight when the process died may have made the user. */
         bool may_exist = u->presence == PRESENCE_PRESENT || u->intent == INTENT_CREATE ||
                          u->intent == INTENT_COPY;
-        bool uncertain = may_exist && is_uncertain(u);
+        bool uncertain = may_exist && plan_user_uncertain(u);
 
         *not_before = 0;
         if (!may_exist || config_is_protected(c, &u->id) ||
