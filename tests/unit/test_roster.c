@@ -979,6 +979,62 @@ static void test_parse_buffer(void **state) {
         assert_null(roster_free(NULL));
 }
 
+/* ---- names, UPNs and per-file figures (the audit trail) --------------------------------------- */
+
+static void test_upn_kept_beside_the_name(void **state) {
+        Fixture *f = *state;
+        char label[128];
+        Roster *r;
+
+        write_file(f, "team.yaml",
+                   "users:\n"
+                   "  - {o365_id: " U1 ", ou: " OU_A ", upn: jane@example.com, name: Jane Doe}\n"
+                   "  - {o365_id: " U2 ", ou: " OU_A ", upn: john@example.com}\n"
+                   "  - {o365_id: " U3 ", ou: " OU_A ", name: Ann}\n"
+                   "  - {o365_id: " U4 ", ou: " OU_A "}\n");
+        write_file(f, "export.csv",
+                   "id,userPrincipalName,displayName,ou\n"
+                   "55555555-5555-4555-8555-555555555555,eve@example.com,Eve," OU_B "\n");
+        r = load_ok(f);
+        assert_string_equal(roster_entry_given_name(r, find(r, U1)), "Jane Doe");
+        assert_string_equal(roster_entry_upn(r, find(r, U1)), "jane@example.com");
+        assert_string_equal(roster_entry_label(r, find(r, U1), label, sizeof(label)), "Jane Doe (jane@example.com)");
+        assert_string_equal(roster_entry_given_name(r, find(r, U2)), "");
+        assert_string_equal(roster_entry_name(r, find(r, U2)), "john@example.com");
+        assert_string_equal(roster_entry_label(r, find(r, U2), label, sizeof(label)), "john@example.com");
+        assert_string_equal(roster_entry_upn(r, find(r, U3)), "");
+        assert_string_equal(roster_entry_label(r, find(r, U3), label, sizeof(label)), "Ann");
+        assert_string_equal(roster_entry_label(r, find(r, U4), label, sizeof(label)), "");
+        assert_string_equal(roster_entry_upn(r, find(r, U4)), "");
+        assert_string_equal(roster_entry_given_name(r, find(r, "55555555-5555-4555-8555-555555555555")), "Eve");
+        assert_string_equal(roster_entry_upn(r, find(r, "55555555-5555-4555-8555-555555555555")), "eve@example.com");
+        roster_free(r);
+}
+
+/* Each file's user count and content hash: what the roster-load entry compares. */
+static void test_file_stats(void **state) {
+        Fixture *f = *state;
+        uint64_t hash_a;
+        Roster *r;
+
+        write_file(f, "a.yaml", "users: [{o365_id: " U1 ", ou: " OU_A "}, {o365_id: " U2 ", ou: " OU_A "}]\n");
+        write_file(f, "b.csv", "o365_id,ou\n" U3 "," OU_A "\n");
+        r = load_ok(f);
+        assert_int_equal(r->n_files, 2);
+        assert_non_null(strstr(r->files[0], "a.yaml"));
+        assert_int_equal(r->file_stats[0].users, 2);
+        assert_int_equal(r->file_stats[1].users, 1);
+        assert_true(r->file_stats[0].hash != r->file_stats[1].hash);
+        hash_a = r->file_stats[0].hash;
+        roster_free(r);
+
+        write_file(f, "b.csv", "o365_id,ou\n" U3 "," OU_A "\n" U4 "," OU_A "\n");
+        r = load_ok(f);
+        assert_true(r->file_stats[0].hash == hash_a);   /* a.yaml did not change */
+        assert_int_equal(r->file_stats[1].users, 2);
+        roster_free(r);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
         const struct CMUnitTest tests[] = {
@@ -989,6 +1045,8 @@ int main(void) {
                 T(test_guid_spellings_are_equal),
                 T(test_yaml_errors),
                 T(test_yaml_several_errors_reported),
+                T(test_upn_kept_beside_the_name),
+                T(test_file_stats),
                 T(test_csv_basic),
                 T(test_csv_bom_semicolon_crlf),
                 T(test_csv_tab),
