@@ -55,6 +55,8 @@ typedef struct Plan {
         size_t n_failed;         /* roster users skipped: failed permanently, not due for retry */
         size_t n_quarantined;    /* roster users skipped: quarantined, not due */
         size_t n_uncertain;      /* of n_held: users whose ownership is uncertain */
+        size_t n_still_held;     /* of the candidates: left held by a partial approval (HOLD_KEPT),
+                                  * so held now whatever the thresholds say */
         size_t n_delete_skipped; /* delete candidates not acted on because of GUARD_EMPTY_ROSTER or GUARD_DISABLED */
         Guid skipped[PLAN_SKIPPED_LISTED]; /* the first of them, by id */
         Guid skipped_ou[PLAN_SKIPPED_LISTED]; /* their OUs, as Action.actual */

@@ -62,6 +62,9 @@ typedef enum Hold {
         HOLD_NONE = 0,
         HOLD_HELD = 1,        /* delete held by the safety rules, waiting for approve-deletes */
         HOLD_APPROVED = 2,    /* approved by approve-deletes; carried out on the next run */
+        HOLD_KEPT = 3,        /* held, and left out when approve-deletes --only/--except approved
+                               * part of the held set: stays held until approved or back in the
+                               * roster, whatever the thresholds then say */
 } Hold;
 
 typedef struct StoreUser {
@@ -108,17 +111,19 @@ int store_get_user(Store *s, const Guid *id, StoreUser *ret);
 int store_put_user(Store *s, const StoreUser *u);
 
 /* Held deletes, mark-and-sweep: every user in held[] that has hold NONE becomes HELD; every user
- * with a hold (HELD or APPROVED) that is in neither held[] nor keep[] is reset to NONE. */
+ * with a hold (HELD, APPROVED or KEPT) that is in neither held[] nor keep[] is reset to NONE. */
 int store_sync_holds(Store *s, const Guid *held, size_t n_held, const Guid *keep, size_t n_keep);
-/* approve-deletes: HELD → APPROVED for exactly the held set. *ret_n = how many. When there were
+/* approve-deletes: HELD or KEPT → APPROVED for exactly the held set. *ret_n = how many. When there were
  * any, the meta key STORE_META_APPROVALS counts up, so a daemon notices the approval among the
  * other processes' writes. */
 int store_approve_holds(Store *s, size_t *ret_n);
 /* The users with a hold (HELD or APPROVED), sorted by id. Free with store_users_free(). */
 int store_load_holds(Store *s, StoreUser **ret, size_t *ret_n);
-/* approve-deletes --only/--except: HELD → APPROVED for those of ids that are held, in one
+/* approve-deletes --only/--except: HELD or KEPT → APPROVED for those of ids that are held, in one
  * transaction (or the caller's). *ret_n = how many changed. */
 int store_approve_ids(Store *s, const Guid *ids, size_t n, size_t *ret_n);
+/* The held deletes a partial approval left out: HELD → KEPT. */
+int store_keep_ids(Store *s, const Guid *ids, size_t n);
 
 /* What the audit trail names a user by (nimbus-sync(8), LOGS AND AUDIT): the informational name
  * and UPN, and the roster file or directory source that last listed the user. Written when we

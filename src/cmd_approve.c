@@ -22,6 +22,8 @@ typedef struct Approval {
         size_t n_named;
         Guid *chosen;           /* the held users to approve */
         size_t n_chosen;
+        Guid *left;             /* the held users --only/--except leave out: they stay held */
+        size_t n_left;
         LogActor actor;
 } Approval;
 
@@ -29,6 +31,7 @@ static void approval_clear(Approval *a) {
         store_users_free(a->holds, a->n_holds);
         free(a->named);
         free(a->chosen);
+        free(a->left);
         store_close(a->store);
         config_free(a->config);
 }
@@ -75,7 +78,7 @@ static int parse_ids(Approval *a) {
 static const StoreUser *find_hold(const Approval *a, const Guid *id) {
         const StoreUser *u = bsearch(id, a->holds, a->n_holds, sizeof(StoreUser), hold_cmp);
 
-        return u && u->hold == HOLD_HELD ? u : NULL;
+        return u && (u->hold == HOLD_HELD || u->hold == HOLD_KEPT) ? u : NULL;
 }
 
 /* A named ID that is not held is an error, whichever option named it: a typo in --except must
@@ -109,17 +112,19 @@ static int choose(Approval *a) {
         if ((r = check_named(a)) < 0)
                 return r;
         a->chosen = calloc(a->n_holds + 1, sizeof(Guid));
-        if (!a->chosen)
+        a->left = calloc(a->n_holds + 1, sizeof(Guid));
+        if (!a->chosen || !a->left)
                 return -ENOMEM;
         for (size_t i = 0; i < a->n_holds; i++) {
                 const StoreUser *u = &a->holds[i];
 
-                if (u->hold != HOLD_HELD)
+                if (u->hold != HOLD_HELD && u->hold != HOLD_KEPT)
                         continue;
                 a->n_held++;
                 if ((a->cli->only && !is_named(a, &u->id)) || (a->cli->except && is_named(a, &u->id)))
-                        continue;
-                a->chosen[a->n_chosen++] = u->id;
+                        a->left[a->n_left++] = u->id;
+                else
+                        a->chosen[a->n_chosen++] = u->id;
         }
         return 0;
 }
@@ -207,6 +212,9 @@ static int approve(Approval *a) {
         r = choose(a);
         if (r >= 0 && a->n_chosen > 0)
                 r = store_approve_ids(a->store, a->chosen, a->n_chosen, &n);
+        /* Reviewed and not approved: held until approved, whatever the thresholds say next. */
+        if (r >= 0 && a->n_chosen > 0)
+                r = store_keep_ids(a->store, a->left, a->n_left);
         if (r >= 0)
                 r = store_commit(a->store);
         else

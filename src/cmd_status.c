@@ -49,7 +49,7 @@ static void summarize_user(Summary *s, const StoreUser *u) {
         s->retry += u->status == STATUS_RETRY;
         s->failed += u->status == STATUS_FAILED;
         s->quarantined += u->status == STATUS_QUARANTINED;
-        s->held += u->hold == HOLD_HELD;
+        s->held += u->hold == HOLD_HELD || u->hold == HOLD_KEPT;
         s->approved += u->hold == HOLD_APPROVED;
         s->unknown_intent += u->intent != INTENT_NONE;
 }
@@ -125,7 +125,7 @@ static void summarize_roster(const Config *c, const StoreUser *u, size_t n, Stor
 
 static const char *status_word(const StoreUser *u) {
         return u->status == STATUS_FAILED ? "failed" : u->status == STATUS_QUARANTINED ? "quarantined" :
-               u->status == STATUS_RETRY ? "retry" : u->hold == HOLD_HELD ? "held" :
+               u->status == STATUS_RETRY ? "retry" : u->hold == HOLD_HELD || u->hold == HOLD_KEPT ? "held" :
                u->hold == HOLD_APPROVED ? "approved" : "ok";
 }
 

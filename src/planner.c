@@ -26,6 +26,7 @@ typedef enum Verdict {
         VERDICT_FAILED,      /* skipped: failed permanently, not due yet */
         VERDICT_QUARANTINED, /* skipped: quarantined, not due yet */
         VERDICT_CANDIDATE,   /* a delete, subject to the safety rules */
+        VERDICT_STILL_HELD,  /* a candidate a partial approval left held (HOLD_KEPT): held still */
         VERDICT_APPROVED,    /* a delete released by approve-deletes */
         VERDICT_UNCERTAIN,   /* a delete of a user we may not own: always held */
 } Verdict;
@@ -150,7 +151,11 @@ static Verdict judge_unwanted(const StoreUser *u, const Config *c, uint64_t now,
         }
         if (u->hold == HOLD_APPROVED)
                 return VERDICT_APPROVED;
-        return uncertain ? VERDICT_UNCERTAIN : VERDICT_CANDIDATE;
+        if (uncertain)
+                return VERDICT_UNCERTAIN;
+        /* What the admin reviewed and left out of a partial approval stays held, even when it
+         * alone no longer exceeds a threshold. */
+        return u->hold == HOLD_KEPT ? VERDICT_STILL_HELD : VERDICT_CANDIDATE;
 }
 
 static Verdict judge(const Pair *pair, const Config *c, uint64_t now, uint64_t *not_before) {
@@ -163,6 +168,8 @@ static Verdict judge(const Pair *pair, const Config *c, uint64_t now, uint64_t *
 static void count_pass(Plan *p, Merge m, const Config *c, uint64_t now, size_t *ret_candidates,
                        size_t *ret_approved) {
         size_t candidates = 0, approved = 0;
+
+        p->n_still_held = 0;
 
         p->n_uncertain = 0;
         uint64_t not_before;
@@ -178,6 +185,8 @@ static void count_pass(Plan *p, Merge m, const Config *c, uint64_t now, size_t *
                 case VERDICT_FAILED:      p->n_failed++;      break;
                 case VERDICT_QUARANTINED: p->n_quarantined++; break;
                 case VERDICT_CANDIDATE:   candidates++;       break;
+                case VERDICT_STILL_HELD:  candidates++;
+                                          p->n_still_held++;  break;
                 case VERDICT_APPROVED:    approved++;         break;
                 case VERDICT_UNCERTAIN:   p->n_uncertain++;   break;
                 case VERDICT_NONE:                            break;
@@ -204,7 +213,7 @@ static DeleteMode decide_deletes(Plan *p, const Roster *r, const Config *c, size
                 p->guard = GUARD_EMPTY_ROSTER;
         if (p->guard != GUARD_NONE) {
                 p->n_delete_skipped = all;
-                p->n_uncertain = 0;
+                p->n_uncertain = p->n_still_held = 0;
                 return DELETES_NONE;
         }
 
@@ -219,7 +228,8 @@ static DeleteMode decide_deletes(Plan *p, const Roster *r, const Config *c, size
                 p->n_held += candidates;
                 return DELETES_HOLD;
         }
-        p->n_delete += candidates;
+        p->n_held += p->n_still_held;
+        p->n_delete += candidates - p->n_still_held;
         return DELETES_ALL;
 }
 
@@ -235,6 +245,7 @@ static size_t *cursor_for(Cursors *k, Verdict v, DeleteMode mode) {
                 return mode == DELETES_NONE ? NULL : &k->del;
         case VERDICT_CANDIDATE:
                 return mode == DELETES_ALL ? &k->del : mode == DELETES_HOLD ? &k->held : NULL;
+        case VERDICT_STILL_HELD:
         case VERDICT_UNCERTAIN:
                 return mode == DELETES_NONE ? NULL : &k->held;
         default:
@@ -262,8 +273,8 @@ static Action make_action(const Pair *pair, Verdict v, DeleteMode mode, uint64_t
                 a.origin = pair->u->origin;
                 a.approved = v == VERDICT_APPROVED;
                 a.uncertain = v == VERDICT_UNCERTAIN;
-                a.kind = a.uncertain || (v == VERDICT_CANDIDATE && mode == DELETES_HOLD) ? ACTION_HELD
-                                                                                         : ACTION_DELETE;
+                a.kind = a.uncertain || v == VERDICT_STILL_HELD || (v == VERDICT_CANDIDATE && mode == DELETES_HOLD)
+                                 ? ACTION_HELD : ACTION_DELETE;
         }
         return a;
 }
@@ -285,7 +296,8 @@ static void fill_pass(Plan *p, Merge m, const Config *c, uint64_t now, DeleteMod
                 if (cur)
                         p->actions[(*cur)++] = make_action(&pair, v, mode, not_before);
                 else if (mode == DELETES_NONE && skipped < PLAN_SKIPPED_LISTED &&
-                         (v == VERDICT_CANDIDATE || v == VERDICT_APPROVED || v == VERDICT_UNCERTAIN)) {
+                         (v == VERDICT_CANDIDATE || v == VERDICT_STILL_HELD || v == VERDICT_APPROVED ||
+                          v == VERDICT_UNCERTAIN)) {
                         Action a = make_action(&pair, v, mode, not_before);
 
                         p->skipped[skipped] = a.id;
@@ -465,7 +477,9 @@ const char *plan_guard_text(const Plan *p, const Config *c, char *buf, size_t si
                 snprintf(buf, size, "deletes.enabled is false");
                 break;
         default:
-                buf[0] = 0;
+                /* No threshold now, but deletes held before wait for their approval. */
+                snprintf(buf, size, "%s", p->n_still_held > 0 ? "left out of a partial approval "
+                         "(approve-deletes --only/--except): held until approved" : "");
         }
         return buf;
 }

@@ -227,6 +227,7 @@ static void log_skipped(const Tenant *t, const Plan *p, const char *run_id) {
 
 void reconcile_log_notes(const Tenant *t, const Plan *p, const char *run_id) {
         const Config *c = t->config;
+        char why[256];
         LogEvent ev = { .message_id = MID_DELETES_HELD, .action = "delete", .result = "held",
                         .run_id = run_id };
 
@@ -236,11 +237,9 @@ void reconcile_log_notes(const Tenant *t, const Plan *p, const char *run_id) {
                           "an attempt whose outcome is unknown): review with `nimbus-sync plan`, and "
                           "approve only if nimbus-sync created them", p->n_uncertain);
         if (p->n_held > p->n_uncertain)
-                log_event(t->log, LOG_WARNING, &ev,
-                          "%zu deletes held: more than deletes.max_per_run (%u), or more than 5 and "
-                          "more than deletes.max_percent (%u%%) of %zu managed users; review with "
-                          "`nimbus-sync plan`, then run `nimbus-sync approve-deletes`", p->n_held - p->n_uncertain,
-                          c->deletes.max_per_run, c->deletes.max_percent, p->n_managed);
+                log_event(t->log, LOG_WARNING, &ev, "%zu deletes held: %s; review with `nimbus-sync plan`, "
+                          "then run `nimbus-sync approve-deletes`", p->n_held - p->n_uncertain,
+                          plan_guard_text(p, c, why, sizeof(why)));
         if (p->guard == GUARD_EMPTY_ROSTER && p->n_delete_skipped > 0) {
                 ev.result = "skipped";
                 log_event(t->log, LOG_WARNING, &ev, "the roster is empty: %zu deletes skipped "

@@ -49,6 +49,7 @@ typedef enum StmtId {
         STMT_HOLDS_APPROVE,
         STMT_HOLDS_LOAD,
         STMT_HOLD_APPROVE_ID,
+        STMT_HOLD_KEEP_ID,
         STMT_INFO_PUT,
         STMT_INFO_GET,
         STMT_SEND_BEGIN,
@@ -107,9 +108,10 @@ static const char *const stmt_sql[_STMT_MAX] = {
         /* "hold != 0" matches the partial index users_hold, so no full scan. */
         [STMT_HOLDS_SWEEP] = "UPDATE users SET hold = 0 WHERE hold != 0 AND id NOT IN "
                              "(SELECT id FROM temp.hold_set)",
-        [STMT_HOLDS_APPROVE] = "UPDATE users SET hold = 2 WHERE hold != 0 AND hold = 1",
+        [STMT_HOLDS_APPROVE] = "UPDATE users SET hold = 2 WHERE hold != 0 AND hold IN (1, 3)",
         [STMT_HOLDS_LOAD] = "SELECT " USER_COLUMNS " FROM users WHERE hold != 0 ORDER BY id",
-        [STMT_HOLD_APPROVE_ID] = "UPDATE users SET hold = 2 WHERE id = ?1 AND hold = 1",
+        [STMT_HOLD_APPROVE_ID] = "UPDATE users SET hold = 2 WHERE id = ?1 AND hold IN (1, 3)",
+        [STMT_HOLD_KEEP_ID] = "UPDATE users SET hold = 3 WHERE id = ?1 AND hold = 1",
         [STMT_INFO_PUT] = "INSERT OR REPLACE INTO user_info (id, name, upn, source, directory) "
                          "VALUES (?1, ?2, ?3, ?4, ?5)",
         [STMT_INFO_GET] = "SELECT name, upn, source, directory FROM user_info WHERE id = ?1",
@@ -760,9 +762,9 @@ int store_load_holds(Store *s, StoreUser **ret, size_t *ret_n) {
         return 0;
 }
 
-static int approve_one(Store *s, const Guid *id, size_t *ret_n) {
+static int hold_one(Store *s, StmtId id_stmt, const Guid *id, size_t *ret_n) {
         _cleanup_reset_ sqlite3_stmt *st = NULL;
-        int r = stmt_get(s, STMT_HOLD_APPROVE_ID, &st);
+        int r = stmt_get(s, id_stmt, &st);
 
         if (r < 0)
                 return r;
@@ -784,13 +786,27 @@ int store_approve_ids(Store *s, const Guid *ids, size_t n, size_t *ret_n) {
         if ((r = op_begin(s, &own)) < 0)
                 return r;
         for (size_t i = 0; r >= 0 && i < n; i++)
-                r = approve_one(s, &ids[i], &done);
+                r = hold_one(s, STMT_HOLD_APPROVE_ID, &ids[i], &done);
         if (r >= 0 && done > 0)
                 r = count_approval(s);
         r = op_end(s, own, r);
         if (r >= 0 && ret_n)
                 *ret_n = done;
         return r;
+}
+
+int store_keep_ids(Store *s, const Guid *ids, size_t n) {
+        size_t done = 0;
+        bool own;
+        int r;
+
+        if (n > 0 && !ids)
+                return -EINVAL;
+        if ((r = op_begin(s, &own)) < 0)
+                return r;
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = hold_one(s, STMT_HOLD_KEEP_ID, &ids[i], &done);
+        return op_end(s, own, r);
 }
 
 /* --- what the audit trail names a user by ---------------------------------------------------- */

@@ -606,6 +606,38 @@ static void test_approved_with_new_held(void **state) {
         plan_free(p);
 }
 
+/* approve-deletes --only/--except approves part of a held set: the rest stays held, even when it
+ * alone no longer exceeds a threshold, until approved or back in the roster. */
+static void test_rest_of_partial_approval_stays_held(void **state) {
+        TestRoster r = { 0 };
+        TestStore s = { 0 };
+        Config c = config_default();
+        char buf[256];
+
+        c.deletes.max_per_run = 3;
+        c.deletes.max_percent = 100;
+        add_ou(&r, 0, 7);
+        add_user(&s, 0, 7);
+        add_user(&s, 1, 7)->hold = HOLD_APPROVED;
+        add_user(&s, 2, 7)->hold = HOLD_KEPT;
+        add_user(&s, 3, 7);                     /* a new candidate: under the threshold */
+        Plan *p = plan(&r, &s, &c);
+        assert_counts(p, 0, 0, 2, 1, 0);
+        assert_int_equal(p->guard, GUARD_NONE);
+        assert_int_equal(p->n_still_held, 1);
+        assert_guid(&p->actions[0].id, G(1));
+        assert_guid(&p->actions[1].id, G(3));
+        assert_int_equal(p->actions[2].kind, ACTION_HELD);
+        assert_guid(&p->actions[2].id, G(2));
+        assert_non_null(strstr(plan_hold_text(p, &p->actions[2], &c, buf, sizeof(buf)), "partial approval"));
+        plan_free(p);
+
+        add_ou(&r, 2, 7);                       /* back in the roster: no longer held */
+        p = plan(&r, &s, &c);
+        assert_counts(p, 0, 0, 2, 0, 0);
+        plan_free(p);
+}
+
 static void test_back_in_roster_not_deleted(void **state) {
         TestRoster r = { 0 };
         TestStore s = { 0 };
@@ -828,6 +860,7 @@ int main(void) {
                 cmocka_unit_test(test_max_percent),
                 cmocka_unit_test(test_approved_deletes),
                 cmocka_unit_test(test_approved_with_new_held),
+                cmocka_unit_test(test_rest_of_partial_approval_stays_held),
                 cmocka_unit_test(test_back_in_roster_not_deleted),
                 cmocka_unit_test(test_failed_delete),
                 cmocka_unit_test(test_action_order),

@@ -823,6 +823,31 @@ static void test_holds_load_and_approve_some(void **state) {
         free(v);
 }
 
+/* What a partial approval left out stays held (KEPT) through later syncs while it is held, is
+ * released when back in the roster, and the default approval includes it. */
+static void test_holds_kept(void **state) {
+        Fixture *f = *state;
+        Guid two = G(2), three = G(3), four = G(4), held[] = { G(2), G(3) };
+        size_t n = 0;
+
+        put_with_hold(f->s, 2, HOLD_HELD);
+        put_with_hold(f->s, 3, HOLD_HELD);
+        put_with_hold(f->s, 4, HOLD_APPROVED);
+        assert_int_equal(store_keep_ids(f->s, &two, 1), 0);
+        assert_int_equal(store_keep_ids(f->s, &four, 1), 0);    /* approved, not held: untouched */
+        assert_int_equal(hold_of(f->s, 2), HOLD_KEPT);
+        assert_int_equal(hold_of(f->s, 4), HOLD_APPROVED);
+        assert_int_equal(store_sync_holds(f->s, held, 2, NULL, 0), 0);
+        assert_int_equal(hold_of(f->s, 2), HOLD_KEPT);
+        assert_int_equal(hold_of(f->s, 3), HOLD_HELD);
+        assert_int_equal(store_sync_holds(f->s, &three, 1, NULL, 0), 0);        /* 2 is back */
+        assert_int_equal(hold_of(f->s, 2), HOLD_NONE);
+        assert_int_equal(store_keep_ids(f->s, &three, 1), 0);
+        assert_int_equal(store_approve_holds(f->s, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(hold_of(f->s, 3), HOLD_APPROVED);
+}
+
 #define SCHEMA_V1 \
         "CREATE TABLE users (id BLOB PRIMARY KEY, target BLOB, target_kind INT, ou BLOB," \
         " origin INT, presence INT, intent INT, status INT, hold INT, attempts INT," \
@@ -1004,6 +1029,7 @@ int main(void) {
                 T(test_user_info_replaced_not_wiped),
                 T(test_user_info_is_bounded),
                 T(test_holds_load_and_approve_some),
+                T(test_holds_kept),
                 T(test_upgrade_from_v1_keeps_users),
                 T(test_upgrade_is_all_or_nothing),
                 T(test_newer_schema_refused),
