@@ -301,10 +301,10 @@ class Daemon:
         self.proc.wait()
         self._collect(check_sanitizers=False)
 
-    def run(self, *args, timeout=60):
+    def run(self, *args, timeout=60, env=None):
         """A one-shot command (status, approve-deletes, ...) with the same config."""
         p = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL, env=self.env())
+                           stdin=subprocess.DEVNULL, env=self.env(env))
         for out in (p.stdout, p.stderr):
             assert self.sim.secret not in out, f"the client secret appeared in `{args}` output"
             for marker in SANITIZER_MARKERS:
