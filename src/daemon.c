@@ -430,7 +430,7 @@ static int on_roster_changed(void *userdata, uint64_t *fingerprint) {
                 return 0;
         }
         if (reconcile_roster_loaded(d->tenant, r) < 0)
-                log_msg(d->tenant->log, LOG_ERR, "roster loaded: %zu users in %zu files (which files "
+                log_msg(d->tenant->log, LOG_WARNING, "roster loaded: %zu users in %zu files (which files "
                         "changed is not known: the state store failed)", r->n, r->n_files);
         if (d->sources) {
                 roster_free(d->files);

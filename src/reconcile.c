@@ -113,23 +113,37 @@ static int note_departure(Tenant *t, const Roster *old, const RosterEntry *e) {
         return k < 0 ? k : audit_user_record(t->store, old, e);
 }
 
-int reconcile_note_departures(Tenant *t, const Roster *old, const Roster *new) {
-        size_t j = 0;
-        int k;
+/* The entries of old whose id new lacks; both are sorted by id: one merge walk. */
+static size_t departures(const Roster *old, const Roster *new, const RosterEntry **ret) {
+        size_t j = 0, n = 0;
 
-        if (!old || !new)
-                return 0;
-        k = store_begin(t->store);
-        /* Both are sorted by id: one merge walk finds who left. */
-        for (size_t i = 0; k >= 0 && i < old->n; i++) {
+        for (size_t i = 0; i < old->n; i++) {
                 const RosterEntry *e = &old->entries[i];
 
                 while (j < new->n && guid_cmp(&new->entries[j].id, &e->id) < 0)
                         j++;
-                if (j < new->n && guid_eq(&new->entries[j].id, &e->id))
-                        continue;
-                k = note_departure(t, old, e);
+                if (j >= new->n || !guid_eq(&new->entries[j].id, &e->id))
+                        ret[n++] = e;
         }
+        return n;
+}
+
+int reconcile_note_departures(Tenant *t, const Roster *old, const Roster *new) {
+        _cleanup_free_ const RosterEntry **gone = NULL;
+        size_t n;
+        int k;
+
+        if (!old || !new || old->n == 0)
+                return 0;
+        gone = calloc(old->n, sizeof(*gone));
+        if (!gone)
+                return -ENOMEM;
+        n = departures(old, new, gone);
+        if (n == 0)
+                return 0;       /* nobody left: the store is not written */
+        k = store_begin(t->store);
+        for (size_t i = 0; k >= 0 && i < n; i++)
+                k = note_departure(t, old, gone[i]);
         if (k >= 0)
                 return store_commit(t->store);
         (void) store_rollback(t->store);
