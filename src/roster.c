@@ -97,18 +97,18 @@ void roster_hash_bytes(uint64_t *h, const void *data, size_t len) {
         *h = v;
 }
 
-/* The name, a NUL, the length, then the content: no two different file sets hash alike by
- * shifting bytes between name and content. */
+/* The name, a NUL, the length, then the content's hash: no two different file sets hash alike
+ * by shifting bytes between name and content. */
 void roster_builder_hash(RosterBuilder *b, const char *name, const char *buf, size_t len) {
         uint64_t n = len, h = ROSTER_HASH_INIT;
 
-        if (b->n_files > 0) {
-                roster_hash_bytes(&h, buf, len);
+        /* The content is hashed once, for the file; the roster's hash takes the file's. */
+        roster_hash_bytes(&h, buf, len);
+        if (b->n_files > 0)
                 b->file_stats[b->n_files - 1].hash = h;
-        }
         roster_hash_bytes(&b->hash, name, strlen(name) + 1);
         roster_hash_bytes(&b->hash, &n, sizeof n);
-        roster_hash_bytes(&b->hash, buf, len);
+        roster_hash_bytes(&b->hash, &h, sizeof h);
 }
 
 int roster_builder_begin_file(RosterBuilder *b, const char *path) {

@@ -180,6 +180,7 @@ struct Store {
         sqlite3 *db;
         sqlite3_stmt *stmt[_STMT_MAX];
         int version;            /* user_version: a read-only look at an older store lacks tables */
+        bool no_directory_names; /* the table was missing when looked for: no group read yet */
         char *path;
         dev_t dev;              /* of the file opened: store_check_health() notices a new one */
         ino_t ino;
@@ -1372,6 +1373,7 @@ int store_source_save(Store *s, const Guid *group, const char *name, const Store
         if (r < 0)
                 return r;
         r = exec_sql(s, sources_schema);
+        s->no_directory_names = false;
         if (r >= 0)
                 r = source_members_insert(s, group, name, m, n);
         if (r >= 0)
@@ -1388,6 +1390,7 @@ int store_source_failed(Store *s, const Guid *group, const char *error, uint64_t
         if (r < 0)
                 return r;
         r = exec_sql(s, sources_schema);
+        s->no_directory_names = false;
         if (r >= 0)
                 r = prepare(s, "INSERT INTO source_state (grp, members, read, error, error_at) "
                                "VALUES (?1, 0, 0, ?2, ?3) ON CONFLICT (grp) DO UPDATE SET "
@@ -1479,9 +1482,14 @@ int store_directory_name(Store *s, const Guid *id, char **ret_name, char **ret_u
         _cleanup_finalize_ sqlite3_stmt *st = NULL;
         int r, rc;
 
-        /* Before any group was read there is no such table: no name is known. */
-        if (prepare(s, "SELECT name, upn, grp_name FROM directory_names WHERE id = ?1", &st) < 0)
+        /* Before any group was read there is no such table: no name is known. Looked for once,
+         * for a plan may ask for thousands of users that left the roster. */
+        if (s->no_directory_names)
                 return -ENOENT;
+        if (prepare(s, "SELECT name, upn, grp_name FROM directory_names WHERE id = ?1", &st) < 0) {
+                s->no_directory_names = true;
+                return -ENOENT;
+        }
         if (bind_guid(st, 1, id) != SQLITE_OK)
                 return -ENOMEM;
         rc = sqlite3_step(st);
