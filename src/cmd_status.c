@@ -125,7 +125,8 @@ static void summarize_roster(const Config *c, const StoreUser *u, size_t n, Stor
 
 static const char *status_word(const StoreUser *u) {
         return u->status == STATUS_FAILED ? "failed" : u->status == STATUS_QUARANTINED ? "quarantined" :
-               u->status == STATUS_RETRY ? "retry" : u->hold == HOLD_HELD || u->hold == HOLD_KEPT ? "held" :
+               u->status == STATUS_RETRY ? "retry" :
+               u->hold == HOLD_HELD || u->hold == HOLD_KEPT ? "held" :
                u->hold == HOLD_APPROVED ? "approved" : "ok";
 }
 
@@ -209,7 +210,7 @@ static void print_status_human(const Config *c, const Summary *s, const StoreUse
                 printf("Pending:       %zu retrying, %zu with an unsettled call\n", s->retry, s->unknown_intent);
         printf("Failed:        %zu failed, %zu quarantined\n", s->failed, s->quarantined);
         printf("Held deletes:  %zu held, %zu approved%s\n", s->held, s->approved,
-               s->held ? " (review with `nimbus-sync plan`, release with `nimbus-sync approve-deletes`)" : "");
+               s->held ? " (review with `nimbus-sync approve-deletes --dry-run`, release with `nimbus-sync approve-deletes`)" : "");
         printf("Auth:          %s%s%s\n", s->auth_state ? s->auth_state : "unknown",
                s->auth_error ? ": " : "", s->auth_error ? s->auth_error : "");
         printf("Rate:          %u of %u requests in the last %.0f s\n", s->rate_used, c->rate_operations,
