@@ -251,9 +251,9 @@ void reconcile_log_notes(const Tenant *t, const Plan *p, const char *run_id) {
                           "an attempt whose outcome is unknown): review with `nimbus-sync plan`, and "
                           "approve only if nimbus-sync created them", p->n_uncertain);
         if (p->n_held > p->n_uncertain)
-                log_event(t->log, LOG_WARNING, &ev, "%zu deletes held: %s; review with `nimbus-sync approve-deletes --dry-run`, "
-                          "then run `nimbus-sync approve-deletes`", p->n_held - p->n_uncertain,
-                          plan_guard_text(p, c, why, sizeof(why)));
+                log_event(t->log, LOG_WARNING, &ev, "%zu deletes held: %s; review with `nimbus-sync "
+                          "approve-deletes --dry-run`, then run `nimbus-sync approve-deletes`",
+                          p->n_held - p->n_uncertain, plan_guard_text(p, c, why, sizeof(why)));
         if (p->guard == GUARD_EMPTY_ROSTER && p->n_delete_skipped > 0) {
                 ev.result = "skipped";
                 log_event(t->log, LOG_WARNING, &ev, "the roster is empty: %zu deletes skipped "

@@ -11,7 +11,6 @@
 #include "roster_internal.h"
 #include "util.h"
 
-#define NAME_BUF (2 * GRAPH_MAX_NAME + 4)
 
 static int label_set(Source *s, const char *group_name) {
         char id[GUID_STRING_MAX];
@@ -214,28 +213,6 @@ bool source_set_current(const SourceSet *set) {
 }
 
 /* ---- the desired state ----------------------------------------------------------------------- */
-
-/* "Jane Doe (jane@example.com)", or whichever of the two the directory gave. */
-static const char *name_format(const char *name, const char *upn, char *buf, size_t size) {
-        name = name ? name : "";
-        upn = upn ? upn : "";
-        if (*name && *upn)
-                snprintf(buf, size, "%s (%s)", name, upn);
-        else
-                snprintf(buf, size, "%s", *name ? name : upn);
-        return buf;
-}
-
-bool source_directory_name(Store *store, const Guid *id, char *name, size_t name_size, char *group,
-                           size_t group_size) {
-        _cleanup_free_ char *n = NULL, *upn = NULL, *g = NULL;
-
-        if (store_directory_name(store, id, &n, &upn, &g) < 0)
-                return false;
-        name_format(n, upn, name, name_size);
-        snprintf(group, group_size, "%s", g ? g : "");
-        return *name || *group;
-}
 
 static int merge_source(RosterBuilder *b, const Source *s) {
         const ConfigTarget *t = &s->config->target;
