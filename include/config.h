@@ -10,6 +10,7 @@
 #include "diag.h"
 #include "guid.h"
 #include "jwt.h"
+#include "util.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/nimbus-sync/config.yaml"
 #define CONFIG_MAX_SIZE (1024 * 1024)   /* a config larger than this is refused */
@@ -126,6 +127,7 @@ int config_load(const char *path, Config **ret, Diag *diag);
 /* The same from a buffer, for tests and fuzzing; path is only used in diagnostics. */
 int config_parse(const char *path, const char *buf, size_t len, Config **ret, Diag *diag);
 Config *config_free(Config *c);
+DEFINE_CLEANUP(Config *, config_free)
 
 /* Resolve a roster's `ou:` value: a GUID, or a name from organization_units. -ENOENT if neither. */
 int config_resolve_ou(const Config *c, const char *s, size_t len, Guid *ret);

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "roster.h"
 #include "store.h"
+#include "util.h"
 
 #define PLAN_NO_DEP SIZE_MAX
 
@@ -62,6 +63,7 @@ int plan_build(const Roster *r, const StoreUser *users, size_t n_users, const Co
 /* Keep only the actions for one user (and the template creates it waits for). */
 int plan_only(Plan *p, const Guid *id);
 Plan *plan_free(Plan *p);
+DEFINE_CLEANUP(Plan *, plan_free)
 bool plan_has_changes(const Plan *p); /* create, copy, delete or held */
 /* Deletes held back because the roster is empty: no change is planned, yet Nimbus differs. */
 bool plan_guard_skipped(const Plan *p);

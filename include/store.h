@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "guid.h"
+#include "util.h"
 
 #define STORE_FILE_NAME "state.db"
 
@@ -92,6 +93,7 @@ typedef struct StoreRun {
  * it fails with -ENOENT when there is no store yet. */
 int store_open(const char *state_dir, bool read_only, Store **ret);
 Store *store_close(Store *s);
+DEFINE_CLEANUP(Store *, store_close)
 
 int store_begin(Store *s);
 int store_commit(Store *s);

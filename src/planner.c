@@ -51,10 +51,6 @@ typedef struct Cursors {
         size_t del, create, copy, held, drift;
 } Cursors;
 
-static void plan_freep(Plan **p) {
-        plan_free(*p);
-}
-
 static Merge merge_init(const Roster *r, const StoreUser *users, size_t n_users) {
         return (Merge) { r->entries, r->entries + r->n, users, users + n_users };
 }
@@ -349,7 +345,7 @@ static int break_cycles(Plan *p) {
 
 int plan_build(const Roster *r, const StoreUser *users, size_t n_users, const Config *c,
                uint64_t now_usec, Plan **ret) {
-        __attribute__((cleanup(plan_freep))) Plan *p = NULL;
+        _cleanup_(plan_freep) Plan *p = NULL;
         size_t candidates, approved;
         int k;
 

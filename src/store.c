@@ -315,26 +315,6 @@ static int read_user(sqlite3_stmt *st, StoreUser *u) {
         return column_error(st, 13, &u->error);
 }
 
-/* Grow *array (of *cap elements of size sz) geometrically so it holds at least need. */
-static int grow(void **array, size_t *cap, size_t need, size_t sz) {
-        if (need <= *cap)
-                return 0;
-        size_t n = *cap ? *cap : 1024;
-        while (n < need) {
-                if (n > SIZE_MAX / 2)
-                        return -ENOMEM;
-                n *= 2;
-        }
-        if (n > SIZE_MAX / sz)
-                return -ENOMEM;
-        void *p = realloc(*array, n * sz);
-        if (!p)
-                return -ENOMEM;
-        *array = p;
-        *cap = n;
-        return 0;
-}
-
 /* --- opening ------------------------------------------------------------------------------ */
 
 static int get_user_version(Store *s, int *ret) {
@@ -568,7 +548,7 @@ int store_load_users(Store *s, StoreUser **ret, size_t *ret_n) {
         if ((r = stmt_get(s, STMT_USER_LOAD, &st)) < 0)
                 return r;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                if ((r = grow((void **) &u, &cap, n + 1, sizeof *u)) < 0 ||
+                if ((r = array_grow((void **) &u, &cap, n + 1, sizeof *u, 1024)) < 0 ||
                     (r = read_user(st, &u[n])) < 0)
                         goto fail;
                 n++;

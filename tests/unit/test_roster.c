@@ -141,6 +141,20 @@ static void load_fails(Fixture *f) {
         assert_true(f->diag.n_errors > 0);
 }
 
+/* One bad file on its own in the folder: the load fails and names this diagnostic. */
+static void expect_file_error(Fixture *f, const char *ext, size_t i, const char *text, const char *diag) {
+        char name[32], path[1024];
+
+        diag_clear(&f->diag);
+        snprintf(name, sizeof name, "case%02zu.%s", i, ext);
+        write_file(f, name, text);
+        load_fails(f);
+        if (!diag_has(f, name, diag))
+                fail_msg("case %zu", i);
+        snprintf(path, sizeof path, "%s/%s", f->dir, name);
+        assert_int_equal(unlink(path), 0);
+}
+
 static const RosterEntry *find(const Roster *r, const char *id) {
         Guid g = guid(id);
 
@@ -350,19 +364,8 @@ static void test_yaml_errors(void **state) {
                   "collection that starts at line 2)" },
         };
 
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-                Fixture *f = *state;
-                char name[32], path[1024];
-
-                diag_clear(&f->diag);
-                snprintf(name, sizeof name, "case%02zu.yaml", i);
-                write_file(f, name, cases[i].text);
-                load_fails(f);
-                if (!diag_has(f, name, cases[i].diag))
-                        fail_msg("case %zu", i);
-                snprintf(path, sizeof path, "%s/%s", f->dir, name);
-                assert_int_equal(unlink(path), 0);
-        }
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+                expect_file_error(*state, "yaml", i, cases[i].text, cases[i].diag);
 }
 
 static void test_yaml_several_errors_reported(void **state) {
@@ -515,19 +518,8 @@ static void test_csv_errors(void **state) {
                   ":3:39: error: malformed CSV: a quote inside an unquoted field, or text after a closing quote" },
         };
 
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-                Fixture *f = *state;
-                char name[32], path[1024];
-
-                diag_clear(&f->diag);
-                snprintf(name, sizeof name, "case%02zu.csv", i);
-                write_file(f, name, cases[i].text);
-                load_fails(f);
-                if (!diag_has(f, name, cases[i].diag))
-                        fail_msg("case %zu", i);
-                snprintf(path, sizeof path, "%s/%s", f->dir, name);
-                assert_int_equal(unlink(path), 0);
-        }
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+                expect_file_error(*state, "csv", i, cases[i].text, cases[i].diag);
 }
 
 static void test_csv_sep_line(void **state) {
