@@ -74,3 +74,33 @@ def write_secret(path, secret, mode=0o600):
     with os.fdopen(fd, "w") as f:
         f.write(secret + "\n")
     os.chmod(path, mode)
+
+
+class SimSetUp:
+    """The files of one nimbus-sync set-up under tmp_path for a simulator: roster.d, state, the
+    client secret (mode 0600) and where config.yaml goes. Each suite's class adds how it runs."""
+
+    def __init__(self, binary, tmp_path, sim):
+        self.binary = binary
+        self.sim = sim
+        self.dir = tmp_path
+        self.roster_dir = tmp_path / "roster.d"
+        self.state_dir = tmp_path / "state"
+        self.secret_file = tmp_path / "client-secret"
+        self.config_path = tmp_path / "config.yaml"
+        self.roster_dir.mkdir()
+        self.state_dir.mkdir()
+        write_secret(self.secret_file, sim.secret)
+
+
+def write_sim_setup(base_dir, sim, tuning):
+    """A whole set-up under base_dir for a script (the benchmarks): the roster and state folders,
+    the secret file and config.yaml (sim_config with tuning); returns the config's path."""
+    import yaml
+
+    for sub in ("roster.d", "state"):
+        (base_dir / sub).mkdir(parents=True, exist_ok=True)
+    write_secret(base_dir / "client-secret", sim.secret)
+    path = base_dir / "config.yaml"
+    path.write_text(yaml.safe_dump(sim_config(sim, base_dir, tuning), sort_keys=False))
+    return str(path)

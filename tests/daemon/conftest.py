@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "sim"))
 sys.path.insert(0, str(REPO / "tests" / "common"))
 
-from nstest import (SANITIZER_MARKERS, deep_merge, guid, guids, nimbus_binary,  # noqa: E402,F401
-                    sim_config)
+from nstest import (SANITIZER_MARKERS, SimSetUp, deep_merge, guid, guids,  # noqa: E402,F401
+                    nimbus_binary, sim_config)
 from simclient import Sim  # noqa: E402  (needs the path above)
 
 SETTLE = 0.5             # settle_time of the test config, in seconds
@@ -127,22 +127,11 @@ def creates(ids, ou):
 
 # --- the daemon --------------------------------------------------------------------------------
 
-class Daemon:
+class Daemon(SimSetUp):
     """One nimbus-sync set-up under tmp_path, run as a daemon against a simulator."""
 
     def __init__(self, binary, tmp_path, sim):
-        self.binary = binary
-        self.sim = sim
-        self.dir = tmp_path
-        self.roster_dir = tmp_path / "roster.d"
-        self.state_dir = tmp_path / "state"
-        self.secret_file = tmp_path / "client-secret"
-        self.config_path = tmp_path / "config.yaml"
-        self.roster_dir.mkdir()
-        self.state_dir.mkdir()
-        fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(sim.secret + "\n")
+        super().__init__(binary, tmp_path, sim)
         self.proc = None
         self.err_path = None
         self.starts = 0

@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "sim"))
 sys.path.insert(0, str(REPO / "tests" / "common"))
 
-from nstest import (SANITIZER_MARKERS, deep_merge, guid, guids, nimbus_binary,  # noqa: E402,F401
-                    sim_config, write_secret)
+from nstest import (SANITIZER_MARKERS, SimSetUp, deep_merge, guid, guids,  # noqa: E402,F401
+                    nimbus_binary, sim_config, write_secret)
 from simclient import DIALECT_OPTIONS, DIALECTS, Sim  # noqa: E402  (needs the path above)
 
 RUN_TIMEOUT = 120
@@ -112,21 +112,12 @@ def start_sim(tmp_path):
         s.stop()
 
 
-class NimbusSync:
+class NimbusSync(SimSetUp):
     """One nimbus-sync set-up under tmp_path, pointed at a simulator."""
 
     def __init__(self, binary, tmp_path, sim):
-        self.binary = binary
-        self.sim = sim
-        self.dir = tmp_path
-        self.roster_dir = tmp_path / "roster.d"
-        self.state_dir = tmp_path / "state"
-        self.secret_file = tmp_path / "client-secret"
-        self.config_path = tmp_path / "config.yaml"
-        self.roster_dir.mkdir()
-        self.state_dir.mkdir()
+        super().__init__(binary, tmp_path, sim)
         self.runs = []
-        self.write_secret(sim.secret)
         self.configure()
 
     # --- files -------------------------------------------------------------

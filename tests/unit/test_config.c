@@ -760,6 +760,52 @@ static void assert_no_secret(const Diag *d) {
         }
 }
 
+
+typedef int (*ReadPrivateFn)(const Config *c, Diag *d);
+
+/* The secret alone; nothing is handed out on failure. */
+static int read_secret_only(const Config *c, Diag *d) {
+        char *secret = NULL;
+        int r = credential_read_secret(c, &secret, d);
+
+        if (r < 0)
+                assert_null(secret);
+        free(secret);
+        return r;
+}
+
+/* Certificate and key; neither is handed out on failure. */
+static int read_credential_only(const Config *c, Diag *d) {
+        ClientCredential cred = { 0 };
+        int r = credential_read(c, &cred, d);
+
+        if (r < 0) {
+                assert_null(cred.key_pem);
+                assert_null(cred.cert_pem);
+        }
+        client_credential_clear(&cred);
+        return r;
+}
+
+/* A private file readable by group or others is refused with the chmod to run; an empty one
+ * is refused too. Three errors go to d. */
+static void check_refused_contents(const Config *c, Diag *d, ReadPrivateFn read, const char *path,
+                                   const char *what, const char *content) {
+        char expect[1024];
+
+        write_file(path, content, 0644);
+        assert_int_equal(read(c, d), -EPERM);
+        snprintf(expect, sizeof expect, "%s: error: %s is readable by group or others (mode 0644); "
+                 "run chmod 600 %s", path, what, path);
+        assert_true(diag_has(d, expect));
+        write_file(path, content, 0640);
+        assert_int_equal(read(c, d), -EPERM);
+        write_file(path, "\r\n", 0600);
+        assert_int_equal(read(c, d), -EINVAL);
+        snprintf(expect, sizeof expect, "%s: error: %s is empty", path, what);
+        assert_true(diag_has(d, expect));
+}
+
 static void test_secret_file(void **state) {
         Fixture *f = *state;
         char path[PATH_MAX], expect[3 * PATH_MAX];
@@ -783,22 +829,9 @@ static void test_secret_file(void **state) {
         free(secret);
         secret = NULL;
 
-        write_file(path, SECRET "\n", 0640);
-        assert_int_equal(credential_read_secret(c, &secret, &d), -EPERM);
-        assert_null(secret);
-        write_file(path, SECRET "\n", 0644);
-        assert_int_equal(credential_read_secret(c, &secret, &d), -EPERM);
-        assert_null(secret);
-        snprintf(expect, sizeof expect, "%s: error: secret file is readable by group or others (mode 0644); "
-                 "run chmod 600 %s", path, path);
-        assert_true(diag_has(&d, expect));
+        check_refused_contents(c, &d, read_secret_only, path, "secret file", SECRET "\n");
         write_file(path, SECRET "\n", 0604);
-        assert_int_equal(credential_read_secret(c, &secret, &d), -EPERM);
-
-        write_file(path, "\r\n", 0600);
-        assert_int_equal(credential_read_secret(c, &secret, &d), -EINVAL);
-        snprintf(expect, sizeof expect, "%s: error: secret file is empty", path);
-        assert_true(diag_has(&d, expect));
+        assert_int_equal(read_secret_only(c, &d), -EPERM);
 
         assert_int_equal(unlink(path), 0);
         assert_int_equal(credential_read_secret(c, &secret, &d), -ENOENT);
@@ -994,20 +1027,7 @@ static void test_certificate_read(void **state) {
         assert_null(cred.key_pem);
         assert_null(cred.cert_pem);
 
-        write_file(key, KEY_TEXT "\n", 0644);
-        assert_int_equal(credential_read(c, &cred, &d), -EPERM);
-        assert_null(cred.key_pem);
-        assert_null(cred.cert_pem);
-        snprintf(expect, sizeof expect, "%s: error: key file is readable by group or others (mode 0644); "
-                 "run chmod 600 %s", key, key);
-        assert_true(diag_has(&d, expect));
-        write_file(key, KEY_TEXT "\n", 0640);
-        assert_int_equal(credential_read(c, &cred, &d), -EPERM);
-
-        write_file(key, "\n", 0600);
-        assert_int_equal(credential_read(c, &cred, &d), -EINVAL);
-        snprintf(expect, sizeof expect, "%s: error: key file is empty", key);
-        assert_true(diag_has(&d, expect));
+        check_refused_contents(c, &d, read_credential_only, key, "key file", KEY_TEXT "\n");
 
         assert_int_equal(unlink(key), 0);
         assert_int_equal(credential_read(c, &cred, &d), -ENOENT);
