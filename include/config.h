@@ -97,7 +97,7 @@ typedef struct Config {
                 size_t n_protected;
         } deletes;
 
-        /* retry: tuning of PRODUCT §6.2; defaults are the contract's numbers. */
+        /* retry: tuning of nimbus-sync.yaml(5), RETRIES; defaults as documented. */
         struct {
                 uint64_t base_usec;         /* default 2 s */
                 uint64_t cap_usec;          /* default 15 min */

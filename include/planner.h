@@ -1,7 +1,7 @@
 /* planner.h: the diff between the desired state (Roster) and what the store knows of Nimbus.
  * Pure: it reads its inputs and returns a Plan; it never calls the API or writes the store. Both
  * inputs are sorted by id, so one merge pass covers a million users with no per-user query.
- * The deletion safety rules of PRODUCT §6.3 live here and nowhere else. */
+ * The deletion safety rules of nimbus-sync.yaml(5), DELETION SAFETY live here and nowhere else. */
 #pragma once
 
 #include <stdbool.h>

@@ -1,10 +1,10 @@
-/* config.c: reads /etc/nimbus-sync/config.yaml (PRODUCT §4) into an immutable Config.
+/* config.c: reads /etc/nimbus-sync/config.yaml (nimbus-sync.yaml(5)) into an immutable Config.
  *
  * The whole file is validated before anything uses it, and every problem found is reported with
  * file:line:col, not only the first: an admin fixing a config wants the full list at once.
  * Parsing is table driven: each key has a Field that says how its value is read and where it goes.
  *
- * Defaults (also the contract's numbers, PRODUCT §4 and §6.2):
+ * Defaults (also the documented numbers, nimbus-sync.yaml(5)):
  *   roster_dir /var/lib/nimbus-sync/roster.d     state_dir /var/lib/nimbus-sync
  *   scan_interval 60s    settle_time 2s          rate_limit {operations: 60, window: 60s}
  *   deletes {enabled: true, max_per_run: 25, max_percent: 10, include_adopted: false,

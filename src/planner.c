@@ -1,11 +1,12 @@
-/* planner.c: decides what a reconcile run does (PRODUCT §6.1, §6.3).
+/* planner.c: decides what a reconcile run does (nimbus-sync(8), OWNERSHIP; nimbus-sync.yaml(5),
+ * DELETION SAFETY).
  *
- * The roster and the store users are both sorted by id, so one merge walk pairs every roster
- * entry with its store record. Each pair gets a verdict from two small pure functions; the
- * deletion safety rules then look at the totals. The walk runs twice: the first pass counts, the
- * second writes every action straight into its final slot of one exactly-sized array (deletes,
- * creates, copies, held, drift; id order within each). That keeps a million-user plan to a single
- * allocation with no sorting, and lets copies find their template's action by binary search. */
+ * The roster and the store users are both sorted by id, so one merge walk pairs every roster entry
+ * with its store record. Each pair gets a verdict from two small pure functions; the deletion
+ * safety rules then look at the totals. The walk runs twice: the first pass counts, the second
+ * writes every action straight into its final slot of one exactly-sized array (deletes, creates,
+ * copies, held, drift; id order within each). That keeps a million-user plan to a single allocation
+ * with no sorting, and lets copies find their template's action by binary search. */
 
 #include <errno.h>
 #include <stdlib.h>
@@ -14,7 +15,8 @@
 #include "planner.h"
 #include "util.h"
 
-/* Below this many deletes the percentage rule never holds anything (PRODUCT §6.3). */
+/* Below this many deletes the percentage rule never holds anything (nimbus-sync.yaml(5), DELETION
+ * SAFETY). */
 #define DELETE_PERCENT_MIN 5
 
 typedef enum Verdict {
@@ -188,9 +190,9 @@ static void count_pass(Plan *p, Merge m, const Config *c, uint64_t now, size_t *
         *ret_approved = approved;
 }
 
-/* The deletion safety rules (PRODUCT §6.3). Approved deletes were released by an admin who saw
- * them held, so they do not count towards the thresholds again; the guards that stop all deletes
- * (disabled, empty roster) stop them too. */
+/* The deletion safety rules (nimbus-sync.yaml(5), DELETION SAFETY). Approved deletes were released
+ * by an admin who saw them held, so they do not count towards the thresholds again; the guards that
+ * stop all deletes (disabled, empty roster) stop them too. */
 static DeleteMode decide_deletes(Plan *p, const Roster *r, const Config *c, size_t candidates,
                                  size_t approved) {
         size_t all = candidates + approved + p->n_uncertain;

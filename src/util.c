@@ -24,7 +24,7 @@ uint64_t mono_usec(void) {
 }
 
 /* The unit suffix of a duration, or 0 when it is not one we know. A missing suffix means
- * seconds, as PRODUCT §4 promises for bare numbers. */
+ * seconds, as nimbus-sync.yaml(5), VALUE TYPES promises for bare numbers. */
 static uint64_t duration_unit(const char *suffix) {
         static const struct {
                 const char *name;

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Idle benchmark (PRODUCT.md section 10): what the daemon costs when nothing changes, and how
+"""Idle benchmark (tests/bench/README.md): what the daemon costs when nothing changes, and how
 soon it acts when a roster file lands. Runs the built nimbus-sync daemon against the bundled
 simulator (tests/sim) on loopback. Prints a table; asserts nothing.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Rate benchmark (PRODUCT.md sections 6.4 and 10): how close K operations come to the least time
+"""Rate benchmark (nimbus-sync.yaml(5), RATE LIMIT, and tests/bench/README.md): how close K operations come to the least time
 the sliding window allows, and whether any window ever held more than the limit. Runs the built
 nimbus-sync against the bundled simulator (tests/sim) on loopback, with the window scaled down
 so that a run takes seconds, not minutes. Prints a table; asserts nothing.
@@ -11,7 +11,7 @@ Environment: BUILD_DIR (default build/plain), RATE_K (operations, default 600), 
 the simulator, which answers 429 to any request over it.
 
 Scenarios: one `apply` of K creates; two `apply` processes back to back, K/2 creates each (the
-second must respect the window the first left behind, PRODUCT 6.4). Figures, from the
+second must respect the window the first left behind, nimbus-sync.yaml(5), RATE LIMIT). Figures, from the
 simulator's request log:
   span         first to last request arrival
   least        the least span the window allows for K operations: (ceil(K / ops) - 1) * window

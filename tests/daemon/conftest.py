@@ -38,7 +38,7 @@ from simclient import Sim  # noqa: E402  (needs the path above)
 
 SETTLE = 0.5             # settle_time of the test config, in seconds
 SCAN = 3                 # scan_interval
-STOP_TIMEOUT = 10        # PRODUCT §6.5: SIGTERM stops cleanly within 10 s
+STOP_TIMEOUT = 10        # nimbus-sync(8), SIGNALS: SIGTERM stops cleanly within 10 s
 RATE = {"operations": 200, "window": "1s"}
 RETRY = {"base": "50ms", "cap": "1s", "timeout": "5s"}
 # Variables a CI runner under systemd may carry, which would change what the daemon does.

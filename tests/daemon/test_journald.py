@@ -1,4 +1,4 @@
-"""journald as the audit trail (PRODUCT §7): `log: {target: journal}` sends every event with its
+"""journald as the audit trail (nimbus-sync(8), LOGS AND AUDIT): `log: {target: journal}` sends every event with its
 NIMBUS_* fields and a MESSAGE_ID from include/log.h, and no secret ever reaches it.
 
 One daemon drives a create, a copy, a failed user (OU not allowed), held deletes that are then
