@@ -1,18 +1,32 @@
-/* test_config: the configuration file (nimbus-sync.yaml(5)): every key, the defaults, each class of
- * error with its exact file:line:col, the derived URLs and their overrides, relative paths, and the
+/* test_config: the configuration file (nimbus-sync.yaml(5)): every key, the defaults, each class
+ * of error with its exact file:line:col, the derived URLs and their overrides, relative paths, and the
  * checks of the client secret and of the certificate credential. Also parse_duration() and
- * read_file_bounded(), which config relies on. */ #include <stdarg.h> #include <stddef.h> #include
- * <stdint.h> #include <setjmp.h> #include <cmocka.h>
- *
- * #include <errno.h> #include <fcntl.h> #include <limits.h> #include <stdio.h> #include <stdlib.h>
- * #include <string.h> #include <sys/stat.h> #include <syslog.h> #include <unistd.h>
- *
- * #include "config.h" #include "credential.h" #include "util.h"
- *
- * #define TENANT "9fce70af-a632-49ca-bc0d-53db5a21c5b3" #define CLIENT
- * "0b5b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d" #define OU_SUPPORT "3f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10"
- * #define BASE "tenant_id: " TENANT "\nclient_id: " CLIENT "\nclient_secret_file:
- * /etc/nimbus-sync/secret\n" #define MINIMAL BASE "cluster: ch-01\n" /* four lines */
+ * read_file_bounded(), which config relies on. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "credential.h"
+#include "util.h"
+
+#define TENANT "9fce70af-a632-49ca-bc0d-53db5a21c5b3"
+#define CLIENT "0b5b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
+#define OU_SUPPORT "3f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10"
+#define BASE "tenant_id: " TENANT "\nclient_id: " CLIENT "\nclient_secret_file: /etc/nimbus-sync/secret\n"
+#define MINIMAL BASE "cluster: ch-01\n" /* four lines */
 #define SECRET "Sup3r-S3cret~value.that/never+leaks"
 
 /* ---- helpers ----------------------------------------------------------------------------- */
@@ -902,77 +916,104 @@ static void test_certificate_keys(void **state) {
         Diag d = DIAG_INIT;
         Config *c = NULL;
 
-        /* Relative paths are taken from the config's folder, like the secret's. */ snprintf(path,
-         * sizeof path, "%s/config.yaml", f->dir); write_file(path, CERT_BASE
-         * "client_certificate_file: certs/app.pem\nclient_key_file: ./certs/app.key\n", 0644);
-         * assert_int_equal(config_load(path, &c, &d), 0); assert_int_equal(d.n, 0);
-         * snprintf(expect, sizeof expect, "%s/certs/app.pem", f->dir);
-         * assert_string_equal(c->client_certificate_file, expect); snprintf(expect, sizeof expect,
-         * "%s/certs/app.key", f->dir); assert_string_equal(c->client_key_file, expect);
-         * assert_null(c->client_key_credential); assert_null(c->client_secret_file);
-         * assert_null(c->client_secret_credential); config_free(c);
-         *
-         * c = parse_ok(CERT_BASE "client_certificate_file:
-         * /etc/nimbus-sync/app.pem\nclient_key_credential: app-key\n");
-         * assert_string_equal(c->client_certificate_file, "/etc/nimbus-sync/app.pem");
-         * assert_string_equal(c->client_key_credential, "app-key");
-         * assert_null(c->client_key_file); config_free(c); }
-         *
-         * static void test_certificate_key_errors(void **state) { expect_error(MINIMAL
-         * "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n", "config.yaml:5:26: error:
-         * client_certificate_file: set either a client secret or a " "certificate, not both");
-         * expect_error(MINIMAL "client_key_file: /k.pem\n", "config.yaml:5:18: error:
-         * client_key_file: set either a client secret or a certificate, " "not both");
-         * expect_error(CERT_BASE "client_certificate_file: /c.pem\n", "config.yaml:4:26: error:
-         * client_certificate_file: needs its private key in " "client_key_file (or
-         * client_key_credential)"); expect_error(CERT_BASE "client_key_file: /k.pem\n",
-         * "config.yaml:4:18: error: client_key_file: needs client_certificate_file, the "
-         * "certificate of the key"); expect_error(CERT_BASE "client_key_credential: k\n",
-         * "config.yaml:4:24: error: client_key_credential: needs client_certificate_file, the "
-         * "certificate of the key"); expect_error(CERT_BASE "client_certificate_file:
-         * /c.pem\nclient_key_file: /k.pem\nclient_key_credential: k\n", "config.yaml:6:24: error:
-         * client_key_credential: set only one of client_key_file and " "client_key_credential");
-         * expect_error(CERT_BASE "client_certificate_file: /c.pem\nclient_key_credential: ../k\n",
-         * "config.yaml:5:24: error: client_key_credential: \"../k\" is not a credential name (a "
-         * "file name inside $CREDENTIALS_DIRECTORY, without '/')"); expect_error(CERT_BASE
-         * "client_certificate_file: [a]\nclient_key_file: /k.pem\n", "config.yaml:4:26: error:
-         * client_certificate_file: expected a path, got a list"); }
-         *
-         * static void test_client_assertion_alg(void **state) { Config *c = parse_ok(CERT_BASE
-         * "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n");
-         * assert_int_equal(c->client_assertion_alg, JWT_ALG_PS256); config_free(c); c =
-         * parse_ok(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n"
-         * "client_assertion_alg: RS256\n"); assert_int_equal(c->client_assertion_alg,
-         * JWT_ALG_RS256); config_free(c); c = parse_ok(CERT_BASE "client_certificate_file:
-         * /c.pem\nclient_key_file: /k.pem\n" "client_assertion_alg: PS256\n");
-         * assert_int_equal(c->client_assertion_alg, JWT_ALG_PS256); config_free(c);
-         *
-         * expect_error(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n"
-         * "client_assertion_alg: HS256\n", "config.yaml:6:23: error: client_assertion_alg: unknown
-         * value \"HS256\" (expected " "PS256 or RS256)"); expect_error(CERT_BASE
-         * "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n" "client_assertion_alg:
-         * ps256\n", "config.yaml:6:23: error: client_assertion_alg: unknown value \"ps256\"
-         * (expected " "PS256 or RS256)"); expect_error(MINIMAL "client_assertion_alg: RS256\n",
-         * "config.yaml:5:23: error: client_assertion_alg: only applies to a certificate "
-         * "credential (client_certificate_file)"); }
-         *
-         * static void assert_no_key(const Diag *d) { for (size_t i = 0; i < d->n; i++)
-         * assert_null(strstr(d->entries[i].msg, "K3yM4terial")); }
-         *
-         * static Config *config_with_certificate(const char *cert, const char *key) { char yaml[3 *
-         * PATH_MAX];
-         *
-         * snprintf(yaml, sizeof yaml, CERT_BASE "client_certificate_file: %s\nclient_key_file:
-         * %s\n", cert, key); return parse_ok(yaml); }
-         *
-         * static void test_certificate_read(void **state) { Fixture *f = *state; char
-         * cert[PATH_MAX], key[PATH_MAX], expect[3 * PATH_MAX]; ClientCredential cred = { 0 }; Diag
-         * d = DIAG_INIT; Config *c;
-         *
-         * snprintf(cert, sizeof cert, "%s/app.pem", f->dir); snprintf(key, sizeof key,
-         * "%s/app.key", f->dir); c = config_with_certificate(cert, key);
-         *
-         * /* The certificate is public; the key as private as a secret. */
+        /* Relative paths are taken from the config's folder, like the secret's. */
+        snprintf(path, sizeof path, "%s/config.yaml", f->dir);
+        write_file(path, CERT_BASE "client_certificate_file: certs/app.pem\nclient_key_file: ./certs/app.key\n",
+                   0644);
+        assert_int_equal(config_load(path, &c, &d), 0);
+        assert_int_equal(d.n, 0);
+        snprintf(expect, sizeof expect, "%s/certs/app.pem", f->dir);
+        assert_string_equal(c->client_certificate_file, expect);
+        snprintf(expect, sizeof expect, "%s/certs/app.key", f->dir);
+        assert_string_equal(c->client_key_file, expect);
+        assert_null(c->client_key_credential);
+        assert_null(c->client_secret_file);
+        assert_null(c->client_secret_credential);
+        config_free(c);
+
+        c = parse_ok(CERT_BASE "client_certificate_file: /etc/nimbus-sync/app.pem\nclient_key_credential: app-key\n");
+        assert_string_equal(c->client_certificate_file, "/etc/nimbus-sync/app.pem");
+        assert_string_equal(c->client_key_credential, "app-key");
+        assert_null(c->client_key_file);
+        config_free(c);
+}
+
+static void test_certificate_key_errors(void **state) {
+        expect_error(MINIMAL "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n",
+                     "config.yaml:5:26: error: client_certificate_file: set either a client secret or a "
+                     "certificate, not both");
+        expect_error(MINIMAL "client_key_file: /k.pem\n",
+                     "config.yaml:5:18: error: client_key_file: set either a client secret or a certificate, "
+                     "not both");
+        expect_error(CERT_BASE "client_certificate_file: /c.pem\n",
+                     "config.yaml:4:26: error: client_certificate_file: needs its private key in "
+                     "client_key_file (or client_key_credential)");
+        expect_error(CERT_BASE "client_key_file: /k.pem\n",
+                     "config.yaml:4:18: error: client_key_file: needs client_certificate_file, the "
+                     "certificate of the key");
+        expect_error(CERT_BASE "client_key_credential: k\n",
+                     "config.yaml:4:24: error: client_key_credential: needs client_certificate_file, the "
+                     "certificate of the key");
+        expect_error(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\nclient_key_credential: k\n",
+                     "config.yaml:6:24: error: client_key_credential: set only one of client_key_file and "
+                     "client_key_credential");
+        expect_error(CERT_BASE "client_certificate_file: /c.pem\nclient_key_credential: ../k\n",
+                     "config.yaml:5:24: error: client_key_credential: \"../k\" is not a credential name (a "
+                     "file name inside $CREDENTIALS_DIRECTORY, without '/')");
+        expect_error(CERT_BASE "client_certificate_file: [a]\nclient_key_file: /k.pem\n",
+                     "config.yaml:4:26: error: client_certificate_file: expected a path, got a list");
+}
+
+static void test_client_assertion_alg(void **state) {
+        Config *c = parse_ok(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n");
+        assert_int_equal(c->client_assertion_alg, JWT_ALG_PS256);
+        config_free(c);
+        c = parse_ok(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n"
+                     "client_assertion_alg: RS256\n");
+        assert_int_equal(c->client_assertion_alg, JWT_ALG_RS256);
+        config_free(c);
+        c = parse_ok(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n"
+                     "client_assertion_alg: PS256\n");
+        assert_int_equal(c->client_assertion_alg, JWT_ALG_PS256);
+        config_free(c);
+
+        expect_error(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n"
+                     "client_assertion_alg: HS256\n",
+                     "config.yaml:6:23: error: client_assertion_alg: unknown value \"HS256\" (expected "
+                     "PS256 or RS256)");
+        expect_error(CERT_BASE "client_certificate_file: /c.pem\nclient_key_file: /k.pem\n"
+                     "client_assertion_alg: ps256\n",
+                     "config.yaml:6:23: error: client_assertion_alg: unknown value \"ps256\" (expected "
+                     "PS256 or RS256)");
+        expect_error(MINIMAL "client_assertion_alg: RS256\n",
+                     "config.yaml:5:23: error: client_assertion_alg: only applies to a certificate "
+                     "credential (client_certificate_file)");
+}
+
+static void assert_no_key(const Diag *d) {
+        for (size_t i = 0; i < d->n; i++)
+                assert_null(strstr(d->entries[i].msg, "K3yM4terial"));
+}
+
+static Config *config_with_certificate(const char *cert, const char *key) {
+        char yaml[3 * PATH_MAX];
+
+        snprintf(yaml, sizeof yaml, CERT_BASE "client_certificate_file: %s\nclient_key_file: %s\n", cert, key);
+        return parse_ok(yaml);
+}
+
+static void test_certificate_read(void **state) {
+        Fixture *f = *state;
+        char cert[PATH_MAX], key[PATH_MAX], expect[3 * PATH_MAX];
+        ClientCredential cred = { 0 };
+        Diag d = DIAG_INIT;
+        Config *c;
+
+        snprintf(cert, sizeof cert, "%s/app.pem", f->dir);
+        snprintf(key, sizeof key, "%s/app.key", f->dir);
+        c = config_with_certificate(cert, key);
+
+        /* The certificate is public; the key as private as a secret. */
         write_file(cert, CERT_TEXT, 0644);
         write_file(key, KEY_TEXT "\n", 0600);
         assert_int_equal(credential_read(c, &cred, &d), 0);
