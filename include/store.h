@@ -23,7 +23,6 @@
 
 /* store_meta keys shared by several modules. */
 #define STORE_META_RATE_PAUSE "rate_paused_until"       /* usec: a 429 paused every process */
-#define STORE_META_LICENSE_PAUSE "license_paused_until" /* usec: creates wait for licenses */
 #define STORE_META_APPROVALS "approvals"                /* counts approve-deletes that released some */
 
 typedef struct Store Store;

@@ -539,30 +539,35 @@ void store_users_free(StoreUser *u, size_t n) {
         free(u);
 }
 
+/* Every row of the statement, appended to *u (*n rows, *cap allocated). */
+static int read_users(sqlite3_stmt *st, StoreUser **u, size_t *n, size_t *cap) {
+        int r, rc;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if ((r = array_grow((void **) u, cap, *n + 1, sizeof **u, 1024)) < 0 ||
+                    (r = read_user(st, &(*u)[*n])) < 0)
+                        return r;
+                (*n)++;
+        }
+        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
+}
+
 int store_load_users(Store *s, StoreUser **ret, size_t *ret_n) {
         _cleanup_reset_ sqlite3_stmt *st = NULL;
         StoreUser *u = NULL;
         size_t n = 0, cap = 0;
-        int r, rc;
+        int r;
 
         if ((r = stmt_get(s, STMT_USER_LOAD, &st)) < 0)
                 return r;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                if ((r = array_grow((void **) &u, &cap, n + 1, sizeof *u, 1024)) < 0 ||
-                    (r = read_user(st, &u[n])) < 0)
-                        goto fail;
-                n++;
-        }
-        if (rc != SQLITE_DONE) {
-                r = errno_from_sqlite(rc);
-                goto fail;
+        r = read_users(st, &u, &n, &cap);
+        if (r < 0) {
+                store_users_free(u, n);
+                return r;
         }
         *ret = u;
         *ret_n = n;
         return 0;
-fail:
-        store_users_free(u, n);
-        return r;
 }
 
 int store_get_user(Store *s, const Guid *id, StoreUser *ret) {
