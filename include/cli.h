@@ -1,5 +1,6 @@
-/* cli.h: the command line of PRODUCT §3: global options, subcommands, exit codes, and the steps
- * every command shares (loading the config and the roster with their diagnostics printed). */
+/* cli.h: the command line of nimbus-sync(8), COMMANDS: global options, subcommands, exit codes, and
+ * the steps every command shares (loading the config and the roster with their diagnostics
+ * printed). */
 #pragma once
 
 #include <signal.h>

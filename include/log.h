@@ -1,7 +1,8 @@
-/* log.h: the one place where events leave the process. Under systemd each event is a journald
- * entry with the structured NIMBUS_* fields of PRODUCT §7 and a MESSAGE_ID per kind of event; on a
- * terminal it is one human line on stderr. Library modules never log: their callers describe what
- * happened in a LogEvent and call log_event() once. Secrets never reach this module. */
+/* log.h: the one place where events leave the process. Under systemd each event is a journald entry
+ * with the structured NIMBUS_* fields of nimbus-sync(8), LOGS AND AUDIT, and a MESSAGE_ID per kind
+ * of event; on a terminal it is one human line on stderr. Library modules never log: their callers
+ * describe what happened in a LogEvent and call log_event() once. Secrets never reach this module.
+ */
 #pragma once
 
 #include <stdarg.h>

@@ -1,7 +1,7 @@
 /* planner.h: the diff between the desired state (Roster) and what the store knows of Nimbus.
  * Pure: it reads its inputs and returns a Plan; it never calls the API or writes the store. Both
  * inputs are sorted by id, so one merge pass covers a million users with no per-user query.
- * The deletion safety rules of PRODUCT §6.3 live here and nowhere else. */
+ * The deletion safety rules of nimbus-sync.yaml(5), DELETION SAFETY live here and nowhere else. */
 #pragma once
 
 #include <stdbool.h>
@@ -11,6 +11,7 @@
 #include "config.h"
 #include "roster.h"
 #include "store.h"
+#include "util.h"
 
 #define PLAN_NO_DEP SIZE_MAX
 
@@ -70,6 +71,7 @@ int plan_build(const Roster *r, const StoreUser *users, size_t n_users, const Co
 /* Keep only the actions for one user (and the template creates it waits for). */
 int plan_only(Plan *p, const Guid *id);
 Plan *plan_free(Plan *p);
+DEFINE_CLEANUP(Plan *, plan_free)
 bool plan_has_changes(const Plan *p); /* create, copy, delete or held */
 /* Deletes held back because the roster is empty: no change is planned, yet Nimbus differs. */
 bool plan_guard_skipped(const Plan *p);

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "diag.h"
 #include "guid.h"
+#include "util.h"
 
 #define ROSTER_MAX_FILE_SIZE (512u * 1024 * 1024) /* one roster file */
 #define ROSTER_MAX_FILES 1000
@@ -97,3 +98,4 @@ static inline const char *roster_entry_file(const Roster *r, const RosterEntry *
         return r->files[e->file];
 }
 Roster *roster_free(Roster *r);
+DEFINE_CLEANUP(Roster *, roster_free)

@@ -52,9 +52,6 @@ typedef struct RosterItem {
         size_t upn_len;
 } RosterItem;
 
-/* FNV-1a, 64 bits: for the content hash and the folder fingerprint. */
-#define ROSTER_HASH_INIT UINT64_C(0xcbf29ce484222325)
-void roster_hash_bytes(uint64_t *h, const void *data, size_t len);
 
 int roster_builder_init(RosterBuilder *b, const Config *c, const RosterLimits *limits, Diag *diag);
 void roster_builder_done(RosterBuilder *b);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "guid.h"
+#include "util.h"
 
 #define STORE_FILE_NAME "state.db"
 
@@ -22,7 +23,6 @@
 
 /* store_meta keys shared by several modules. */
 #define STORE_META_RATE_PAUSE "rate_paused_until"       /* usec: a 429 paused every process */
-#define STORE_META_LICENSE_PAUSE "license_paused_until" /* usec: creates wait for licenses */
 #define STORE_META_APPROVALS "approvals"                /* counts approve-deletes that released some */
 #define STORE_META_ROSTER_FILES "roster_files"          /* the files of the last roster load (roster_diff.h) */
 
@@ -96,6 +96,7 @@ typedef struct StoreRun {
  * it fails with -ENOENT when there is no store yet. */
 int store_open(const char *state_dir, bool read_only, Store **ret);
 Store *store_close(Store *s);
+DEFINE_CLEANUP(Store *, store_close)
 
 int store_begin(Store *s);
 int store_commit(Store *s);

@@ -1,11 +1,12 @@
-/* planner.c: decides what a reconcile run does (PRODUCT §6.1, §6.3).
+/* planner.c: decides what a reconcile run does (nimbus-sync(8), OWNERSHIP; nimbus-sync.yaml(5),
+ * DELETION SAFETY).
  *
- * The roster and the store users are both sorted by id, so one merge walk pairs every roster
- * entry with its store record. Each pair gets a verdict from two small pure functions; the
- * deletion safety rules then look at the totals. The walk runs twice: the first pass counts, the
- * second writes every action straight into its final slot of one exactly-sized array (deletes,
- * creates, copies, held, drift; id order within each). That keeps a million-user plan to a single
- * allocation with no sorting, and lets copies find their template's action by binary search. */
+ * The roster and the store users are both sorted by id, so one merge walk pairs every roster entry
+ * with its store record. Each pair gets a verdict from two small pure functions; the deletion
+ * safety rules then look at the totals. The walk runs twice: the first pass counts, the second
+ * writes every action straight into its final slot of one exactly-sized array (deletes, creates,
+ * copies, held, drift; id order within each). That keeps a million-user plan to a single allocation
+ * with no sorting, and lets copies find their template's action by binary search. */
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,7 +16,8 @@
 #include "planner.h"
 #include "util.h"
 
-/* Below this many deletes the percentage rule never holds anything (PRODUCT §6.3). */
+/* Below this many deletes the percentage rule never holds anything (nimbus-sync.yaml(5), DELETION
+ * SAFETY). */
 #define DELETE_PERCENT_MIN 5
 
 typedef enum Verdict {
@@ -52,10 +54,6 @@ typedef struct Merge {
 typedef struct Cursors {
         size_t del, create, copy, held, drift;
 } Cursors;
-
-static void plan_freep(Plan **p) {
-        plan_free(*p);
-}
 
 static Merge merge_init(const Roster *r, const StoreUser *users, size_t n_users) {
         return (Merge) { r->entries, r->entries + r->n, users, users + n_users };
@@ -200,9 +198,9 @@ static void count_pass(Plan *p, Merge m, const Config *c, uint64_t now, size_t *
         *ret_approved = approved;
 }
 
-/* The deletion safety rules (PRODUCT §6.3). Approved deletes were released by an admin who saw
- * them held, so they do not count towards the thresholds again; the guards that stop all deletes
- * (disabled, empty roster) stop them too. */
+/* The deletion safety rules (nimbus-sync.yaml(5), DELETION SAFETY). Approved deletes were released
+ * by an admin who saw them held, so they do not count towards the thresholds again; the guards that
+ * stop all deletes (disabled, empty roster) stop them too. */
 static DeleteMode decide_deletes(Plan *p, const Roster *r, const Config *c, size_t candidates,
                                  size_t approved) {
         size_t all = candidates + approved + p->n_uncertain;
@@ -372,7 +370,7 @@ static int break_cycles(Plan *p) {
 
 int plan_build(const Roster *r, const StoreUser *users, size_t n_users, const Config *c,
                uint64_t now_usec, Plan **ret) {
-        __attribute__((cleanup(plan_freep))) Plan *p = NULL;
+        _cleanup_(plan_freep) Plan *p = NULL;
         size_t candidates, approved;
         int k;
 

@@ -48,7 +48,7 @@ int roster_builder_init(RosterBuilder *b, const Config *c, const RosterLimits *l
                 .config = c,
                 .diag = diag,
                 .limits = limits ? *limits : ROSTER_LIMITS_DEFAULT,
-                .hash = ROSTER_HASH_INIT,
+                .hash = FNV1A_INIT,
         };
         b->names = malloc(4096);
         if (!b->names)
@@ -69,55 +69,27 @@ void roster_builder_done(RosterBuilder *b) {
         *b = (RosterBuilder) { 0 };
 }
 
-/* Grow an array geometrically: amortised O(1) appends without per-entry allocations. */
-static int grow(void **array, size_t *cap, size_t need, size_t size) {
-        size_t ncap = *cap ? *cap : 64;
-        void *n;
-
-        if (need <= *cap)
-                return 0;
-        while (ncap < need)
-                ncap *= 2;
-        n = reallocarray(*array, ncap, size);
-        if (!n)
-                return -ENOMEM;
-        *array = n;
-        *cap = ncap;
-        return 0;
-}
-
-void roster_hash_bytes(uint64_t *h, const void *data, size_t len) {
-        const unsigned char *p = data;
-        uint64_t v = *h;
-
-        for (size_t i = 0; i < len; i++) {
-                v ^= p[i];
-                v *= UINT64_C(0x100000001b3); /* FNV-1a 64-bit prime */
-        }
-        *h = v;
-}
-
 /* The name, a NUL, the length, then the content's hash: no two different file sets hash alike
  * by shifting bytes between name and content. */
 void roster_builder_hash(RosterBuilder *b, const char *name, const char *buf, size_t len) {
-        uint64_t n = len, h = ROSTER_HASH_INIT;
+        uint64_t n = len, h = FNV1A_INIT;
 
         /* The content is hashed once, for the file; the roster's hash takes the file's. */
-        roster_hash_bytes(&h, buf, len);
+        fnv1a_bytes(&h, buf, len);
         if (b->n_files > 0)
                 b->file_stats[b->n_files - 1].hash = h;
-        roster_hash_bytes(&b->hash, name, strlen(name) + 1);
-        roster_hash_bytes(&b->hash, &n, sizeof n);
-        roster_hash_bytes(&b->hash, &h, sizeof h);
+        fnv1a_bytes(&b->hash, name, strlen(name) + 1);
+        fnv1a_bytes(&b->hash, &n, sizeof n);
+        fnv1a_bytes(&b->hash, &h, sizeof h);
 }
 
 int roster_builder_begin_file(RosterBuilder *b, const char *path) {
         int r;
 
-        r = grow((void **) &b->files, &b->cap_files, b->n_files + 1, sizeof(char *));
+        r = array_grow((void **) &b->files, &b->cap_files, b->n_files + 1, sizeof(char *), 64);
         if (r < 0)
                 return r;
-        r = grow((void **) &b->file_stats, &b->cap_stats, b->n_files + 1, sizeof(RosterFile));
+        r = array_grow((void **) &b->file_stats, &b->cap_stats, b->n_files + 1, sizeof(RosterFile), 64);
         if (r < 0)
                 return r;
         r = strdup_checked(path, &b->files[b->n_files]);
@@ -189,7 +161,7 @@ static int item_text(RosterBuilder *b, RosterItem *it, bool upn, const char *s, 
         /* Offsets are 32 bits; the entry limit keeps us far below, but never wrap. */
         if (b->names_len + len + other + 2 > UINT32_MAX)
                 return 0;
-        r = grow((void **) &b->names, &b->names_cap, b->names_len + len + other + 2, 1);
+        r = array_grow((void **) &b->names, &b->names_cap, b->names_len + len + other + 2, 1, 64);
         if (r < 0)
                 return r;
         base = b->names + b->names_len;
@@ -248,7 +220,7 @@ int roster_item_commit(RosterBuilder *b, RosterItem *it, bool needs_default) {
                 b->full = true;
                 return 0;
         }
-        r = grow((void **) &b->entries, &b->cap, b->n + 1, sizeof(RosterEntry));
+        r = array_grow((void **) &b->entries, &b->cap, b->n + 1, sizeof(RosterEntry), 64);
         if (r < 0)
                 return r;
 
@@ -475,7 +447,7 @@ static int add_names(RosterBuilder *b, const Roster *r, uint32_t *ret_base) {
 
         if (b->names_len + extra > UINT32_MAX)
                 return -E2BIG;
-        k = grow((void **) &b->names, &b->names_cap, b->names_len + extra, 1);
+        k = array_grow((void **) &b->names, &b->names_cap, b->names_len + extra, 1, 64);
         if (k < 0)
                 return k;
         if (extra > 0)
@@ -502,7 +474,7 @@ int roster_builder_add_roster(RosterBuilder *b, const Roster *r) {
         k = add_names(b, r, &name_base);
         if (k < 0)
                 return k;
-        k = grow((void **) &b->entries, &b->cap, b->n + r->n, sizeof(RosterEntry));
+        k = array_grow((void **) &b->entries, &b->cap, b->n + r->n, sizeof(RosterEntry), 64);
         if (k < 0)
                 return k;
         for (size_t i = 0; i < r->n; i++) {
@@ -512,7 +484,7 @@ int roster_builder_add_roster(RosterBuilder *b, const Roster *r) {
                 e->file += file_base;
                 e->name = e->name ? e->name + name_base : 0;
         }
-        roster_hash_bytes(&b->hash, &r->hash, sizeof(r->hash));
+        fnv1a_bytes(&b->hash, &r->hash, sizeof(r->hash));
         return 0;
 }
 
@@ -523,7 +495,7 @@ int roster_builder_begin_source(RosterBuilder *b, const char *label, uint64_t co
                 return k;
         b->file_default = NULL;   /* a pattern like "*" must not apply to a group */
         b->file_stats[b->n_files - 1].hash = content_hash;
-        roster_hash_bytes(&b->hash, label, strlen(label) + 1);
-        roster_hash_bytes(&b->hash, &content_hash, sizeof(content_hash));
+        fnv1a_bytes(&b->hash, label, strlen(label) + 1);
+        fnv1a_bytes(&b->hash, &content_hash, sizeof(content_hash));
         return 0;
 }

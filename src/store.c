@@ -337,26 +337,6 @@ static int read_user(sqlite3_stmt *st, StoreUser *u) {
         return column_error(st, 13, &u->error);
 }
 
-/* Grow *array (of *cap elements of size sz) geometrically so it holds at least need. */
-static int grow(void **array, size_t *cap, size_t need, size_t sz) {
-        if (need <= *cap)
-                return 0;
-        size_t n = *cap ? *cap : 1024;
-        while (n < need) {
-                if (n > SIZE_MAX / 2)
-                        return -ENOMEM;
-                n *= 2;
-        }
-        if (n > SIZE_MAX / sz)
-                return -ENOMEM;
-        void *p = realloc(*array, n * sz);
-        if (!p)
-                return -ENOMEM;
-        *array = p;
-        *cap = n;
-        return 0;
-}
-
 /* --- opening ------------------------------------------------------------------------------ */
 
 static int get_user_version(Store *s, int *ret) {
@@ -585,30 +565,35 @@ void store_users_free(StoreUser *u, size_t n) {
         free(u);
 }
 
+/* Every row of the statement, appended to *u (*n rows, *cap allocated). */
+static int read_users(sqlite3_stmt *st, StoreUser **u, size_t *n, size_t *cap) {
+        int r, rc;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if ((r = array_grow((void **) u, cap, *n + 1, sizeof **u, 1024)) < 0 ||
+                    (r = read_user(st, &(*u)[*n])) < 0)
+                        return r;
+                (*n)++;
+        }
+        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
+}
+
 int store_load_users(Store *s, StoreUser **ret, size_t *ret_n) {
         _cleanup_reset_ sqlite3_stmt *st = NULL;
         StoreUser *u = NULL;
         size_t n = 0, cap = 0;
-        int r, rc;
+        int r;
 
         if ((r = stmt_get(s, STMT_USER_LOAD, &st)) < 0)
                 return r;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                if ((r = grow((void **) &u, &cap, n + 1, sizeof *u)) < 0 ||
-                    (r = read_user(st, &u[n])) < 0)
-                        goto fail;
-                n++;
-        }
-        if (rc != SQLITE_DONE) {
-                r = errno_from_sqlite(rc);
-                goto fail;
+        r = read_users(st, &u, &n, &cap);
+        if (r < 0) {
+                store_users_free(u, n);
+                return r;
         }
         *ret = u;
         *ret_n = n;
         return 0;
-fail:
-        store_users_free(u, n);
-        return r;
 }
 
 int store_get_user(Store *s, const Guid *id, StoreUser *ret) {
@@ -742,21 +727,14 @@ int store_load_holds(Store *s, StoreUser **ret, size_t *ret_n) {
         _cleanup_reset_ sqlite3_stmt *st = NULL;
         StoreUser *u = NULL;
         size_t n = 0, cap = 0;
-        int r, rc;
+        int r;
 
         if ((r = stmt_get(s, STMT_HOLDS_LOAD, &st)) < 0)
                 return r;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                if ((r = grow((void **) &u, &cap, n + 1, sizeof *u)) < 0 ||
-                    (r = read_user(st, &u[n])) < 0) {
-                        store_users_free(u, n);
-                        return r;
-                }
-                n++;
-        }
-        if (rc != SQLITE_DONE) {
+        r = read_users(st, &u, &n, &cap);
+        if (r < 0) {
                 store_users_free(u, n);
-                return errno_from_sqlite(rc);
+                return r;
         }
         *ret = u;
         *ret_n = n;

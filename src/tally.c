@@ -6,13 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "roster_internal.h"
 #include "util.h"
 
 static uint64_t key_hash(const char *key) {
-        uint64_t h = ROSTER_HASH_INIT;
+        uint64_t h = FNV1A_INIT;
 
-        roster_hash_bytes(&h, key, strlen(key));
+        fnv1a_bytes(&h, key, strlen(key));
         return h;
 }
 

@@ -5,8 +5,9 @@ reaches it. The README's promises hold: every call entry carries NIMBUS_ROSTER_F
 
 One daemon drives a create, a copy, a failed user (OU not allowed), held deletes that are then
 approved, an empty roster (deletes skipped), a roster error and an auth failure; the tests below
-read the entries back with journalctl. Without a running journald the module starts /lib/systemd/systemd-journald itself
-(root only) and stops that process, and only it, at the end."""
+read the entries back with journalctl. Without a running journald the module starts
+/lib/systemd/systemd-journald itself (root only) and stops that process, and only it, at the
+end."""
 
 import json
 import os

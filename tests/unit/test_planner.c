@@ -1,5 +1,6 @@
-/* test_planner.c: the reconcile rules of PRODUCT §6.1 and the deletion safety rules of §6.3, each
- * on small hand-made rosters and stores, plus one plan over a million users on each side. */
+/* test_planner.c: the reconcile rules of nimbus-sync(8), OWNERSHIP and the deletion safety rules of
+ * nimbus-sync.yaml(5), DELETION SAFETY, each on small hand-made rosters and stores, plus one plan
+ * over a million users on each side. */
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -725,9 +726,6 @@ static void test_bad_input(void **state) {
         assert_false(plan_has_changes(NULL));
 }
 
-/* PRODUCT §10: a million on each side. Roster k ∈ [0, N): every tenth entry copies the one before
- * it, the rest create in OU 1. Store k ∈ [N/2, N/2 + N): all present, in OU 1 except every
- * hundredth (drift); those ≥ N left the roster. */
 /* Deletes and held deletes carry the OU the user is in (or was made in), for the audit trail. */
 static void test_delete_knows_its_ou(void **state) {
         TestRoster r = { 0 };
@@ -796,6 +794,9 @@ static void test_guard_and_hold_text(void **state) {
         plan_free(p);
 }
 
+/* tests/bench/README.md: a million on each side. Roster k ∈ [0, N): every tenth entry copies the
+ * one before it, the rest create in OU 1. Store k ∈ [N/2, N/2 + N): all present, in OU 1 except
+ * every hundredth (drift); those ≥ N left the roster. */
 static void test_million(void **state) {
         const size_t N = 1000000, half = N / 2;
         Roster r = { .n = N, .entries = malloc(N * sizeof(RosterEntry)) };
