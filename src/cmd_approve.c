@@ -195,9 +195,11 @@ static void log_approvals(const Approval *a) {
         actor_text(&a->actor, by, sizeof(by));
         for (size_t i = 0; i < a->n_chosen && i < AUDIT_USERS_MAX; i++)
                 log_one(a, &l, find_hold(a, &a->chosen[i]), by);
-        log_event(&l, LOG_NOTICE, &ev, "approve-deletes: %zu of %zu held deletes approved by %s%s",
-                  a->n_chosen, a->n_held, by, a->n_chosen > AUDIT_USERS_MAX ?
-                  " (the first 1000 are logged one by one)" : "");
+        if (a->n_chosen > AUDIT_USERS_MAX)
+                log_event(&l, LOG_NOTICE, &ev, "approve-deletes: %zu more approved deletes, not logged one "
+                          "by one", a->n_chosen - AUDIT_USERS_MAX);
+        log_event(&l, LOG_NOTICE, &ev, "approve-deletes: %zu of %zu held deletes approved by %s",
+                  a->n_chosen, a->n_held, by);
 }
 
 /* In one transaction: the held set read, narrowed, approved. A dry run only reads. */
