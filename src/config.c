@@ -1187,14 +1187,15 @@ static int load_extra(Ctx *x, yaml_parser_t *parser, yaml_document_t *doc) {
 /* One document; a second one would be silently ignored by most tools, so it is an error. On
  * failure doc is left deleted. */
 static int load_document(Ctx *x, yaml_document_t *doc) {
-        _cleanup_(yaml_parser_deletep) yaml_parser_t parser;
+        /* Zeroed first: deleting a parser that was never initialised is then a no-op. */
+        _cleanup_(yaml_parser_deletep) yaml_parser_t parser = { 0 };
         int r;
 
         r = check_depth(x);
         if (r < 0)
                 return r;
         if (!yaml_parser_initialize(&parser)) {
-                memset(&parser, 0, sizeof parser);   /* deleting a zeroed parser is a no-op */
+                memset(&parser, 0, sizeof parser);
                 return -ENOMEM;
         }
         yaml_parser_set_input_string(&parser, (const unsigned char *) x->buf, x->len);
