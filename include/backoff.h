@@ -1,5 +1,6 @@
-/* backoff.h: retry delays of PRODUCT §6.2: exponential backoff with full jitter, honouring
- * Retry-After. Pure functions: the caller passes the random value, so tests are deterministic. */
+/* backoff.h: retry delays of nimbus-sync.yaml(5), RETRIES: exponential backoff with full jitter,
+ * honouring Retry-After. Pure functions: the caller passes the random value, so tests are
+ * deterministic. */
 #pragma once
 
 #include <stdint.h>

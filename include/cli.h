@@ -1,5 +1,6 @@
-/* cli.h: the command line of PRODUCT §3: global options, subcommands, exit codes, and the steps
- * every command shares (loading the config and the roster with their diagnostics printed). */
+/* cli.h: the command line of nimbus-sync(8), COMMANDS: global options, subcommands, exit codes, and
+ * the steps every command shares (loading the config and the roster with their diagnostics
+ * printed). */
 #pragma once
 
 #include <signal.h>
@@ -29,6 +30,8 @@ typedef struct Cli {
         bool raw;           /* doctor, licenses, user show: print each answer as it came */
         bool all;           /* status --all: every instance configured next to the config */
         bool check;         /* status --check: a monitoring verdict, its level the exit status */
+        bool dry_run;       /* approve-deletes --dry-run: list what would be approved */
+        bool only, except;  /* approve-deletes --only/--except: the IDs are the operands */
         bool online;        /* validate --online: read each Entra group once */
         unsigned options;   /* the options given, one bit each (cli.c) */
         Logger log;

@@ -10,6 +10,7 @@
 #include "diag.h"
 #include "guid.h"
 #include "jwt.h"
+#include "util.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/nimbus-sync/config.yaml"
 #define CONFIG_MAX_SIZE (1024 * 1024)   /* a config larger than this is refused */
@@ -97,7 +98,7 @@ typedef struct Config {
                 size_t n_protected;
         } deletes;
 
-        /* retry: tuning of PRODUCT §6.2; defaults are the contract's numbers. */
+        /* retry: tuning of nimbus-sync.yaml(5), RETRIES; defaults as documented. */
         struct {
                 uint64_t base_usec;         /* default 2 s */
                 uint64_t cap_usec;          /* default 15 min */
@@ -127,6 +128,7 @@ int config_load(const char *path, Config **ret, Diag *diag);
 /* The same from a buffer, for tests and fuzzing; path is only used in diagnostics. */
 int config_parse(const char *path, const char *buf, size_t len, Config **ret, Diag *diag);
 Config *config_free(Config *c);
+DEFINE_CLEANUP(Config *, config_free)
 
 /* Resolve a roster's `ou:` value: a GUID, or a name from organization_units. -ENOENT if neither. */
 int config_resolve_ou(const Config *c, const char *s, size_t len, Guid *ret);

@@ -1,7 +1,8 @@
-/* nimbus_api.h: the Nimbus Public API as data (the Entra token endpoint is in oauth.h): request URLs and
- * bodies, and tolerant parsing and classification of answers (PRODUCT §2, §6.2). No I/O here;
- * nimbus_client.c moves the bytes. Unknown fields are ignored, a missing field means "unknown",
- * and nothing an answer contains can crash us or make us allocate without bound. */
+/* nimbus_api.h: the Nimbus Public API as data (the Entra token endpoint is in oauth.h): request
+ * URLs and bodies, and tolerant parsing and classification of answers (nimbus-sync.yaml(5),
+ * ENDPOINTS and RETRIES; nimbus-sync(8), OWNERSHIP). No I/O here; nimbus_client.c moves the bytes.
+ * Unknown fields are ignored, a missing field means "unknown", and nothing an answer contains can
+ * crash us or make us allocate without bound. */
 #pragma once
 
 #include <stdbool.h>

@@ -16,6 +16,7 @@
 #include "guid.h"
 #include "nimbus_api.h"
 #include "token.h"
+#include "util.h"
 
 typedef struct NimbusClient NimbusClient;
 
@@ -40,6 +41,7 @@ int nimbus_client_new(uv_loop_t *loop, const Config *c, const ClientCredential *
                       NimbusClient **ret, Diag *diag);
 /* Cancels what is in flight (callbacks run with a transport error -ECANCELED). Accepts NULL. */
 void nimbus_client_close(NimbusClient *nc);
+DEFINE_CLEANUP(NimbusClient *, nimbus_client_close)
 
 /* A token that will still be valid for a while (not within its refresh margin). */
 bool nimbus_client_token_valid(const NimbusClient *nc, uint64_t now_usec);

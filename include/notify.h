@@ -1,6 +1,6 @@
-/* notify.h: what the service tells systemd (PRODUCT §8): READY=1, RELOADING=1, STOPPING=1, a
- * one-line STATUS=, and WATCHDOG=1 keep-alives. Outside systemd ($NOTIFY_SOCKET unset) every call
- * is a cheap no-op. */
+/* notify.h: what the service tells systemd (nimbus-sync(8), SYSTEMD): READY=1, RELOADING=1,
+ * STOPPING=1, a one-line STATUS=, and WATCHDOG=1 keep-alives. Outside systemd ($NOTIFY_SOCKET
+ * unset) every call is a cheap no-op. */
 #pragma once
 
 #include <stdint.h>

@@ -11,6 +11,14 @@
 int reconcile_plan(Tenant *t, const Roster *r, Plan **ret);
 /* Warnings an admin must see about a plan: held deletes, an empty roster, drift. */
 void reconcile_log_notes(const Tenant *t, const Plan *p, const char *run_id);
+/* The roster in force changes from old to new: the users we manage that left it were last listed
+ * by their entries in old, which the store now remembers for the audit trail (a delete, held or
+ * not, then names that file). Writes only the users that left. */
+int reconcile_note_departures(Tenant *t, const Roster *old, const Roster *new);
+/* A roster read from files was accepted: one journal entry says which files changed since the
+ * last load (of the daemon or of `apply`), added, removed and changed, with their user counts;
+ * the store then remembers this load. */
+int reconcile_roster_loaded(Tenant *t, const Roster *files);
 /* Number of jobs a plan gives the runner (creates, copies, deletes). */
 size_t reconcile_jobs(const Plan *p);
 

@@ -8,10 +8,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "config.h"
 #include "diag.h"
 #include "guid.h"
+#include "util.h"
 
 #define ROSTER_MAX_FILE_SIZE (512u * 1024 * 1024) /* one roster file */
 #define ROSTER_MAX_FILES 1000
@@ -29,15 +31,23 @@ typedef struct RosterEntry {
         uint8_t kind;        /* TargetKind */
         uint32_t file;       /* index into Roster.files */
         uint32_t line;
-        uint32_t name;       /* offset into Roster.names, 0 = none (offset 0 holds "") */
+        uint32_t name;       /* offset into Roster.names of "NAME\0UPN\0" (either may be
+                              * empty), 0 = neither (offset 0 holds "") */
 } RosterEntry;
+
+/* What each file (or directory source) gave: for the roster-load audit line. */
+typedef struct RosterFile {
+        uint64_t hash;       /* of its content: changed or not since the last load */
+        size_t users;        /* entries it listed */
+} RosterFile;
 
 typedef struct Roster {
         RosterEntry *entries; /* sorted by id, unique */
         size_t n;
         char **files;         /* paths of the files read, in name order */
+        RosterFile *file_stats; /* one per file */
         size_t n_files;
-        char *names;          /* pool of NUL-terminated informational names */
+        char *names;          /* pool of NUL-terminated informational names and UPNs */
         size_t names_len;
         uint64_t hash;        /* hash of the content of all files, to skip unchanged re-reads */
         uint64_t newest_usec; /* mtime of the newest file read (wall clock), 0 = none */
@@ -69,10 +79,24 @@ int roster_parse_buffer(const char *path, const char *buf, size_t len, const Con
                         Roster **ret, Diag *diag);
 
 const RosterEntry *roster_find(const Roster *r, const Guid *id);
-static inline const char *roster_entry_name(const Roster *r, const RosterEntry *e) {
+/* The `name` field (a directory's displayName), or "" when there is none. */
+static inline const char *roster_entry_given_name(const Roster *r, const RosterEntry *e) {
         return r->names + e->name;
 }
+/* The `upn` field (a directory's userPrincipalName), or "". */
+static inline const char *roster_entry_upn(const Roster *r, const RosterEntry *e) {
+        return e->name ? r->names + e->name + strlen(r->names + e->name) + 1 : r->names;
+}
+/* What plan and logs call the user: the name or, without one, the UPN; "" when neither. */
+static inline const char *roster_entry_name(const Roster *r, const RosterEntry *e) {
+        const char *name = roster_entry_given_name(r, e);
+
+        return *name ? name : roster_entry_upn(r, e);
+}
+/* "Name (upn)" when both are known, else whichever is; "" when neither. */
+const char *roster_entry_label(const Roster *r, const RosterEntry *e, char *buf, size_t size);
 static inline const char *roster_entry_file(const Roster *r, const RosterEntry *e) {
         return r->files[e->file];
 }
 Roster *roster_free(Roster *r);
+DEFINE_CLEANUP(Roster *, roster_free)

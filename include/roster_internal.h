@@ -31,6 +31,8 @@ typedef struct RosterBuilder {
         size_t n, cap;
         char **files;
         size_t n_files, cap_files;
+        RosterFile *file_stats; /* one per file */
+        size_t cap_stats;
         char *names;            /* offset 0 holds "" */
         size_t names_len, names_cap;
         uint64_t hash;
@@ -46,13 +48,10 @@ typedef struct RosterItem {
         Guid id, ou, template_id;
         unsigned line, col;
         bool has_id, has_ou, has_template, bad;
-        uint8_t name_rank;      /* which field gave the name: 0 none, higher wins */
-        size_t name_len;        /* the name waits in the pool past names_len */
+        size_t name_len;        /* the name and UPN wait in the pool past names_len */
+        size_t upn_len;
 } RosterItem;
 
-/* FNV-1a, 64 bits: for the content hash and the folder fingerprint. */
-#define ROSTER_HASH_INIT UINT64_C(0xcbf29ce484222325)
-void roster_hash_bytes(uint64_t *h, const void *data, size_t len);
 
 int roster_builder_init(RosterBuilder *b, const Config *c, const RosterLimits *limits, Diag *diag);
 void roster_builder_done(RosterBuilder *b);
@@ -81,8 +80,9 @@ void roster_item_id(RosterBuilder *b, RosterItem *it, const char *s, size_t len,
 void roster_item_ou(RosterBuilder *b, RosterItem *it, const char *s, size_t len, unsigned line, unsigned col);
 void roster_item_template(RosterBuilder *b, RosterItem *it, const char *s, size_t len, unsigned line,
                           unsigned col);
-/* Informational name; rank says which of several name fields wins (YAML: name over upn). */
-int roster_item_name(RosterBuilder *b, RosterItem *it, const char *s, size_t len, uint8_t rank);
+/* Informational name and UPN (see roster_entry_name()); a second value replaces the first. */
+int roster_item_name(RosterBuilder *b, RosterItem *it, const char *s, size_t len);
+int roster_item_upn(RosterBuilder *b, RosterItem *it, const char *s, size_t len);
 /* Check the item and store it. With needs_default, an item with neither ou nor template is kept
  * for roster_builder_default_ou() (YAML's file-wide `ou:` may come after the users). */
 int roster_item_commit(RosterBuilder *b, RosterItem *it, bool needs_default);

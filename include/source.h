@@ -56,12 +56,6 @@ void source_describe(const Source *s, char *buf, size_t size);
 /* Are all sources' lists complete, and did the last read of each succeed? */
 bool source_set_current(const SourceSet *set);
 
-/* For a user no roster entry names (one being deleted): "Name (upn)" as the directory last gave
- * it, and the displayName of the group that listed them (either may come back ""). False when
- * no group ever listed the user. */
-bool source_directory_name(Store *store, const Guid *id, char *name, size_t name_size, char *group,
-                           size_t group_size);
-
 /* The desired state: the roster files and every source's members, joined as files are (an id
  * with two different targets is an error). A source without a complete list is an error. */
 int source_set_merge(const SourceSet *set, const Roster *files, Roster **ret, Diag *diag);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "guid.h"
+#include "util.h"
 
 #define STORE_FILE_NAME "state.db"
 #define STORE_FILE_MODE 0640    /* readable by the group nimbus-sync: `status` and `plan` */
@@ -23,8 +24,8 @@
 
 /* store_meta keys shared by several modules. */
 #define STORE_META_RATE_PAUSE "rate_paused_until"       /* usec: a 429 paused every process */
-#define STORE_META_LICENSE_PAUSE "license_paused_until" /* usec: creates wait for licenses */
 #define STORE_META_APPROVALS "approvals"                /* counts approve-deletes that released some */
+#define STORE_META_ROSTER_FILES "roster_files"          /* the files of the last roster load (roster_diff.h) */
 
 typedef struct Store Store;
 
@@ -62,6 +63,9 @@ typedef enum Hold {
         HOLD_NONE = 0,
         HOLD_HELD = 1,        /* delete held by the safety rules, waiting for approve-deletes */
         HOLD_APPROVED = 2,    /* approved by approve-deletes; carried out on the next run */
+        HOLD_KEPT = 3,        /* held, and left out when approve-deletes --only/--except approved
+                               * part of the held set: stays held until approved or back in the
+                               * roster, whatever the thresholds then say */
 } Hold;
 
 typedef struct StoreUser {
@@ -93,6 +97,7 @@ typedef struct StoreRun {
  * it fails with -ENOENT when there is no store yet. */
 int store_open(const char *state_dir, bool read_only, Store **ret);
 Store *store_close(Store *s);
+DEFINE_CLEANUP(Store *, store_close)
 
 int store_begin(Store *s);
 int store_commit(Store *s);
@@ -115,12 +120,35 @@ int store_get_user(Store *s, const Guid *id, StoreUser *ret);
 int store_put_user(Store *s, const StoreUser *u);
 
 /* Held deletes, mark-and-sweep: every user in held[] that has hold NONE becomes HELD; every user
- * with a hold (HELD or APPROVED) that is in neither held[] nor keep[] is reset to NONE. */
+ * with a hold (HELD, APPROVED or KEPT) that is in neither held[] nor keep[] is reset to NONE. */
 int store_sync_holds(Store *s, const Guid *held, size_t n_held, const Guid *keep, size_t n_keep);
-/* approve-deletes: HELD → APPROVED for exactly the held set. *ret_n = how many. When there were
+/* approve-deletes: HELD or KEPT → APPROVED for exactly the held set. *ret_n = how many. When there were
  * any, the meta key STORE_META_APPROVALS counts up, so a daemon notices the approval among the
  * other processes' writes. */
 int store_approve_holds(Store *s, size_t *ret_n);
+/* The users with a hold (HELD or APPROVED), sorted by id. Free with store_users_free(). */
+int store_load_holds(Store *s, StoreUser **ret, size_t *ret_n);
+/* approve-deletes --only/--except: HELD or KEPT → APPROVED for those of ids that are held, in one
+ * transaction (or the caller's). *ret_n = how many changed. */
+int store_approve_ids(Store *s, const Guid *ids, size_t n, size_t *ret_n);
+/* The held deletes a partial approval left out: HELD → KEPT. */
+int store_keep_ids(Store *s, const Guid *ids, size_t n);
+
+/* What the audit trail names a user by (nimbus-sync(8), LOGS AND AUDIT): the informational name
+ * and UPN, and the roster file or directory source that last listed the user. Written when we
+ * act on the user (a create or copy is sent) and when the daemon sees the user leave the roster,
+ * never for every user of every plan. Each string may be NULL; long ones are cut. */
+typedef struct StoreUserInfo {
+        char *name;
+        char *upn;
+        char *source;           /* a roster file's path, or a directory source's label */
+        bool directory;         /* source is a directory source (an Entra group), not a file */
+} StoreUserInfo;
+
+int store_put_user_info(Store *s, const Guid *id, const StoreUserInfo *info);
+/* -ENOENT when nothing is known; free with store_user_info_clear(). */
+int store_get_user_info(Store *s, const Guid *id, StoreUserInfo *ret);
+void store_user_info_clear(StoreUserInfo *info);
 
 /* The rate window across processes (see ratelimit.h). One row per request: t is its send time
  * while it is in flight, the arrival time of its answer afterwards. A row holds its slot until

@@ -19,6 +19,7 @@
 #include "nimbus_client.h"
 #include "ratelimit.h"
 #include "store.h"
+#include "util.h"
 
 #define TENANT_MAX_IN_FLIGHT 4
 
@@ -71,6 +72,7 @@ int tenant_new(uv_loop_t *loop, Config *c, Logger *log, Tenant **ret, Diag *diag
 /* Cancels queued and in-flight calls (their callbacks see -ECANCELED), then frees the tenant
  * from the timer's close callback: run the loop afterwards. Accepts NULL. */
 void tenant_close(Tenant *t);
+DEFINE_CLEANUP(Tenant *, tenant_close)
 
 int tenant_call(Tenant *t, CallPriority prio, NimbusCall call, const Guid *id, const Guid *target,
                 TenantSendFn on_send, NimbusDoneFn done, void *userdata);

@@ -1,6 +1,6 @@
-/* backoff.c: retry delays of PRODUCT §6.2: exponential backoff with full jitter, honouring
- * Retry-After. The delay functions are pure (the caller supplies the random value), so they are
- * deterministic under test; only backoff_random() touches the system. */
+/* backoff.c: retry delays of nimbus-sync.yaml(5), RETRIES: exponential backoff with full jitter,
+ * honouring Retry-After. The delay functions are pure (the caller supplies the random value), so
+ * they are deterministic under test; only backoff_random() touches the system. */
 #include "backoff.h"
 
 #include <sys/random.h>

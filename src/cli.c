@@ -10,7 +10,8 @@
 #include "handoff.h"
 #include "util.h"
 
-enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_ALL, OPT_CHECK, OPT_RAW, OPT_ONLINE };
+enum { OPT_VERSION = 0x100, OPT_JSON, OPT_REFRESH, OPT_USER, OPT_ALL, OPT_CHECK, OPT_RAW, OPT_DRY_RUN,
+       OPT_ONLY, OPT_EXCEPT, OPT_ONLINE, _OPT_END };
 
 /* The options a command takes, as bits: any other is an error, not silently ignored. */
 #define OPT_BIT(o) (1u << ((o) - OPT_JSON))
@@ -38,7 +39,10 @@ static const Command commands[] = {
         { "status", cmd_status, "status [--json] [--all] [--check]",
           "what the state store knows; --all: every instance; --check: OK/WARNING/CRITICAL",
           OPT_BIT(OPT_JSON) | OPT_BIT(OPT_ALL) | OPT_BIT(OPT_CHECK), 0 },
-        { "approve-deletes", cmd_approve_deletes, "approve-deletes", "release the deletes held now", 0, 0 },
+        /* Its IDs go with --only or --except, which it checks itself. */
+        { "approve-deletes", cmd_approve_deletes, "approve-deletes [--dry-run] [--only|--except ID...]",
+          "release the deletes held now, or some of them; --dry-run: review them",
+          OPT_BIT(OPT_DRY_RUN) | OPT_BIT(OPT_ONLY) | OPT_BIT(OPT_EXCEPT), ANY_ARGS },
         { "licenses", cmd_licenses, "licenses [--json] [--raw]", "license usage of the tenant",
           OPT_BIT(OPT_JSON) | OPT_BIT(OPT_RAW), 0 },
         { "user", cmd_user, "user show ID [--json] [--raw]", "one user's Nimbus details; --raw: the answer as "
@@ -51,11 +55,13 @@ static void usage(FILE *f) {
         fprintf(f, "Usage: nimbus-sync [-c CONFIG] COMMAND [OPTIONS]\n\n"
                    "Keeps the users of a Luware Nimbus tenant equal to roster files.\n\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                fprintf(f, "  %-36s %s\n", commands[i].usage, commands[i].help);
+                /* Two spaces at least: they end the usage, for people and completion tests. */
+                fprintf(f, "  %-34s%s%s\n", commands[i].usage, strlen(commands[i].usage) < 34 ? " " : "  ",
+                        commands[i].help);
         fprintf(f, "\nOptions:\n"
-                   "  -c, --config PATH                    config file (default $NIMBUS_SYNC_CONFIG or %s)\n"
-                   "  -h, --help                           this help; `help COMMAND` for one command\n"
-                   "      --version                        print the version\n\n"
+                   "  -c, --config PATH                  config file (default $NIMBUS_SYNC_CONFIG or %s)\n"
+                   "  -h, --help                         this help; `help COMMAND` for one command\n"
+                   "      --version                      print the version\n\n"
                    "Exit status: 0 done/no changes, 1 error, 2 changes or work remaining,\n"
                    "3 not a Nimbus user (user show); status --check: 0 OK, 1 WARNING, 2 CRITICAL.\n"
                    "See nimbus-sync(8).\n", CONFIG_DEFAULT_PATH);
@@ -91,6 +97,9 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 { "all", no_argument, NULL, OPT_ALL },
                 { "check", no_argument, NULL, OPT_CHECK },
                 { "raw", no_argument, NULL, OPT_RAW },
+                { "dry-run", no_argument, NULL, OPT_DRY_RUN },
+                { "only", no_argument, NULL, OPT_ONLY },
+                { "except", no_argument, NULL, OPT_EXCEPT },
                 { "online", no_argument, NULL, OPT_ONLINE },
                 {}
         };
@@ -109,6 +118,9 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
                 case OPT_ALL: cli->all = true; break;
                 case OPT_CHECK: cli->check = true; break;
                 case OPT_RAW: cli->raw = true; break;
+                case OPT_DRY_RUN: cli->dry_run = true; break;
+                case OPT_ONLY: cli->only = true; break;
+                case OPT_EXCEPT: cli->except = true; break;
                 case OPT_ONLINE: cli->online = true; break;
                 default: return -EINVAL;   /* getopt printed why */
                 }
@@ -123,7 +135,13 @@ static int parse_args(Cli *cli, int argc, char **argv, bool *ret_help, bool *ret
 /* An option or operand the command does not take: one line, and the command does not run
  * (`apply big.csv` must not reconcile the whole folder). */
 static int check_args(const Cli *cli, const Command *c) {
-        static const char *const names[] = { "json", "refresh", "user", "all", "check", "raw", "online" };
+        static const char *const names[_OPT_END - OPT_JSON] = {
+                [OPT_JSON - OPT_JSON] = "json", [OPT_REFRESH - OPT_JSON] = "refresh",
+                [OPT_USER - OPT_JSON] = "user", [OPT_ALL - OPT_JSON] = "all", [OPT_CHECK - OPT_JSON] = "check",
+                [OPT_RAW - OPT_JSON] = "raw", [OPT_DRY_RUN - OPT_JSON] = "dry-run",
+                [OPT_ONLY - OPT_JSON] = "only", [OPT_EXCEPT - OPT_JSON] = "except",
+                [OPT_ONLINE - OPT_JSON] = "online",
+        };
         unsigned extra = cli->options & ~c->options;
 
         for (size_t i = 0; i < ELEMENTSOF(names); i++)

@@ -190,6 +190,8 @@ static int apply_prepare(Apply *a, int *ret_result) {
 
         if (cli_load_config(a->cli, &c) < 0)
                 return -EINVAL;
+        /* It changes Nimbus: the journal keeps its audit trail too (nimbus-sync(8), LOGS AND AUDIT). */
+        log_tee_journal(&a->cli->log, c->log_target);
         k = cli_load_roster(a->cli, c, &a->roster);
         if (k >= 0)
                 k = apply_lock(a, c);
@@ -205,6 +207,9 @@ static int apply_prepare(Apply *a, int *ret_result) {
         if (k < 0)
                 return k;
         a->tenant->give_up_on_auth = true;
+        if (reconcile_roster_loaded(a->tenant, a->roster) < 0)
+                log_msg(&a->cli->log, LOG_WARNING, "which roster files changed since the last load "
+                        "is not known: the state store failed");
         k = report_attach(a->report, a->tenant);
         if (k >= 0)
                 k = desired_add_sources(a->cli, a->tenant->config, a->tenant->store, &a->roster, &a->stale);

@@ -6,8 +6,8 @@
 
 #include "cli.h"
 #include "desired.h"
+#include "plan_report.h"
 #include "planner.h"
-#include "source.h"
 #include "tenant.h"
 #include "verify.h"
 #include "store.h"
@@ -53,112 +53,16 @@ static int load_known_users(const Config *c, StoreUser **ret, size_t *ret_n) {
         return k;
 }
 
-static const char *guard_reason(const Plan *p, const Config *c, char *buf, size_t size) {
-        switch (p->guard) {
-        case GUARD_MAX_PER_RUN:
-                snprintf(buf, size, "more than deletes.max_per_run (%u) in one run", c->deletes.max_per_run);
-                break;
-        case GUARD_MAX_PERCENT:
-                snprintf(buf, size, "more than deletes.max_percent (%u%%) of %zu managed users",
-                         c->deletes.max_percent, p->n_managed);
-                break;
-        case GUARD_EMPTY_ROSTER:
-                snprintf(buf, size, "the roster is empty and deletes.allow_empty is false");
-                break;
-        case GUARD_DISABLED:
-                snprintf(buf, size, "deletes.enabled is false");
-                break;
-        default:
-                buf[0] = 0;
-        }
-        return buf;
-}
-
-/* A delete has no roster entry: the directory's name for the user, when a group listed them. */
-static void print_directory_name(Store *names, const Guid *id) {
-        char name[2 * GRAPH_MAX_NAME + 4], group[GRAPH_MAX_NAME + 1];
-
-        if (!names || !source_directory_name(names, id, name, sizeof(name), group, sizeof(group)))
-                return;
-        if (*name)
-                printf("  %s", name);
-        if (*group)
-                printf("  [last listed by entra group \"%s\"]", group);
-}
-
-static void print_action(const Roster *r, const Action *a, Store *names) {
-        char id[GUID_STRING_MAX], t[GUID_STRING_MAX], actual[GUID_STRING_MAX];
-        const char *name = a->entry && a->entry->name ? r->names + a->entry->name : NULL;
-        const char *file = a->entry ? r->files[a->entry->file] : NULL;
-
-        guid_format(&a->id, id);
-        guid_format(&a->target, t);
-        switch (a->kind) {
-        case ACTION_CREATE: printf("+ create %s in OU %s", id, t); break;
-        case ACTION_COPY:   printf("+ copy   %s from template %s", id, t); break;
-        case ACTION_DELETE: printf("- delete %s%s", id, a->approved ? " (approved)" : ""); break;
-        case ACTION_HELD:
-                printf("! held   %s (delete held until approve-deletes%s)", id, a->uncertain ?
-                       ": ownership uncertain, it may have existed before nimbus-sync" : "");
-                break;
-        case ACTION_DRIFT:
-                printf("~ drift  %s is in OU %s, the roster says %s", id, guid_format(&a->actual, actual), t);
-                break;
-        }
-        if (name && *name)
-                printf("  %s", name);
-        if (a->entry && a->entry->line > 0)
-                printf("  [%s:%u]", file, a->entry->line);
-        else if (a->entry)   /* a directory source: no line */
-                printf("  [%s]", file);
-        else
-                print_directory_name(names, &a->id);
-        if (a->kind == ACTION_COPY && a->depends_on != PLAN_NO_DEP)
-                printf("  (after its template is created)");
-        putchar('\n');
-}
-
-static void print_plan_human(const Roster *r, const Plan *p, const Config *c) {
-        Store *names = NULL;
-        char why[256];
-
-        if (c->n_sources > 0 && store_open(c->state_dir, true, &names) < 0)
-                names = NULL;
-        for (size_t i = 0; i < p->n; i++)
-                print_action(r, &p->actions[i], names);
-        store_close(names);
-        if (p->n_held > p->n_uncertain || p->n_delete_skipped > 0)
-                printf("Deletes %s: %s.\n", p->n_held > 0 ? "held" : "skipped",
-                       guard_reason(p, c, why, sizeof(why)));
-        if (p->n_uncertain > 0)
-                printf("%zu deletes held because ownership is uncertain: an attempt with an unknown "
-                       "outcome was followed by \"already exists\". Approve them only if nimbus-sync "
-                       "created these users.\n", p->n_uncertain);
-        if (plan_has_changes(p))
-                printf("Plan: %zu to create, %zu to copy, %zu to delete, %zu held.\n", p->n_create,
-                       p->n_copy, p->n_delete, p->n_held);
-        else if (p->n_delete_skipped + p->n_drift + p->n_failed + p->n_quarantined > 0)
-                /* Skipped deletes, drift and failures are differences no call may fix now. */
-                printf("No changes to make now, but Nimbus still differs from the roster.\n");
-        else
-                printf("No changes. Nimbus matches the roster (%zu users).\n", r->n);
-        if (p->n_drift > 0)
-                printf("%zu users are in another OU than the roster says (no API call can move them).\n",
-                       p->n_drift);
-        if (p->n_failed + p->n_quarantined > 0)
-                printf("%zu failed and %zu quarantined users wait for their retry time (see status).\n",
-                       p->n_failed, p->n_quarantined);
-}
-
 static const char *action_name(const Action *a) {
         return a->kind == ACTION_CREATE ? "create" : a->kind == ACTION_COPY ? "copy" : "delete";
 }
 
 /* Streamed, not built as a tree: a million actions must fit in the memory budget. Every value is
  * a GUID, a number or a fixed word, so nothing needs escaping. */
-static void print_plan_json(const Plan *p) {
+static int print_plan_json(const Plan *p, PlanReport *rep) {
         char id[GUID_STRING_MAX], t[GUID_STRING_MAX], actual[GUID_STRING_MAX];
         bool first = true;
+        int k;
 
         printf("{\"changes\": {\"create\": %zu, \"copy\": %zu, \"delete\": %zu, \"held\": %zu}, "
                "\"drift\": %zu, \"actions\": [", p->n_create, p->n_copy, p->n_delete, p->n_held, p->n_drift);
@@ -191,7 +95,10 @@ static void print_plan_json(const Plan *p) {
                        guid_format(&a->id, id), guid_format(&a->target, t), guid_format(&a->actual, actual));
                 first = false;
         }
-        printf("]}\n");
+        printf("]");
+        k = plan_report_print_json_fields(rep);
+        printf("}\n");
+        return k;
 }
 
 /* ---- plan --refresh: GET each user the plan would act on, and remember the answers ---------- */
@@ -273,6 +180,25 @@ static int build_plan(const Config *c, const Roster *r, Plan **ret) {
         return k;
 }
 
+/* Users that left the roster are named from what the store remembers: read-only, and a store
+ * that does not exist yet knows nothing. */
+static int print_plan(Cli *cli, const Config *c, const Roster *r, const Plan *p) {
+        PlanReport rep;
+        Store *s = NULL;
+        int k;
+
+        if (store_open(c->state_dir, true, &s) < 0)
+                s = NULL;
+        k = plan_report_collect(&rep, p, r, c, s);
+        if (k >= 0)
+                k = cli->json ? print_plan_json(p, &rep) : plan_report_print(&rep);
+        if (k < 0)
+                fprintf(stderr, "error: cannot show the plan: %s\n", strerror(-k));
+        plan_report_clear(&rep);
+        store_close(s);
+        return k;
+}
+
 int cmd_plan(Cli *cli) {
         Config *c = NULL;
         Roster *r = NULL;
@@ -293,14 +219,11 @@ int cmd_plan(Cli *cli) {
         }
         if (k < 0)
                 goto out;
-        if (cli->json)
-                print_plan_json(p);
-        else
-                print_plan_human(r, p, c);
         if (stale > 0 && !cli->json)
                 printf("%zu Entra groups could not be read now; their last complete member lists were "
                        "used (see the messages above).\n", stale);
-        ret = plan_has_changes(p) || plan_guard_skipped(p) ? EXIT_PENDING : EXIT_OK;
+        k = print_plan(cli, c, r, p);
+        ret = k < 0 ? EXIT_ERROR : plan_has_changes(p) || plan_guard_skipped(p) ? EXIT_PENDING : EXIT_OK;
 out:
         plan_free(p);
         roster_free(r);

@@ -1,5 +1,4 @@
-/* cmd_status.c: `status` and `approve-deletes`, which work on the state store alone and never
- * talk to Nimbus. `status --all` summarises every instance configured on the host, one line each,
+/* cmd_status.c: `status`, which works on the state store alone and never talks to Nimbus. `status --all` summarises every instance configured on the host, one line each,
  * and `status --check` gives the verdict of health.h as a monitoring plugin's one line. */
 #include <json-c/json.h>
 #include <libgen.h>
@@ -63,7 +62,7 @@ static void summarize_user(Summary *s, const StoreUser *u) {
         s->retry += u->status == STATUS_RETRY;
         s->failed += u->status == STATUS_FAILED;
         s->quarantined += u->status == STATUS_QUARANTINED;
-        s->held += u->hold == HOLD_HELD;
+        s->held += u->hold == HOLD_HELD || u->hold == HOLD_KEPT;
         s->approved += u->hold == HOLD_APPROVED;
         s->unknown_intent += u->intent != INTENT_NONE;
 }
@@ -194,7 +193,8 @@ static bool run_in_progress(const Summary *s) {
 
 static const char *status_word(const StoreUser *u) {
         return u->status == STATUS_FAILED ? "failed" : u->status == STATUS_QUARANTINED ? "quarantined" :
-               u->status == STATUS_RETRY ? "retry" : u->hold == HOLD_HELD ? "held" :
+               u->status == STATUS_RETRY ? "retry" :
+               u->hold == HOLD_HELD || u->hold == HOLD_KEPT ? "held" :
                u->hold == HOLD_APPROVED ? "approved" : "ok";
 }
 
@@ -355,7 +355,7 @@ static void print_status_human(const Config *c, const Summary *s, const StoreUse
         print_pending_human(s);
         printf("Failed:        %zu failed, %zu quarantined\n", s->failed, s->quarantined);
         printf("Held deletes:  %zu held, %zu approved%s\n", s->held, s->approved,
-               s->held ? " (review with `nimbus-sync plan`, release with `nimbus-sync approve-deletes`)" : "");
+               s->held ? " (review with `nimbus-sync approve-deletes --dry-run`, release with `nimbus-sync approve-deletes`)" : "");
         printf("Auth:          %s%s%s\n", s->auth_state ? s->auth_state : "unknown",
                s->auth_error ? ": " : "", s->auth_error ? s->auth_error : "");
         printf("Rate:          %u of %u requests in the last %.0f s\n", s->rate_used, c->rate_operations,
@@ -861,27 +861,4 @@ int cmd_status(Cli *cli) {
         store_close(st);
         config_free(c);
         return k < 0 ? EXIT_ERROR : EXIT_OK;
-}
-
-int cmd_approve_deletes(Cli *cli) {
-        Config *c = NULL;
-        Store *st = NULL;
-        size_t n = 0;
-        int k;
-
-        if (cli_load_config(cli, &c) < 0)
-                return EXIT_ERROR;
-        k = store_open(c->state_dir, false, &st);
-        if (k >= 0)
-                k = store_approve_holds(st, &n);
-        if (k < 0)
-                fprintf(stderr, "%s: error: cannot update the state store: %s\n", c->state_dir, strerror(-k));
-        else if (n == 0)
-                fprintf(stderr, "No deletes are held; nothing to approve.\n");
-        else
-                printf("Approved %zu held deletes; the next run carries them out "
-                       "(users back in the roster by then are kept).\n", n);
-        store_close(st);
-        config_free(c);
-        return k < 0 || n == 0 ? EXIT_ERROR : EXIT_OK;
 }

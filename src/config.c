@@ -1,10 +1,10 @@
-/* config.c: reads /etc/nimbus-sync/config.yaml (PRODUCT §4) into an immutable Config.
+/* config.c: reads /etc/nimbus-sync/config.yaml (nimbus-sync.yaml(5)) into an immutable Config.
  *
  * The whole file is validated before anything uses it, and every problem found is reported with
  * file:line:col, not only the first: an admin fixing a config wants the full list at once.
  * Parsing is table driven: each key has a Field that says how its value is read and where it goes.
  *
- * Defaults (also the contract's numbers, PRODUCT §4 and §6.2):
+ * Defaults (also the documented numbers, nimbus-sync.yaml(5)):
  *   roster_dir /var/lib/nimbus-sync/roster.d     state_dir /var/lib/nimbus-sync
  *   scan_interval 60s    settle_time 2s          rate_limit {operations: 60, window: 60s}
  *   deletes {enabled: true, max_per_run: 25, max_percent: 10, include_adopted: false,
@@ -532,7 +532,14 @@ static bool url_only_origin(CURLU *u, const char *s) {
         return only;
 }
 
-static int field_api_url(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+typedef enum UrlForm {
+        URL_ANY,        /* token_url: any checked URL */
+        URL_API,        /* api_url: scheme and host; the API path is appended */
+        URL_ORIGIN,     /* graph_url: scheme and host, kept without a trailing slash */
+} UrlForm;
+
+/* The checks every URL key shares, then the form this key wants. */
+static int url_field(Ctx *x, const Field *f, yaml_node_t *v, char **out, UrlForm form) {
         const char *s;
         CURLU *u;
         int r;
@@ -544,33 +551,26 @@ static int field_api_url(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
         if (!u)
                 return -ENOMEM;
         r = url_check_common(x, f, v, s, u);
-        if (r == 0 && !url_only_origin(u, s))
-                r = error_at(x, v, "%s: api_url takes scheme and host only; %s is appended", f->name,
-                             API_PATH);
-        else if (r == 0 && curl_url_set(u, CURLUPART_PATH, API_PATH, 0) != CURLUE_OK)
+        if (r == 0 && form != URL_ANY && !url_only_origin(u, s))
+                r = error_at(x, v, form == URL_API ? "%s: api_url takes scheme and host only; "
+                             API_PATH " is appended" : "%s: graph_url takes scheme and host only "
+                             "(and a port)", f->name);
+        else if (r == 0 && form == URL_API && curl_url_set(u, CURLUPART_PATH, API_PATH, 0) != CURLUE_OK)
                 r = -ENOMEM;
-        else if (r == 0)
-                r = url_to_string(u, (char **) dest);
+        if (r == 0)
+                r = url_to_string(u, out);
+        if (r == 0 && form == URL_ORIGIN && (*out)[strlen(*out) - 1] == '/')
+                (*out)[strlen(*out) - 1] = '\0';
         curl_url_cleanup(u);
         return r;
 }
 
-static int field_token_url(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
-        const char *s;
-        CURLU *u;
-        int r;
+static int field_api_url(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        return url_field(x, f, v, dest, URL_API);
+}
 
-        r = node_text(x, f, v, "a URL", &s);
-        if (r < 0)
-                return r;
-        u = curl_url();
-        if (!u)
-                return -ENOMEM;
-        r = url_check_common(x, f, v, s, u);
-        if (r == 0)
-                r = url_to_string(u, (char **) dest);
-        curl_url_cleanup(u);
-        return r;
+static int field_token_url(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
+        return url_field(x, f, v, dest, URL_ANY);
 }
 
 static int field_scope(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
@@ -716,26 +716,7 @@ static yaml_node_t *lookup(Ctx *x, yaml_node_t *map, const char *key);
 
 /* Kept without the trailing '/', so "{graph_url}/v1.0/..." is the request URL. */
 static int field_graph_url(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
-        char **out = dest;
-        const char *s;
-        CURLU *u;
-        int r;
-
-        r = node_text(x, f, v, "a URL", &s);
-        if (r < 0)
-                return r;
-        u = curl_url();
-        if (!u)
-                return -ENOMEM;
-        r = url_check_common(x, f, v, s, u);
-        if (r == 0 && !url_only_origin(u, s))
-                r = error_at(x, v, "%s: graph_url takes scheme and host only (and a port)", f->name);
-        if (r == 0)
-                r = url_to_string(u, out);
-        if (r == 0 && (*out)[strlen(*out) - 1] == '/')
-                (*out)[strlen(*out) - 1] = '\0';
-        curl_url_cleanup(u);
-        return r;
+        return url_field(x, f, v, dest, URL_ORIGIN);
 }
 
 static int field_later(Ctx *x, const Field *f, yaml_node_t *v, void *dest) {
@@ -1201,37 +1182,46 @@ static int check_depth(Ctx *x) {
         return r;
 }
 
-/* One document; a second one would be silently ignored by most tools, so it is an error. */
-static int load_document(Ctx *x, yaml_document_t *doc) {
-        yaml_parser_t parser;
+static void yaml_parser_deletep(yaml_parser_t *p) {
+        yaml_parser_delete(p);
+}
+
+/* The document after the first: NULL root when there is none. */
+static int load_extra(Ctx *x, yaml_parser_t *parser, yaml_document_t *doc) {
         yaml_document_t extra;
+        yaml_node_t *n;
+        int r = 0;
+
+        if (!yaml_parser_load(parser, &extra))
+                return report_yaml_error(x, parser);
+        n = yaml_document_get_root_node(&extra);
+        if (n)
+                r = diag_add(x->diag, DIAG_ERROR, x->path, (unsigned) n->start_mark.line + 1,
+                             (unsigned) n->start_mark.column + 1, "config must be one YAML document");
+        yaml_document_delete(&extra);
+        return r;
+}
+
+/* One document; a second one would be silently ignored by most tools, so it is an error. On
+ * failure doc is left deleted. */
+static int load_document(Ctx *x, yaml_document_t *doc) {
+        /* Zeroed first: deleting a parser that was never initialised is then a no-op. */
+        _cleanup_(yaml_parser_deletep) yaml_parser_t parser = { 0 };
         int r;
 
         r = check_depth(x);
         if (r < 0)
                 return r;
-        if (!yaml_parser_initialize(&parser))
+        if (!yaml_parser_initialize(&parser)) {
+                memset(&parser, 0, sizeof parser);
                 return -ENOMEM;
+        }
         yaml_parser_set_input_string(&parser, (const unsigned char *) x->buf, x->len);
-        if (!yaml_parser_load(&parser, doc)) {
-                r = report_yaml_error(x, &parser);
-                goto finish;
-        }
-        if (!yaml_parser_load(&parser, &extra)) {
-                r = report_yaml_error(x, &parser);
+        if (!yaml_parser_load(&parser, doc))
+                return report_yaml_error(x, &parser);
+        r = load_extra(x, &parser, doc);
+        if (r < 0)
                 yaml_document_delete(doc);
-                goto finish;
-        }
-        if (yaml_document_get_root_node(&extra)) {
-                yaml_node_t *n = yaml_document_get_root_node(&extra);
-
-                r = diag_add(x->diag, DIAG_ERROR, x->path, (unsigned) n->start_mark.line + 1,
-                             (unsigned) n->start_mark.column + 1, "config must be one YAML document");
-                yaml_document_delete(doc);
-        }
-        yaml_document_delete(&extra);
-finish:
-        yaml_parser_delete(&parser);
         return r;
 }
 
@@ -1250,10 +1240,16 @@ static int parse_document(Ctx *x) {
         return 0;
 }
 
+static void yaml_document_deletep(yaml_document_t **d) {
+        if (*d)
+                yaml_document_delete(*d);
+}
+
 int config_parse(const char *path, const char *buf, size_t len, Config **ret, Diag *diag) {
+        _cleanup_(yaml_document_deletep) yaml_document_t *loaded = NULL;
+        _cleanup_(config_freep) Config *c = NULL;
         size_t errors = diag->n_errors;
         yaml_document_t doc;
-        Config *c = NULL;
         Ctx x = { .path = path, .buf = buf, .len = len, .diag = diag, .doc = &doc,
                   .errors_before = errors };
         int r;
@@ -1261,27 +1257,24 @@ int config_parse(const char *path, const char *buf, size_t len, Config **ret, Di
         r = load_document(&x, &doc);
         if (r < 0)
                 return r;
-
+        loaded = &doc;
         r = config_dir(path, &x.dir);
         if (r < 0)
-                goto finish;
-        r = -ENOMEM;
+                return r;
         c = x.c = calloc(1, sizeof(Config));
-        if (!c || strdup_checked(path, &c->path) < 0)
-                goto finish;
+        if (!c || strdup_checked(path, &c->path) < 0) {
+                free(x.dir);
+                return -ENOMEM;
+        }
         set_defaults(c);
-
         r = parse_document(&x);
         if (r == 0 && diag->n_errors > errors)
                 r = -EINVAL;
         if (r == 0)
                 r = set_derived(c);
+        free(x.dir);
         if (r == 0)
                 *ret = TAKE_PTR(c);
-finish:
-        config_free(c);
-        free(x.dir);
-        yaml_document_delete(&doc);
         return r;
 }
 

@@ -36,13 +36,6 @@ static PrivateFile key_file(const Config *c) {
                                "client_key_credential" };
 }
 
-static void wipe_free(char *s) {
-        if (s) {
-                explicit_bzero(s, strlen(s));
-                free(s);
-        }
-}
-
 /* Whether a problem that may only be the calling user's (it cannot see the file) is reported
  * as a warning: a check by an admin who is not the service user. */
 static bool soft(unsigned flags, int r) {
@@ -129,8 +122,7 @@ static int private_read(int fd, const char *path, const char *what, char **ret, 
         while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
                 buf[--len] = '\0';
         if (len == 0 || strlen(buf) != len) {
-                explicit_bzero(buf, len);
-                free(buf);
+                erase_and_free(buf);
                 return diag_add(diag, DIAG_ERROR, path, 0, 0, len == 0 ? "%s is empty" :
                                 "%s contains a NUL byte", what);
         }
@@ -220,8 +212,8 @@ int credential_read(const Config *c, ClientCredential *ret, Diag *diag) {
 void client_credential_clear(ClientCredential *cred) {
         if (!cred)
                 return;
-        wipe_free(cred->secret);
-        wipe_free(cred->key_pem);
+        erase_and_free(cred->secret);
+        erase_and_free(cred->key_pem);
         free(cred->key_path);
         free(cred->cert_pem);
         free(cred->cert_path);
@@ -250,7 +242,7 @@ static int check_secret(const Config *c, unsigned flags, Diag *diag) {
         if (!pf.path && (flags & CREDENTIAL_CHECK_FILES_ONLY))
                 return 0;
         r = private_file_read(c, &pf, flags, &secret, NULL, diag);
-        wipe_free(secret);
+        erase_and_free(secret);
         return r;
 }
 

@@ -348,6 +348,20 @@ static int start_run(Daemon *d) {
         return 0;
 }
 
+/* A newer roster takes force between runs; the users that left the old one are remembered with
+ * the file that last listed them, for the audit trail of their deletes. */
+static void adopt_next_roster(Daemon *d) {
+        int k;
+
+        if (!d->next_roster)
+                return;
+        if (d->tenant && (k = reconcile_note_departures(d->tenant, d->roster, d->next_roster)) < 0)
+                log_msg(d->tenant->log, LOG_WARNING, "cannot remember which roster file last listed "
+                        "the users that left it: %s", strerror(-k));
+        roster_free(d->roster);
+        d->roster = TAKE_PTR(d->next_roster);
+}
+
 static void on_run_done(void *userdata, Runner *r) {
         Daemon *d = userdata;
         const RunnerStats *st = runner_stats(r);
@@ -367,10 +381,7 @@ static void on_run_done(void *userdata, Runner *r) {
         d->plan = plan_free(d->plan);
         if (d->stopping)
                 return;
-        if (d->next_roster) {
-                roster_free(d->roster);
-                d->roster = TAKE_PTR(d->next_roster);
-        }
+        adopt_next_roster(d);
         apply_pending_config(d);
         d->rerun = false;
         /* Plan once more right away: what is left either runs now or sets the next wake-up. */
@@ -388,10 +399,7 @@ static void request_run(Daemon *d) {
                 runner_stop(d->runner);
                 return;
         }
-        if (d->next_roster) {
-                roster_free(d->roster);
-                d->roster = TAKE_PTR(d->next_roster);
-        }
+        adopt_next_roster(d);
         apply_pending_config(d);
         (void) start_run(d);
         update_status(d);
@@ -451,9 +459,9 @@ static int on_roster_changed(void *userdata, uint64_t *fingerprint) {
                 report_accepted(d);
                 return 0;
         }
-        log_event(d->tenant->log, LOG_INFO, &(LogEvent) { .message_id = MID_ROSTER_LOADED,
-                  .action = "roster", .result = "ok" }, "roster loaded: %zu users in %zu files", r->n,
-                  r->n_files);
+        if (reconcile_roster_loaded(d->tenant, r) < 0)
+                log_msg(d->tenant->log, LOG_WARNING, "roster loaded: %zu users in %zu files (which files "
+                        "changed is not known: the state store failed)", r->n, r->n_files);
         if (d->sources) {
                 roster_free(d->files);
                 d->files = r;

@@ -44,22 +44,6 @@ GraphListing *graph_listing_free(GraphListing *l) {
         return NULL;
 }
 
-static int grow(void **array, size_t *cap, size_t need, size_t size) {
-        size_t ncap = *cap ? *cap : 256;
-        void *n;
-
-        if (need <= *cap)
-                return 0;
-        while (ncap < need)
-                ncap *= 2;
-        n = reallocarray(*array, ncap, size);
-        if (!n)
-                return -ENOMEM;
-        *array = n;
-        *cap = ncap;
-        return 0;
-}
-
 /* Offset of the cleaned name in the pool, 0 for none. */
 static int pool_add(GraphListing *l, const char *s, size_t len, uint32_t *ret) {
         char *dst;
@@ -71,7 +55,7 @@ static int pool_add(GraphListing *l, const char *s, size_t len, uint32_t *ret) {
                 return 0;
         if (l->pool_len + len + 1 > UINT32_MAX)
                 return -E2BIG;
-        r = grow((void **) &l->pool, &l->pool_cap, l->pool_len + len + 1, 1);
+        r = array_grow((void **) &l->pool, &l->pool_cap, l->pool_len + len + 1, 1, 256);
         if (r < 0)
                 return r;
         dst = l->pool + l->pool_len;
@@ -90,7 +74,7 @@ int graph_listing_add(GraphListing *l, const Guid *id, const char *name, size_t 
 
         if (l->n >= l->max_members)
                 return -E2BIG;
-        r = grow((void **) &l->members, &l->cap, l->n + 1, sizeof(GraphMember));
+        r = array_grow((void **) &l->members, &l->cap, l->n + 1, sizeof(GraphMember), 256);
         if (r >= 0)
                 r = pool_add(l, name, name_len, &m.name);
         if (r >= 0)
@@ -118,27 +102,18 @@ int graph_listing_finish(GraphListing *l) {
         return 0;
 }
 
-static void fnv1a(uint64_t *h, const void *data, size_t len) {
-        const unsigned char *p = data;
-
-        for (size_t i = 0; i < len; i++) {
-                *h ^= p[i];
-                *h *= UINT64_C(0x100000001b3);
-        }
-}
-
 uint64_t graph_listing_hash(const GraphListing *l) {
-        uint64_t h = UINT64_C(0xcbf29ce484222325);
+        uint64_t h = FNV1A_INIT;
         const char *g = l->group_name ? l->group_name : "";
 
-        fnv1a(&h, g, strlen(g) + 1);
+        fnv1a_bytes(&h, g, strlen(g) + 1);
         for (size_t i = 0; i < l->n; i++) {
                 const GraphMember *m = &l->members[i];
 
-                fnv1a(&h, m->id.b, sizeof(m->id.b));
-                fnv1a(&h, graph_member_name(l, m), strlen(graph_member_name(l, m)) + 1);
-                fnv1a(&h, graph_member_upn(l, m), strlen(graph_member_upn(l, m)) + 1);
-                fnv1a(&h, &m->enabled, sizeof(m->enabled));
+                fnv1a_bytes(&h, m->id.b, sizeof(m->id.b));
+                fnv1a_bytes(&h, graph_member_name(l, m), strlen(graph_member_name(l, m)) + 1);
+                fnv1a_bytes(&h, graph_member_upn(l, m), strlen(graph_member_upn(l, m)) + 1);
+                fnv1a_bytes(&h, &m->enabled, sizeof(m->enabled));
         }
         return h;
 }

@@ -135,10 +135,11 @@ static void transfer_free(Transfer *t) {
                 return;
         if (t->easy)
                 curl_easy_cleanup(t->easy);
+        /* The Authorization header holds a token, a token request's body a client assertion. */
+        for (struct curl_slist *h = t->headers; h; h = h->next)
+                erase_string(h->data);
         curl_slist_free_all(t->headers);
-        if (t->req_body)   /* a token request's body holds a signed client assertion */
-                explicit_bzero(t->req_body, strlen(t->req_body));
-        free(t->req_body);
+        erase_and_free(t->req_body);
         free(t->body);
         free(t->answer_headers);
         free(t);
@@ -442,7 +443,7 @@ static int add_header(struct curl_slist **list, const char *name, const char *va
 }
 
 static int transfer_headers(Transfer *t, const HttpRequest *req) {
-        _cleanup_free_ char *auth = NULL;
+        _cleanup_erase_ char *auth = NULL;   /* "Bearer <token>" */
         int r = 0;
 
         r = r ?: add_header(&t->headers, "Accept", "application/json");

@@ -2,7 +2,10 @@
  * See log.h for why this is the only module that writes anything to the log. */
 #include "log.h"
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 /* Without this every entry would carry CODE_FILE=log.c, CODE_FUNC=log_emit: true, and useless. */
 #define SD_JOURNAL_SUPPRESS_LOCATION 1
@@ -25,8 +28,11 @@ static bool stderr_is_journal(void) {
         return st.st_dev == (dev_t) dev && st.st_ino == (ino_t) ino;
 }
 
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+
 void log_init(Logger *l, LogTarget target, int level) {
         l->level = level;
+        l->tee = false;
         switch (target) {
         case LOG_TARGET_JOURNAL:
                 l->journal = true;
@@ -40,6 +46,29 @@ void log_init(Logger *l, LogTarget target, int level) {
         }
 }
 
+/* sd_journal_send() works whenever journald's socket is there, whoever we are. */
+void log_tee_journal(Logger *l, LogTarget target) {
+        l->tee = target == LOG_TARGET_AUTO && !l->journal && access(JOURNAL_SOCKET, F_OK) >= 0;
+}
+
+/* The kernel's audit login uid survives su and sudo, so it names the person behind a root shell;
+ * (uint32_t) -1 means the process descends from no login (a service, a container). */
+void log_actor_current(LogActor *ret) {
+        char buf[16] = "";
+        int fd = open("/proc/self/loginuid", O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        const char *sudo = getenv("SUDO_USER");
+
+        *ret = (LogActor) { .uid = (unsigned) getuid(), .sudo_user = sudo && *sudo ? sudo : NULL };
+        if (fd >= 0) {
+                ssize_t n = read(fd, buf, sizeof(buf) - 1);
+
+                close(fd);
+                buf[n > 0 ? n : 0] = 0;
+                buf[strspn(buf, "0123456789")] = 0;
+        }
+        snprintf(ret->login_uid, sizeof(ret->login_uid), "%s", streq(buf, "4294967295") ? "unset" : buf);
+}
+
 static const char *prio_prefix(int priority) {
         if (priority <= LOG_CRIT)
                 return "critical: ";
@@ -51,11 +80,11 @@ static const char *prio_prefix(int priority) {
 }
 
 /* sd_journal_sendv() takes "FIELD=value" strings; we build at most this many. */
-#define MAX_FIELDS 16
+#define MAX_FIELDS 24
 #define FIELD_MAX 512
 
 typedef struct Fields {
-        struct iovec iov[MAX_FIELDS];
+        struct iovec iov[MAX_FIELDS + LOG_EXTRA_MAX];
         char buf[MAX_FIELDS][FIELD_MAX];
         int n;
 } Fields;
@@ -101,8 +130,21 @@ static void fields_from_event(Fields *f, const LogEvent *ev) {
                 field_add(f, "NIMBUS_ATTEMPT=%u", ev->attempt);
         if (ev->roster_file)
                 field_add(f, "NIMBUS_ROSTER_FILE=%s", ev->roster_file);
+        if (ev->source)
+                field_add(f, "NIMBUS_SOURCE=%s", ev->source);
+        if (ev->user_name && *ev->user_name)
+                field_add(f, "NIMBUS_USER_NAME=%s", ev->user_name);
+        if (ev->user_upn && *ev->user_upn)
+                field_add(f, "NIMBUS_USER_UPN=%s", ev->user_upn);
         if (ev->run_id)
                 field_add(f, "NIMBUS_RUN_ID=%s", ev->run_id);
+        if (ev->actor) {
+                field_add(f, "NIMBUS_UID=%u", ev->actor->uid);
+                if (*ev->actor->login_uid)
+                        field_add(f, "NIMBUS_LOGIN_UID=%s", ev->actor->login_uid);
+                if (ev->actor->sudo_user)
+                        field_add(f, "NIMBUS_SUDO_USER=%s", ev->actor->sudo_user);
+        }
 }
 
 /* apply's progress line goes before a log line takes its place; it is drawn again later. */
@@ -119,12 +161,15 @@ static void log_emit(const Logger *l, int priority, const LogEvent *ev, const ch
         if (!l->journal) {
                 erase_progress_line(l);
                 fprintf(stderr, "%s%s\n", prio_prefix(priority), text);
-                return;
         }
+        if (!l->journal && !l->tee)
+                return;
         field_add(&f, "MESSAGE=%s", text);
         field_add(&f, "PRIORITY=%d", priority);
         field_add(&f, "SYSLOG_IDENTIFIER=nimbus-sync");
         fields_from_event(&f, ev);
+        for (size_t i = 0; ev && i < ev->n_extra && i < LOG_EXTRA_MAX; i++)
+                f.iov[f.n++] = (struct iovec) { .iov_base = ev->extra[i], .iov_len = strlen(ev->extra[i]) };
         (void) sd_journal_sendv(f.iov, f.n);
 }
 
@@ -169,8 +214,9 @@ void log_diag(const Logger *l, const Diag *d, const char *message_id) {
                 if (!l->journal) {
                         erase_progress_line(l);
                         fprintf(stderr, "%s\n", line);
-                } else
-                        log_event(l, prio, &ev, "%s", line);
+                }
+                if (l->journal || l->tee)
+                        log_event(&(Logger) { .journal = true, .level = l->level }, prio, &ev, "%s", line);
         }
         if (d->dropped > 0)
                 log_msg(l, LOG_WARNING, "%zu more diagnostics not shown", d->dropped);

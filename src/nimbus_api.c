@@ -1,8 +1,9 @@
-/* nimbus_api.c: the Nimbus Public API as data (PRODUCT §2, §6.2); the Entra token endpoint is in oauth.c.
- * Builds request URLs and bodies, and reads answers tolerantly: the API documents no response
- * bodies, so every field is optional, wrong types count as missing, and anything an answer holds
- * (garbage bytes, deep nesting, huge strings) ends in "unknown", never in a crash or unbounded
- * allocation. JSON is read and written only through json-c. No I/O happens here. */
+/* nimbus_api.c: the Nimbus Public API as data (nimbus-sync.yaml(5), ENDPOINTS and RETRIES); the
+ * Entra token endpoint is in oauth.c. Builds request URLs and bodies, and reads answers tolerantly:
+ * the API documents no response bodies, so every field is optional, wrong types count as missing,
+ * and anything an answer holds (garbage bytes, deep nesting, huge strings) ends in "unknown", never
+ * in a crash or unbounded allocation. JSON is read and written only through json-c. No I/O happens
+ * here. */
 #include "nimbus_api.h"
 
 #include <ctype.h>

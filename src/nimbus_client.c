@@ -30,27 +30,22 @@ typedef struct CallCtx {
 
 int nimbus_client_new(uv_loop_t *loop, const Config *c, const ClientCredential *cred,
                       NimbusClient **ret, Diag *diag) {
-        NimbusClient *nc = calloc(1, sizeof(*nc));
+        _cleanup_(nimbus_client_closep) NimbusClient *nc = calloc(1, sizeof(*nc));
         int r;
 
         if (!nc)
                 return -ENOMEM;
         nc->timeout_usec = c->retry.timeout_usec;
-        if (!(nc->api_base = strdup(c->api_base))) {
-                r = -ENOMEM;
-                goto fail;
-        }
+        if (!(nc->api_base = strdup(c->api_base)))
+                return -ENOMEM;
         r = token_cache_new(c, c->scope, cred, &nc->token, diag);
         if (r < 0)
-                goto fail;
+                return r;
         r = http_engine_new(loop, c->ca_file, &nc->http);
         if (r < 0)
-                goto fail;
-        *ret = nc;
+                return r;
+        *ret = TAKE_PTR(nc);
         return 0;
-fail:
-        nimbus_client_close(nc);
-        return r;
 }
 
 void nimbus_client_close(NimbusClient *nc) {

@@ -127,10 +127,8 @@ int oauth_parse_token(const char *body, size_t len, char **ret_token, uint64_t *
 
 /* A credential's escaped copy is wiped, not just freed. */
 static void escape_free(char *s) {
-        if (s) {
-                explicit_bzero(s, strlen(s));
-                curl_free(s);
-        }
+        erase_string(s);
+        curl_free(s);
 }
 
 /* curl_easy_escape() keeps exactly RFC 3986's unreserved characters and encodes every other

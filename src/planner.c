@@ -1,20 +1,23 @@
-/* planner.c: decides what a reconcile run does (PRODUCT §6.1, §6.3).
+/* planner.c: decides what a reconcile run does (nimbus-sync(8), OWNERSHIP; nimbus-sync.yaml(5),
+ * DELETION SAFETY).
  *
- * The roster and the store users are both sorted by id, so one merge walk pairs every roster
- * entry with its store record. Each pair gets a verdict from two small pure functions; the
- * deletion safety rules then look at the totals. The walk runs twice: the first pass counts, the
- * second writes every action straight into its final slot of one exactly-sized array (deletes,
- * creates, copies, held, drift; id order within each). That keeps a million-user plan to a single
- * allocation with no sorting, and lets copies find their template's action by binary search. */
+ * The roster and the store users are both sorted by id, so one merge walk pairs every roster entry
+ * with its store record. Each pair gets a verdict from two small pure functions; the deletion
+ * safety rules then look at the totals. The walk runs twice: the first pass counts, the second
+ * writes every action straight into its final slot of one exactly-sized array (deletes, creates,
+ * copies, held, drift; id order within each). That keeps a million-user plan to a single allocation
+ * with no sorting, and lets copies find their template's action by binary search. */
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "planner.h"
 #include "util.h"
 
-/* Below this many deletes the percentage rule never holds anything (PRODUCT §6.3). */
+/* Below this many deletes the percentage rule never holds anything (nimbus-sync.yaml(5), DELETION
+ * SAFETY). */
 #define DELETE_PERCENT_MIN 5
 
 typedef enum Verdict {
@@ -25,6 +28,7 @@ typedef enum Verdict {
         VERDICT_FAILED,      /* skipped: failed permanently, not due yet */
         VERDICT_QUARANTINED, /* skipped: quarantined, not due yet */
         VERDICT_CANDIDATE,   /* a delete, subject to the safety rules */
+        VERDICT_STILL_HELD,  /* a candidate a partial approval left held (HOLD_KEPT): held still */
         VERDICT_APPROVED,    /* a delete released by approve-deletes */
         VERDICT_UNCERTAIN,   /* a delete of a user we may not own: always held */
 } Verdict;
@@ -50,10 +54,6 @@ typedef struct Merge {
 typedef struct Cursors {
         size_t del, create, copy, held, drift;
 } Cursors;
-
-static void plan_freep(Plan **p) {
-        plan_free(*p);
-}
 
 static Merge merge_init(const Roster *r, const StoreUser *users, size_t n_users) {
         return (Merge) { r->entries, r->entries + r->n, users, users + n_users };
@@ -121,9 +121,7 @@ static bool origin_deletable(uint8_t origin, const Config *c) {
                (origin == ORIGIN_ADOPTED && c->deletes.include_adopted);
 }
 
-/* Ownership not proven: "already exists" after an unknown outcome, or a create or copy whose
- * outcome is still unknown (which may have made the user, or not). */
-static bool is_uncertain(const StoreUser *u) {
+bool plan_user_uncertain(const StoreUser *u) {
         bool pending = u->intent == INTENT_CREATE || u->intent == INTENT_COPY;
 
         return u->origin == ORIGIN_UNCERTAIN || (pending && u->presence != PRESENCE_PRESENT);
@@ -135,7 +133,7 @@ static Verdict judge_unwanted(const StoreUser *u, const Config *c, uint64_t now,
         /* A create or copy in flight when the process died may have made the user. */
         bool may_exist = u->presence == PRESENCE_PRESENT || u->intent == INTENT_CREATE ||
                          u->intent == INTENT_COPY;
-        bool uncertain = may_exist && is_uncertain(u);
+        bool uncertain = may_exist && plan_user_uncertain(u);
 
         *not_before = 0;
         if (!may_exist || config_is_protected(c, &u->id) ||
@@ -151,7 +149,11 @@ static Verdict judge_unwanted(const StoreUser *u, const Config *c, uint64_t now,
         }
         if (u->hold == HOLD_APPROVED)
                 return VERDICT_APPROVED;
-        return uncertain ? VERDICT_UNCERTAIN : VERDICT_CANDIDATE;
+        if (uncertain)
+                return VERDICT_UNCERTAIN;
+        /* What the admin reviewed and left out of a partial approval stays held, even when it
+         * alone no longer exceeds a threshold. */
+        return u->hold == HOLD_KEPT ? VERDICT_STILL_HELD : VERDICT_CANDIDATE;
 }
 
 static Verdict judge(const Pair *pair, const Config *c, uint64_t now, uint64_t *not_before) {
@@ -164,6 +166,8 @@ static Verdict judge(const Pair *pair, const Config *c, uint64_t now, uint64_t *
 static void count_pass(Plan *p, Merge m, const Config *c, uint64_t now, size_t *ret_candidates,
                        size_t *ret_approved) {
         size_t candidates = 0, approved = 0;
+
+        p->n_still_held = 0;
 
         p->n_uncertain = 0;
         uint64_t not_before;
@@ -179,6 +183,8 @@ static void count_pass(Plan *p, Merge m, const Config *c, uint64_t now, size_t *
                 case VERDICT_FAILED:      p->n_failed++;      break;
                 case VERDICT_QUARANTINED: p->n_quarantined++; break;
                 case VERDICT_CANDIDATE:   candidates++;       break;
+                case VERDICT_STILL_HELD:  candidates++;
+                                          p->n_still_held++;  break;
                 case VERDICT_APPROVED:    approved++;         break;
                 case VERDICT_UNCERTAIN:   p->n_uncertain++;   break;
                 case VERDICT_NONE:                            break;
@@ -192,9 +198,9 @@ static void count_pass(Plan *p, Merge m, const Config *c, uint64_t now, size_t *
         *ret_approved = approved;
 }
 
-/* The deletion safety rules (PRODUCT §6.3). Approved deletes were released by an admin who saw
- * them held, so they do not count towards the thresholds again; the guards that stop all deletes
- * (disabled, empty roster) stop them too. */
+/* The deletion safety rules (nimbus-sync.yaml(5), DELETION SAFETY). Approved deletes were released
+ * by an admin who saw them held, so they do not count towards the thresholds again; the guards that
+ * stop all deletes (disabled, empty roster) stop them too. */
 static DeleteMode decide_deletes(Plan *p, const Roster *r, const Config *c, size_t candidates,
                                  size_t approved) {
         size_t all = candidates + approved + p->n_uncertain;
@@ -205,7 +211,7 @@ static DeleteMode decide_deletes(Plan *p, const Roster *r, const Config *c, size
                 p->guard = GUARD_EMPTY_ROSTER;
         if (p->guard != GUARD_NONE) {
                 p->n_delete_skipped = all;
-                p->n_uncertain = 0;
+                p->n_uncertain = p->n_still_held = 0;
                 return DELETES_NONE;
         }
 
@@ -220,7 +226,8 @@ static DeleteMode decide_deletes(Plan *p, const Roster *r, const Config *c, size
                 p->n_held += candidates;
                 return DELETES_HOLD;
         }
-        p->n_delete += candidates;
+        p->n_held += p->n_still_held;
+        p->n_delete += candidates - p->n_still_held;
         return DELETES_ALL;
 }
 
@@ -236,6 +243,7 @@ static size_t *cursor_for(Cursors *k, Verdict v, DeleteMode mode) {
                 return mode == DELETES_NONE ? NULL : &k->del;
         case VERDICT_CANDIDATE:
                 return mode == DELETES_ALL ? &k->del : mode == DELETES_HOLD ? &k->held : NULL;
+        case VERDICT_STILL_HELD:
         case VERDICT_UNCERTAIN:
                 return mode == DELETES_NONE ? NULL : &k->held;
         default:
@@ -255,12 +263,16 @@ static Action make_action(const Pair *pair, Verdict v, DeleteMode mode, uint64_t
                 if (v == VERDICT_DRIFT)
                         a.actual = pair->u->ou;
         } else {
-                a.id = pair->u->id;
+                const StoreUser *u = pair->u;
+
+                a.id = u->id;
+                /* Where Nimbus holds the user, or else where we asked it to be made. */
+                a.actual = !guid_is_null(&u->ou) || u->target_kind != TARGET_OU ? u->ou : u->target;
                 a.origin = pair->u->origin;
                 a.approved = v == VERDICT_APPROVED;
                 a.uncertain = v == VERDICT_UNCERTAIN;
-                a.kind = a.uncertain || (v == VERDICT_CANDIDATE && mode == DELETES_HOLD) ? ACTION_HELD
-                                                                                         : ACTION_DELETE;
+                a.kind = a.uncertain || v == VERDICT_STILL_HELD || (v == VERDICT_CANDIDATE && mode == DELETES_HOLD)
+                                 ? ACTION_HELD : ACTION_DELETE;
         }
         return a;
 }
@@ -268,6 +280,7 @@ static Action make_action(const Pair *pair, Verdict v, DeleteMode mode, uint64_t
 /* Second pass: the same verdicts, each written at its kind's cursor. */
 static void fill_pass(Plan *p, Merge m, const Config *c, uint64_t now, DeleteMode mode) {
         Cursors k = { .del = 0 };
+        size_t skipped = 0;
         uint64_t not_before;
         Pair pair;
 
@@ -280,6 +293,14 @@ static void fill_pass(Plan *p, Merge m, const Config *c, uint64_t now, DeleteMod
                 size_t *cur = cursor_for(&k, v, mode);
                 if (cur)
                         p->actions[(*cur)++] = make_action(&pair, v, mode, not_before);
+                else if (mode == DELETES_NONE && skipped < PLAN_SKIPPED_LISTED &&
+                         (v == VERDICT_CANDIDATE || v == VERDICT_STILL_HELD || v == VERDICT_APPROVED ||
+                          v == VERDICT_UNCERTAIN)) {
+                        Action a = make_action(&pair, v, mode, not_before);
+
+                        p->skipped[skipped] = a.id;
+                        p->skipped_ou[skipped++] = a.actual;
+                }
         }
 }
 
@@ -349,7 +370,7 @@ static int break_cycles(Plan *p) {
 
 int plan_build(const Roster *r, const StoreUser *users, size_t n_users, const Config *c,
                uint64_t now_usec, Plan **ret) {
-        __attribute__((cleanup(plan_freep))) Plan *p = NULL;
+        _cleanup_(plan_freep) Plan *p = NULL;
         size_t candidates, approved;
         int k;
 
@@ -436,4 +457,35 @@ int plan_only(Plan *p, const Guid *id) {
         p->n = k;
         p->n_failed = p->n_quarantined = p->n_delete_skipped = 0;
         return 0;
+}
+
+const char *plan_guard_text(const Plan *p, const Config *c, char *buf, size_t size) {
+        switch (p->guard) {
+        case GUARD_MAX_PER_RUN:
+                snprintf(buf, size, "more than deletes.max_per_run (%u) in one run", c->deletes.max_per_run);
+                break;
+        case GUARD_MAX_PERCENT:
+                snprintf(buf, size, "more than deletes.max_percent (%u%%) of %zu managed users",
+                         c->deletes.max_percent, p->n_managed);
+                break;
+        case GUARD_EMPTY_ROSTER:
+                snprintf(buf, size, "the roster is empty and deletes.allow_empty is false");
+                break;
+        case GUARD_DISABLED:
+                snprintf(buf, size, "deletes.enabled is false");
+                break;
+        default:
+                /* No threshold now, but deletes held before wait for their approval. */
+                snprintf(buf, size, "%s", p->n_still_held > 0 ? "left out of a partial approval "
+                         "(approve-deletes --only/--except): held until approved" : "");
+        }
+        return buf;
+}
+
+const char *plan_hold_text(const Plan *p, const Action *a, const Config *c, char *buf, size_t size) {
+        if (a->uncertain)
+                snprintf(buf, size, "ownership uncertain: it may have existed before nimbus-sync");
+        else
+                plan_guard_text(p, c, buf, size);
+        return buf;
 }

@@ -48,7 +48,7 @@ int roster_builder_init(RosterBuilder *b, const Config *c, const RosterLimits *l
                 .config = c,
                 .diag = diag,
                 .limits = limits ? *limits : ROSTER_LIMITS_DEFAULT,
-                .hash = ROSTER_HASH_INIT,
+                .hash = FNV1A_INIT,
         };
         b->names = malloc(4096);
         if (!b->names)
@@ -63,58 +63,39 @@ void roster_builder_done(RosterBuilder *b) {
         for (size_t i = 0; i < b->n_files; i++)
                 free(b->files[i]);
         free(b->files);
+        free(b->file_stats);
         free(b->entries);
         free(b->names);
         *b = (RosterBuilder) { 0 };
 }
 
-/* Grow an array geometrically: amortised O(1) appends without per-entry allocations. */
-static int grow(void **array, size_t *cap, size_t need, size_t size) {
-        size_t ncap = *cap ? *cap : 64;
-        void *n;
-
-        if (need <= *cap)
-                return 0;
-        while (ncap < need)
-                ncap *= 2;
-        n = reallocarray(*array, ncap, size);
-        if (!n)
-                return -ENOMEM;
-        *array = n;
-        *cap = ncap;
-        return 0;
-}
-
-void roster_hash_bytes(uint64_t *h, const void *data, size_t len) {
-        const unsigned char *p = data;
-        uint64_t v = *h;
-
-        for (size_t i = 0; i < len; i++) {
-                v ^= p[i];
-                v *= UINT64_C(0x100000001b3); /* FNV-1a 64-bit prime */
-        }
-        *h = v;
-}
-
-/* The name, a NUL, the length, then the content: no two different file sets hash alike by
- * shifting bytes between name and content. */
+/* The name, a NUL, the length, then the content's hash: no two different file sets hash alike
+ * by shifting bytes between name and content. */
 void roster_builder_hash(RosterBuilder *b, const char *name, const char *buf, size_t len) {
-        uint64_t n = len;
+        uint64_t n = len, h = FNV1A_INIT;
 
-        roster_hash_bytes(&b->hash, name, strlen(name) + 1);
-        roster_hash_bytes(&b->hash, &n, sizeof n);
-        roster_hash_bytes(&b->hash, buf, len);
+        /* The content is hashed once, for the file; the roster's hash takes the file's. */
+        fnv1a_bytes(&h, buf, len);
+        if (b->n_files > 0)
+                b->file_stats[b->n_files - 1].hash = h;
+        fnv1a_bytes(&b->hash, name, strlen(name) + 1);
+        fnv1a_bytes(&b->hash, &n, sizeof n);
+        fnv1a_bytes(&b->hash, &h, sizeof h);
 }
 
 int roster_builder_begin_file(RosterBuilder *b, const char *path) {
         int r;
 
-        r = grow((void **) &b->files, &b->cap_files, b->n_files + 1, sizeof(char *));
+        r = array_grow((void **) &b->files, &b->cap_files, b->n_files + 1, sizeof(char *), 64);
+        if (r < 0)
+                return r;
+        r = array_grow((void **) &b->file_stats, &b->cap_stats, b->n_files + 1, sizeof(RosterFile), 64);
         if (r < 0)
                 return r;
         r = strdup_checked(path, &b->files[b->n_files]);
         if (r < 0)
                 return r;
+        b->file_stats[b->n_files] = (RosterFile) { 0 };
         b->n_files++;
         b->file_default = config_roster_default(b->config, path);
         return 0;
@@ -168,28 +149,43 @@ void roster_item_template(RosterBuilder *b, RosterItem *it, const char *s, size_
                 it->bad = true;
 }
 
-int roster_item_name(RosterBuilder *b, RosterItem *it, const char *s, size_t len, uint8_t rank) {
-        char *dst;
+/* While an item's fields arrive, its name and UPN wait in the pool past names_len, as
+ * "NAME\0UPN\0" (either may be empty): the layout roster_item_commit() keeps. Setting one moves
+ * the other if need be. */
+static int item_text(RosterBuilder *b, RosterItem *it, bool upn, const char *s, size_t len) {
+        size_t old = upn ? it->upn_len : it->name_len, other = upn ? it->name_len : it->upn_len;
+        char *base, *dst;
         int r;
 
-        if (rank < it->name_rank || len == 0)
-                return 0;
         len = utf8_prefix(s, len, ROSTER_MAX_NAME);
         /* Offsets are 32 bits; the entry limit keeps us far below, but never wrap. */
-        if (b->names_len + len + 1 > UINT32_MAX)
+        if (b->names_len + len + other + 2 > UINT32_MAX)
                 return 0;
-        r = grow((void **) &b->names, &b->names_cap, b->names_len + len + 1, 1);
+        r = array_grow((void **) &b->names, &b->names_cap, b->names_len + len + other + 2, 1, 64);
         if (r < 0)
                 return r;
-
+        base = b->names + b->names_len;
+        if (!upn && it->upn_len > 0)    /* the UPN after the name moves with its length */
+                memmove(base + len + 1, base + old + 1, it->upn_len);
+        dst = upn ? base + it->name_len + 1 : base;
         /* Names only inform (plan output, logs): control characters would garble both. */
-        dst = b->names + b->names_len;
         for (size_t i = 0; i < len; i++)
                 dst[i] = (unsigned char) s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
-        dst[len] = '\0';
-        it->name_rank = rank;
-        it->name_len = len;
+        if (upn)
+                it->upn_len = len;
+        else
+                it->name_len = len;
+        base[it->name_len] = '\0';
+        base[it->name_len + 1 + it->upn_len] = '\0';
         return 0;
+}
+
+int roster_item_name(RosterBuilder *b, RosterItem *it, const char *s, size_t len) {
+        return len == 0 ? 0 : item_text(b, it, false, s, len);
+}
+
+int roster_item_upn(RosterBuilder *b, RosterItem *it, const char *s, size_t len) {
+        return len == 0 ? 0 : item_text(b, it, true, s, len);
 }
 
 static void item_check(RosterBuilder *b, RosterItem *it, bool needs_default) {
@@ -224,7 +220,7 @@ int roster_item_commit(RosterBuilder *b, RosterItem *it, bool needs_default) {
                 b->full = true;
                 return 0;
         }
-        r = grow((void **) &b->entries, &b->cap, b->n + 1, sizeof(RosterEntry));
+        r = array_grow((void **) &b->entries, &b->cap, b->n + 1, sizeof(RosterEntry), 64);
         if (r < 0)
                 return r;
 
@@ -236,9 +232,10 @@ int roster_item_commit(RosterBuilder *b, RosterItem *it, bool needs_default) {
                 .file = (uint32_t) (b->n_files - 1),
                 .line = it->line,
         };
-        if (it->name_rank > 0) {
+        b->file_stats[b->n_files - 1].users++;
+        if (it->name_len + it->upn_len > 0) {
                 e->name = (uint32_t) b->names_len;
-                b->names_len += it->name_len + 1;
+                b->names_len += it->name_len + it->upn_len + 2;
         }
         return 0;
 }
@@ -398,6 +395,7 @@ int roster_builder_finish(RosterBuilder *b, Roster **ret) {
         *r = (Roster) {
                 .entries = TAKE_PTR(b->entries), .n = b->n,
                 .files = TAKE_PTR(b->files), .n_files = b->n_files,
+                .file_stats = TAKE_PTR(b->file_stats),
                 .names = TAKE_PTR(b->names), .names_len = b->names_len,
                 .hash = b->hash,
         };
@@ -418,12 +416,23 @@ const RosterEntry *roster_find(const Roster *r, const Guid *id) {
         return bsearch(id, r->entries, r->n, sizeof(RosterEntry), find_cmp);
 }
 
+const char *roster_entry_label(const Roster *r, const RosterEntry *e, char *buf, size_t size) {
+        const char *name = roster_entry_given_name(r, e), *upn = roster_entry_upn(r, e);
+
+        if (*name && *upn && !streq(name, upn))
+                snprintf(buf, size, "%s (%s)", name, upn);
+        else
+                snprintf(buf, size, "%s", *name ? name : upn);
+        return buf;
+}
+
 Roster *roster_free(Roster *r) {
         if (!r)
                 return NULL;
         for (size_t i = 0; i < r->n_files; i++)
                 free(r->files[i]);
         free(r->files);
+        free(r->file_stats);
         free(r->entries);
         free(r->names);
         free(r);
@@ -438,7 +447,7 @@ static int add_names(RosterBuilder *b, const Roster *r, uint32_t *ret_base) {
 
         if (b->names_len + extra > UINT32_MAX)
                 return -E2BIG;
-        k = grow((void **) &b->names, &b->names_cap, b->names_len + extra, 1);
+        k = array_grow((void **) &b->names, &b->names_cap, b->names_len + extra, 1, 64);
         if (k < 0)
                 return k;
         if (extra > 0)
@@ -457,13 +466,15 @@ int roster_builder_add_roster(RosterBuilder *b, const Roster *r) {
                 roster_error(b, 0, 0, "more than %zu entries in all roster files", b->limits.max_entries);
                 return 0;
         }
-        for (size_t i = 0; i < r->n_files; i++)
+        for (size_t i = 0; i < r->n_files; i++) {
                 if ((k = roster_builder_begin_file(b, r->files[i])) < 0)
                         return k;
+                b->file_stats[b->n_files - 1] = r->file_stats[i];
+        }
         k = add_names(b, r, &name_base);
         if (k < 0)
                 return k;
-        k = grow((void **) &b->entries, &b->cap, b->n + r->n, sizeof(RosterEntry));
+        k = array_grow((void **) &b->entries, &b->cap, b->n + r->n, sizeof(RosterEntry), 64);
         if (k < 0)
                 return k;
         for (size_t i = 0; i < r->n; i++) {
@@ -473,7 +484,7 @@ int roster_builder_add_roster(RosterBuilder *b, const Roster *r) {
                 e->file += file_base;
                 e->name = e->name ? e->name + name_base : 0;
         }
-        roster_hash_bytes(&b->hash, &r->hash, sizeof(r->hash));
+        fnv1a_bytes(&b->hash, &r->hash, sizeof(r->hash));
         return 0;
 }
 
@@ -483,7 +494,8 @@ int roster_builder_begin_source(RosterBuilder *b, const char *label, uint64_t co
         if (k < 0)
                 return k;
         b->file_default = NULL;   /* a pattern like "*" must not apply to a group */
-        roster_hash_bytes(&b->hash, label, strlen(label) + 1);
-        roster_hash_bytes(&b->hash, &content_hash, sizeof(content_hash));
+        b->file_stats[b->n_files - 1].hash = content_hash;
+        fnv1a_bytes(&b->hash, label, strlen(label) + 1);
+        fnv1a_bytes(&b->hash, &content_hash, sizeof(content_hash));
         return 0;
 }

@@ -20,6 +20,7 @@ typedef enum Role {
         ROLE_OU,
         ROLE_TEMPLATE,
         ROLE_NAME,
+        ROLE_UPN,
         _ROLE_MAX,
 } Role;
 
@@ -41,10 +42,14 @@ static const struct {
         { "name", ROLE_NAME },
         { "displayname", ROLE_NAME },
         { "display name", ROLE_NAME },
+        { "upn", ROLE_UPN },
+        { "userprincipalname", ROLE_UPN },
+        { "user principal name", ROLE_UPN },
 };
 
 static const char *const role_names[_ROLE_MAX] = {
         [ROLE_ID] = "O365 ID", [ROLE_OU] = "ou", [ROLE_TEMPLATE] = "template", [ROLE_NAME] = "name",
+        [ROLE_UPN] = "upn",
 };
 
 typedef struct CsvReader {
@@ -84,7 +89,7 @@ static void header_field(CsvReader *c, const char *s, size_t len) {
 
         trim(&s, &len);
         role = column_role(s, len);
-        if (role == ROLE_NAME && c->role_column[role] != 0)
+        if ((role == ROLE_NAME || role == ROLE_UPN) && c->role_column[role] != 0)
                 role = ROLE_IGNORE; /* informational: the first such column is enough */
         else if (role != ROLE_IGNORE && c->role_column[role] != 0) {
                 roster_error(c->b, c->record_line, (unsigned) column, "columns %zu and %zu both give the %s",
@@ -147,7 +152,10 @@ static void record_field(CsvReader *c, const char *s, size_t len) {
                 roster_item_template(b, &c->item, s, len, c->record_line, col);
                 break;
         case ROLE_NAME:
-                r = roster_item_name(b, &c->item, s, len, 1);
+                r = roster_item_name(b, &c->item, s, len);
+                break;
+        case ROLE_UPN:
+                r = roster_item_upn(b, &c->item, s, len);
                 break;
         default:
                 break;

@@ -135,15 +135,15 @@ static int stamp_at(int dfd, const char *name, Stamp *ret) {
 
 static uint64_t stamp_hash(const char *name, const Stamp *s) {
         const struct stat *st = &s->st;
-        uint64_t h = ROSTER_HASH_INIT;
+        uint64_t h = FNV1A_INIT;
         const uint64_t f[] = {
                 (uint64_t) s->error, st->st_mode, st->st_dev, st->st_ino, (uint64_t) st->st_size,
                 (uint64_t) st->st_mtim.tv_sec, (uint64_t) st->st_mtim.tv_nsec,
                 (uint64_t) st->st_ctim.tv_sec, (uint64_t) st->st_ctim.tv_nsec,
         };
 
-        roster_hash_bytes(&h, name, strlen(name) + 1);
-        roster_hash_bytes(&h, f, sizeof f);
+        fnv1a_bytes(&h, name, strlen(name) + 1);
+        fnv1a_bytes(&h, f, sizeof f);
         return h;
 }
 
@@ -186,14 +186,14 @@ static int stamp_cmp(const void *a, const void *b) {
  * kept, but all count in total and in the fingerprint. The fingerprint covers the folder's own
  * identity too: a folder swapped behind a symlink is another folder. */
 static int list_folder(DIR *d, size_t max, Listing *ret) {
-        uint64_t sum = ROSTER_HASH_INIT;
+        uint64_t sum = FNV1A_INIT;
         struct dirent *de;
         struct stat st;
 
         if (fstat(dirfd(d), &st) < 0)
                 return -errno;
-        roster_hash_bytes(&sum, &st.st_dev, sizeof st.st_dev);
-        roster_hash_bytes(&sum, &st.st_ino, sizeof st.st_ino);
+        fnv1a_bytes(&sum, &st.st_dev, sizeof st.st_dev);
+        fnv1a_bytes(&sum, &st.st_ino, sizeof st.st_ino);
         while ((errno = 0, de = readdir(d))) {
                 Stamp s;
 

@@ -183,9 +183,9 @@ static int user_field(YamlReader *y, RosterItem *it, UserKey k) {
                 roster_item_template(y->b, it, v, n, line, col);
                 return 0;
         case KEY_NAME:
-                return roster_item_name(y->b, it, v, n, 2);
+                return roster_item_name(y->b, it, v, n);
         case KEY_UPN:
-                return roster_item_name(y->b, it, v, n, 1); /* shown when there is no name */
+                return roster_item_upn(y->b, it, v, n);
         default:
                 return 0; /* comment: for people only */
         }

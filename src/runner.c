@@ -11,7 +11,7 @@
 
 #include "answer.h"
 #include "backoff.h"
-#include "source.h"
+#include "audit.h"
 #include "util.h"
 
 #define FEED_AHEAD 16  /* calls handed to the tenant ahead of the window: keeps its queue small */
@@ -44,8 +44,7 @@ struct Runner {
         uint64_t deferred_until; /* Nimbus asked for a pause longer than max_wait: this run ends */
         RunnerStats stats;
         const Plan *plan;        /* the jobs' actions, until runner_start() placed them */
-        const char *names;       /* the roster's pool of informational names, or NULL */
-        char *const *files;      /* the roster's file names, or NULL */
+        const Roster *roster;    /* names and files for the logs, or NULL */
         char run_id[33];
         RunnerDoneFn done;
         void *userdata;
@@ -121,17 +120,26 @@ static void arm_retry_timer(Runner *r) {
 
 /* ---- logging --------------------------------------------------------------------------------- */
 
-#define LABEL_MAX (GUID_STRING_MAX + ROSTER_MAX_NAME + 4)
+#define LABEL_MAX (GUID_STRING_MAX + 2 * AUDIT_NAME_MAX + 8)
 
-/* "<id>" or "<id> (<name>)" when the roster gave a name, or (a delete) an Entra group did. */
-static const char *job_label(const Runner *r, const Job *j, char buf[LABEL_MAX]) {
-        char id[GUID_STRING_MAX], name[ROSTER_MAX_NAME], group[ROSTER_MAX_NAME];
+/* Who the job's user is: its roster entry, or for a delete what the store remembers. */
+static void job_audit(const Runner *r, const Job *j, AuditUser *ret) {
+        StoreUser u = { 0 };
+        Guid ou = { 0 };
+
+        if (!j->entry && store_get_user(r->tenant->store, &j->id, &u) >= 0) {
+                ou = !guid_is_null(&u.ou) || u.target_kind != TARGET_OU ? u.ou : u.target;
+                store_user_clear(&u);
+        }
+        audit_user_describe(r->tenant->store, r->roster, j->entry, &j->id, j->entry ? NULL : &ou, ret);
+}
+
+/* "<id>" or "<id> (<name>)" when the roster, the store or the directory gave a name. */
+static const char *job_label(const Job *j, const AuditUser *who, char buf[LABEL_MAX]) {
+        char id[GUID_STRING_MAX], name[2 * AUDIT_NAME_MAX + 4];
 
         guid_format(&j->id, id);
-        if (j->entry && r->names && j->entry->name)
-                snprintf(buf, LABEL_MAX, "%s (%s)", id, r->names + j->entry->name);
-        else if (!j->entry && r->tenant->config->n_sources > 0 &&
-                 source_directory_name(r->tenant->store, &j->id, name, sizeof(name), group, sizeof(group)))
+        if (*audit_user_label(who, name, sizeof(name)))
                 snprintf(buf, LABEL_MAX, "%s (%s)", id, name);
         else
                 snprintf(buf, LABEL_MAX, "%s", id);
@@ -139,21 +147,22 @@ static const char *job_label(const Runner *r, const Job *j, char buf[LABEL_MAX])
 }
 
 /* One line per outcome: "<call> <user>: <detail>", with the fields of nimbus-sync(8), LOGS AND
- * AUDIT. */
+ * AUDIT: every entry about a user names it, and the roster file or source that listed it. */
 static void job_log(const Runner *r, const Job *j, int prio, const char *mid, const char *result,
                     long status, const char *detail) {
         char label[LABEL_MAX];
+        AuditUser who;
         LogEvent ev = {
                 .message_id = mid, .action = nimbus_call_name(j->call), .result = result,
-                .o365_id = &j->id, .run_id = r->run_id, .http_status = status,
-                .attempt = j->attempts,
+                .run_id = r->run_id, .http_status = status, .attempt = j->attempts,
                 .ou = j->call == CALL_CREATE ? &j->target : NULL,
                 .template_id = j->call == CALL_COPY ? &j->target : NULL,
-                .roster_file = j->entry && r->files ? r->files[j->entry->file] : NULL,
         };
 
+        job_audit(r, j, &who);
+        audit_user_event(&who, &ev);
         log_event(r->tenant->log, prio, &ev, "%s %s: %s", nimbus_call_name(j->call),
-                  job_label(r, j, label), detail);
+                  job_label(j, &who, label), detail);
 }
 
 /* ---- the store ------------------------------------------------------------------------------- */
@@ -206,6 +215,9 @@ static int job_on_send(void *userdata) {
         u.updated_usec = now_usec();
         k = store_put_user(r->tenant->store, &u);
         store_user_clear(&u);
+        /* What the audit trail names the user by from now on, even once it leaves the roster. */
+        if (k >= 0 && j->entry && r->roster)
+                k = audit_user_record(r->tenant->store, r->roster, j->entry);
         if (k >= 0)
                 job_set_state(r, j, JOB_IN_FLIGHT);
         return k;
@@ -717,8 +729,7 @@ int runner_new(Tenant *t, const Plan *p, const Roster *roster, const char *run_i
         if (!r)
                 return -ENOMEM;
         r->tenant = t;
-        r->names = roster ? roster->names : NULL;
-        r->files = roster ? roster->files : NULL;
+        r->roster = roster;
         snprintf(r->run_id, sizeof(r->run_id), "%s", run_id);
         /* Drift is reported, never acted on; every other action becomes a job, in plan order, so
          * a job's index equals its action's index and depends_on carries over unchanged. */

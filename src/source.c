@@ -11,7 +11,6 @@
 #include "roster_internal.h"
 #include "util.h"
 
-#define NAME_BUF (2 * GRAPH_MAX_NAME + 4)
 
 static int label_set(Source *s, const char *group_name) {
         char id[GUID_STRING_MAX];
@@ -215,36 +214,10 @@ bool source_set_current(const SourceSet *set) {
 
 /* ---- the desired state ----------------------------------------------------------------------- */
 
-/* "Jane Doe (jane@example.com)", or whichever of the two the directory gave. */
-static const char *name_format(const char *name, const char *upn, char *buf, size_t size) {
-        name = name ? name : "";
-        upn = upn ? upn : "";
-        if (*name && *upn)
-                snprintf(buf, size, "%s (%s)", name, upn);
-        else
-                snprintf(buf, size, "%s", *name ? name : upn);
-        return buf;
-}
-
-static const char *member_label(const GraphListing *l, const GraphMember *m, char buf[NAME_BUF]) {
-        return name_format(graph_member_name(l, m), graph_member_upn(l, m), buf, NAME_BUF);
-}
-
-bool source_directory_name(Store *store, const Guid *id, char *name, size_t name_size, char *group,
-                           size_t group_size) {
-        _cleanup_free_ char *n = NULL, *upn = NULL, *g = NULL;
-
-        if (store_directory_name(store, id, &n, &upn, &g) < 0)
-                return false;
-        name_format(n, upn, name, name_size);
-        snprintf(group, group_size, "%s", g ? g : "");
-        return *name || *group;
-}
-
 static int merge_source(RosterBuilder *b, const Source *s) {
         const ConfigTarget *t = &s->config->target;
         const GraphListing *l = s->list;
-        char name[NAME_BUF];
+        const char *name, *upn;
         int r;
 
         r = roster_builder_begin_source(b, s->label, s->hash ^ (uint64_t) s->config->include_disabled);
@@ -269,8 +242,10 @@ static int merge_source(RosterBuilder *b, const Source *s) {
                         it.template_id = t->id;
                 else
                         it.ou = t->id;
-                member_label(l, m, name);
-                if ((r = roster_item_name(b, &it, name, strlen(name), 1)) < 0 ||
+                name = graph_member_name(l, m);
+                upn = graph_member_upn(l, m);
+                if ((name && (r = roster_item_name(b, &it, name, strlen(name))) < 0) ||
+                    (upn && (r = roster_item_upn(b, &it, upn, strlen(upn))) < 0) ||
                     (r = roster_item_commit(b, &it, false)) < 0)
                         return r;
         }

@@ -20,7 +20,7 @@
 #include "store.h"
 #include "util.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 #define BUSY_TIMEOUT_MSEC 5000
@@ -30,6 +30,8 @@
 /* Server messages are for the admin's eyes; a kilobyte is plenty and keeps a hostile or broken
  * server from bloating the store. */
 #define STORE_ERROR_MAX 1024
+/* Names, UPNs and roster paths only inform; they are cut here as the roster cuts names. */
+#define STORE_INFO_MAX 4096
 /* Finished `apply --user` requests are kept this long, for a follower that looks late. */
 #define REQUEST_KEEP_USEC (24 * 3600 * USEC_PER_SEC)
 
@@ -49,6 +51,11 @@ typedef enum StmtId {
         STMT_HOLDS_MARK,
         STMT_HOLDS_SWEEP,
         STMT_HOLDS_APPROVE,
+        STMT_HOLDS_LOAD,
+        STMT_HOLD_APPROVE_ID,
+        STMT_HOLD_KEEP_ID,
+        STMT_INFO_PUT,
+        STMT_INFO_GET,
         STMT_SEND_BEGIN,
         STMT_SEND_ANSWERED,
         STMT_SEND_CLAMP,
@@ -107,7 +114,13 @@ static const char *const stmt_sql[_STMT_MAX] = {
         /* "hold != 0" matches the partial index users_hold, so no full scan. */
         [STMT_HOLDS_SWEEP] = "UPDATE users SET hold = 0 WHERE hold != 0 AND id NOT IN "
                              "(SELECT id FROM temp.hold_set)",
-        [STMT_HOLDS_APPROVE] = "UPDATE users SET hold = 2 WHERE hold != 0 AND hold = 1",
+        [STMT_HOLDS_APPROVE] = "UPDATE users SET hold = 2 WHERE hold != 0 AND hold IN (1, 3)",
+        [STMT_HOLDS_LOAD] = "SELECT " USER_COLUMNS " FROM users WHERE hold != 0 ORDER BY id",
+        [STMT_HOLD_APPROVE_ID] = "UPDATE users SET hold = 2 WHERE id = ?1 AND hold IN (1, 3)",
+        [STMT_HOLD_KEEP_ID] = "UPDATE users SET hold = 3 WHERE id = ?1 AND hold = 1",
+        [STMT_INFO_PUT] = "INSERT OR REPLACE INTO user_info (id, name, upn, source, directory) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5)",
+        [STMT_INFO_GET] = "SELECT name, upn, source, directory FROM user_info WHERE id = ?1",
         [STMT_SEND_BEGIN] = "INSERT INTO sends (t, inflight) VALUES (?1, 1)",
         [STMT_SEND_ANSWERED] = "UPDATE sends SET t = ?2, inflight = 0 WHERE rowid = ?1",
         [STMT_SEND_CLAMP] = "UPDATE sends SET t = ?1 WHERE t > ?1",
@@ -138,7 +151,7 @@ static const char *const stmt_sql[_STMT_MAX] = {
 };
 
 /* migrations[v] takes a store from version v to v + 1. All steps run in one transaction together
- * with user_version, so a store is either empty or complete. */
+ * with user_version, so a store is either as it was or complete. */
 static const char schema_v1[] =
         "CREATE TABLE users ("
         " id BLOB PRIMARY KEY, target BLOB, target_kind INT, ou BLOB, origin INT, presence INT,"
@@ -160,11 +173,20 @@ static const char schema_v2[] =
         "CREATE TABLE requests (id INTEGER PRIMARY KEY AUTOINCREMENT, user BLOB NOT NULL,"
         " requested INT NOT NULL, state INT NOT NULL, result INT, message TEXT);";
 
-static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2 };
+/* Version 3: what the audit trail names a user by (store_put_user_info()). A table of its own,
+ * so loading the users for a plan reads no more than before, and store_put_user() (INSERT OR
+ * REPLACE of the whole users row) cannot wipe it. */
+static const char schema_v3[] =
+        "CREATE TABLE user_info (id BLOB PRIMARY KEY, name TEXT, upn TEXT, source TEXT,"
+        " directory INT NOT NULL DEFAULT 0) WITHOUT ROWID;";
+
+static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2, schema_v3 };
 
 struct Store {
         sqlite3 *db;
         sqlite3_stmt *stmt[_STMT_MAX];
+        int version;            /* user_version: a read-only look at an older store lacks tables */
+        bool no_directory_names; /* the table was missing when looked for: no group read yet */
         char *path;
         dev_t dev;              /* of the file opened: store_check_health() notices a new one */
         ino_t ino;
@@ -321,26 +343,6 @@ static int read_user(sqlite3_stmt *st, StoreUser *u) {
         return column_error(st, 13, &u->error);
 }
 
-/* Grow *array (of *cap elements of size sz) geometrically so it holds at least need. */
-static int grow(void **array, size_t *cap, size_t need, size_t sz) {
-        if (need <= *cap)
-                return 0;
-        size_t n = *cap ? *cap : 1024;
-        while (n < need) {
-                if (n > SIZE_MAX / 2)
-                        return -ENOMEM;
-                n *= 2;
-        }
-        if (n > SIZE_MAX / sz)
-                return -ENOMEM;
-        void *p = realloc(*array, n * sz);
-        if (!p)
-                return -ENOMEM;
-        *array = p;
-        *cap = n;
-        return 0;
-}
-
 /* --- opening ------------------------------------------------------------------------------ */
 
 static int get_user_version(Store *s, int *ret) {
@@ -424,13 +426,17 @@ static int check_schema(Store *s, bool read_only) {
                 return r;
         if (version > SCHEMA_VERSION)
                 return -EPROTO;
+        s->version = version;
         if (version == SCHEMA_VERSION)
                 return 0;
         /* An empty file is a store nobody has set up yet. An older one is upgraded by the first
          * process that may write it; until then readers see what it has. */
         if (read_only)
                 return version == 0 ? -ENOENT : 0;
-        return migrate(s);
+        r = migrate(s);
+        if (r >= 0)
+                s->version = SCHEMA_VERSION;
+        return r;
 }
 
 /* The scratch table of store_sync_holds(). Made once per connection, outside any transaction, so
@@ -584,30 +590,35 @@ void store_users_free(StoreUser *u, size_t n) {
         free(u);
 }
 
+/* Every row of the statement, appended to *u (*n rows, *cap allocated). */
+static int read_users(sqlite3_stmt *st, StoreUser **u, size_t *n, size_t *cap) {
+        int r, rc;
+
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if ((r = array_grow((void **) u, cap, *n + 1, sizeof **u, 1024)) < 0 ||
+                    (r = read_user(st, &(*u)[*n])) < 0)
+                        return r;
+                (*n)++;
+        }
+        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
+}
+
 int store_load_users(Store *s, StoreUser **ret, size_t *ret_n) {
         _cleanup_reset_ sqlite3_stmt *st = NULL;
         StoreUser *u = NULL;
         size_t n = 0, cap = 0;
-        int r, rc;
+        int r;
 
         if ((r = stmt_get(s, STMT_USER_LOAD, &st)) < 0)
                 return r;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                if ((r = grow((void **) &u, &cap, n + 1, sizeof *u)) < 0 ||
-                    (r = read_user(st, &u[n])) < 0)
-                        goto fail;
-                n++;
-        }
-        if (rc != SQLITE_DONE) {
-                r = errno_from_sqlite(rc);
-                goto fail;
+        r = read_users(st, &u, &n, &cap);
+        if (r < 0) {
+                store_users_free(u, n);
+                return r;
         }
         *ret = u;
         *ret_n = n;
         return 0;
-fail:
-        store_users_free(u, n);
-        return r;
 }
 
 int store_user_kinds(Store *s, StoreUserKind **ret, size_t *ret_n) {
@@ -619,7 +630,7 @@ int store_user_kinds(Store *s, StoreUserKind **ret, size_t *ret_n) {
         if ((r = stmt_get(s, STMT_USER_KINDS, &st)) < 0)
                 return r;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                if ((r = grow((void **) &k, &cap, n + 1, sizeof *k)) < 0) {
+                if ((r = array_grow((void **) &k, &cap, n + 1, sizeof *k, 64)) < 0) {
                         free(k);
                         return r;
                 }
@@ -766,6 +777,138 @@ int store_approve_holds(Store *s, size_t *ret_n) {
         if (r >= 0 && ret_n)
                 *ret_n = n;
         return r;
+}
+
+int store_load_holds(Store *s, StoreUser **ret, size_t *ret_n) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        StoreUser *u = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+
+        if ((r = stmt_get(s, STMT_HOLDS_LOAD, &st)) < 0)
+                return r;
+        r = read_users(st, &u, &n, &cap);
+        if (r < 0) {
+                store_users_free(u, n);
+                return r;
+        }
+        *ret = u;
+        *ret_n = n;
+        return 0;
+}
+
+static int hold_one(Store *s, StmtId id_stmt, const Guid *id, size_t *ret_n) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r = stmt_get(s, id_stmt, &st);
+
+        if (r < 0)
+                return r;
+        if (bind_guid(st, 1, id) != SQLITE_OK)
+                return -ENOMEM;
+        if ((r = step_done(st)) < 0)
+                return r;
+        *ret_n += (size_t) sqlite3_changes64(s->db);
+        return 0;
+}
+
+int store_approve_ids(Store *s, const Guid *ids, size_t n, size_t *ret_n) {
+        size_t done = 0;
+        bool own;
+        int r;
+
+        if (n > 0 && !ids)
+                return -EINVAL;
+        if ((r = op_begin(s, &own)) < 0)
+                return r;
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = hold_one(s, STMT_HOLD_APPROVE_ID, &ids[i], &done);
+        if (r >= 0 && done > 0)
+                r = count_approval(s);
+        r = op_end(s, own, r);
+        if (r >= 0 && ret_n)
+                *ret_n = done;
+        return r;
+}
+
+int store_keep_ids(Store *s, const Guid *ids, size_t n) {
+        size_t done = 0;
+        bool own;
+        int r;
+
+        if (n > 0 && !ids)
+                return -EINVAL;
+        if ((r = op_begin(s, &own)) < 0)
+                return r;
+        for (size_t i = 0; r >= 0 && i < n; i++)
+                r = hold_one(s, STMT_HOLD_KEEP_ID, &ids[i], &done);
+        return op_end(s, own, r);
+}
+
+/* --- what the audit trail names a user by ---------------------------------------------------- */
+
+static int bind_info_text(sqlite3_stmt *st, int idx, const char *v) {
+        if (!v || !*v)
+                return sqlite3_bind_null(st, idx);
+        return sqlite3_bind_text(st, idx, v, (int) utf8_prefix(v, strlen(v), STORE_INFO_MAX), SQLITE_STATIC);
+}
+
+int store_put_user_info(Store *s, const Guid *id, const StoreUserInfo *info) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        int r;
+
+        if (!id || guid_is_null(id) || !info)
+                return -EINVAL;
+        if ((r = stmt_get(s, STMT_INFO_PUT, &st)) < 0)
+                return r;
+        if (bind_guid(st, 1, id) != SQLITE_OK || bind_info_text(st, 2, info->name) != SQLITE_OK ||
+            bind_info_text(st, 3, info->upn) != SQLITE_OK || bind_info_text(st, 4, info->source) != SQLITE_OK ||
+            sqlite3_bind_int(st, 5, info->directory) != SQLITE_OK)
+                return -ENOMEM;
+        return step_done(st);
+}
+
+static int column_info(sqlite3_stmt *st, int col, char **ret) {
+        const char *t = (const char *) sqlite3_column_text(st, col);
+
+        *ret = NULL;
+        if (!t)
+                return sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM ? -ENOMEM : 0;
+        *ret = strndup(t, utf8_prefix(t, (size_t) sqlite3_column_bytes(st, col), STORE_INFO_MAX));
+        return *ret ? 0 : -ENOMEM;
+}
+
+int store_get_user_info(Store *s, const Guid *id, StoreUserInfo *ret) {
+        _cleanup_reset_ sqlite3_stmt *st = NULL;
+        StoreUserInfo info = { 0 };
+        int r, rc;
+
+        /* A read-only look at a store no writer has upgraded yet: nothing is known. */
+        if (s->version < 3)
+                return -ENOENT;
+        if ((r = stmt_get(s, STMT_INFO_GET, &st)) < 0)
+                return r;
+        if (bind_guid(st, 1, id) != SQLITE_OK)
+                return -ENOMEM;
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return rc == SQLITE_DONE ? -ENOENT : errno_from_sqlite(rc);
+        if ((r = column_info(st, 0, &info.name)) < 0 || (r = column_info(st, 1, &info.upn)) < 0 ||
+            (r = column_info(st, 2, &info.source)) < 0) {
+                store_user_info_clear(&info);
+                return r;
+        }
+        info.directory = sqlite3_column_int(st, 3) != 0;
+        *ret = info;
+        return 0;
+}
+
+void store_user_info_clear(StoreUserInfo *info) {
+        if (!info)
+                return;
+        free(info->name);
+        free(info->upn);
+        free(info->source);
+        *info = (StoreUserInfo) { 0 };
 }
 
 /* --- sends ------------------------------------------------------------------------------- */
@@ -1264,6 +1407,7 @@ int store_source_save(Store *s, const Guid *group, const char *name, const Store
         if (r < 0)
                 return r;
         r = exec_sql(s, sources_schema);
+        s->no_directory_names = false;
         if (r >= 0)
                 r = source_members_insert(s, group, name, m, n);
         if (r >= 0)
@@ -1280,6 +1424,7 @@ int store_source_failed(Store *s, const Guid *group, const char *error, uint64_t
         if (r < 0)
                 return r;
         r = exec_sql(s, sources_schema);
+        s->no_directory_names = false;
         if (r >= 0)
                 r = prepare(s, "INSERT INTO source_state (grp, members, read, error, error_at) "
                                "VALUES (?1, 0, 0, ?2, ?3) ON CONFLICT (grp) DO UPDATE SET "
@@ -1371,9 +1516,14 @@ int store_directory_name(Store *s, const Guid *id, char **ret_name, char **ret_u
         _cleanup_finalize_ sqlite3_stmt *st = NULL;
         int r, rc;
 
-        /* Before any group was read there is no such table: no name is known. */
-        if (prepare(s, "SELECT name, upn, grp_name FROM directory_names WHERE id = ?1", &st) < 0)
+        /* Before any group was read there is no such table: no name is known. Looked for once,
+         * for a plan may ask for thousands of users that left the roster. */
+        if (s->no_directory_names)
                 return -ENOENT;
+        if (prepare(s, "SELECT name, upn, grp_name FROM directory_names WHERE id = ?1", &st) < 0) {
+                s->no_directory_names = true;
+                return -ENOENT;
+        }
         if (bind_guid(st, 1, id) != SQLITE_OK)
                 return -ENOMEM;
         rc = sqlite3_step(st);

@@ -388,9 +388,21 @@ static int tenant_open_store(Tenant *t, Diag *diag) {
         return 0;
 }
 
+/* Frees what tenant_new() built before the tenant was complete (no loop handle yet). */
+static Tenant *tenant_free_unopened(Tenant *t) {
+        if (t) {
+                nimbus_client_close(t->client);
+                store_close(t->store);
+                config_free(t->config);
+                free(t);
+        }
+        return NULL;
+}
+DEFINE_CLEANUP(Tenant *, tenant_free_unopened)
+
 int tenant_new(uv_loop_t *loop, Config *c, Logger *log, Tenant **ret, Diag *diag) {
+        _cleanup_(tenant_free_unopenedp) Tenant *t = NULL;
         ClientCredential cred = { 0 };
-        Tenant *t;
         int r;
 
         t = calloc(1, sizeof(*t));
@@ -408,21 +420,12 @@ int tenant_new(uv_loop_t *loop, Config *c, Logger *log, Tenant **ret, Diag *diag
                 r = nimbus_client_new(loop, c, &cred, &t->client, diag);
         client_credential_clear(&cred);
         if (r < 0)
-                goto fail;
-        r = uv_timer_init(loop, &t->timer);
-        if (r < 0) {
-                r = -EIO;
-                goto fail;
-        }
+                return r;
+        if (uv_timer_init(loop, &t->timer) < 0)
+                return -EIO;
         t->timer.data = t;
-        *ret = t;
+        *ret = TAKE_PTR(t);
         return 0;
-fail:
-        nimbus_client_close(t->client);
-        store_close(t->store);
-        config_free(t->config);
-        free(t);
-        return r;
 }
 
 static void tenant_closed(uv_handle_t *h) {

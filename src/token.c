@@ -31,13 +31,6 @@ struct TokenCache {
         void *raw_userdata;
 };
 
-static void wipe_free(char *s) {
-        if (!s)
-                return;
-        explicit_bzero(s, strlen(s));
-        free(s);
-}
-
 static int credential_set(TokenCache *tc, JwtAlg alg, const ClientCredential *cred, Diag *diag) {
         int r;
 
@@ -83,9 +76,9 @@ TokenCache *token_cache_free(TokenCache *tc) {
         free(tc->scope);
         free(tc->client_id);
         free(tc->basic_user);
-        wipe_free(tc->secret);
+        erase_and_free(tc->secret);
         jwt_signer_free(tc->signer);
-        wipe_free(tc->token);
+        erase_and_free(tc->token);
         free(tc);
         return NULL;
 }
@@ -95,7 +88,7 @@ bool token_cache_valid(const TokenCache *tc, uint64_t now) {
 }
 
 void token_cache_invalidate(TokenCache *tc) {
-        wipe_free(tc->token);
+        erase_and_free(tc->token);
         tc->token = NULL;
 }
 
@@ -147,7 +140,7 @@ static void token_answer(void *userdata, const HttpResponse *resp) {
         if (st == TOKEN_OK && oauth_parse_token(resp->body, resp->body_len, &token, &lifetime) < 0)
                 st = TOKEN_TRANSIENT;   /* a 200 without a token is a strange answer: retry later */
         if (st == TOKEN_OK) {
-                wipe_free(tc->token);
+                erase_and_free(tc->token);
                 tc->token = token;
                 tc->token_expires = now_usec() + lifetime;
                 tc->token_margin = lifetime / 4 < TOKEN_MARGIN_MAX ? lifetime / 4 : TOKEN_MARGIN_MAX;
@@ -167,7 +160,7 @@ static int token_request_body(TokenCache *tc, char **ret) {
         if (r < 0)
                 return r;
         r = oauth_assertion_request_body(tc->scope, tc->client_id, assertion, ret);
-        wipe_free(assertion);
+        erase_and_free(assertion);
         return r;
 }
 
@@ -190,7 +183,7 @@ int token_cache_fetch(TokenCache *tc, HttpEngine *http, TokenDoneFn done, void *
         tc->done = done;
         tc->userdata = userdata;
         r = http_submit(http, &req, token_answer, tc);
-        wipe_free(body);   /* the engine has its own copy */
+        erase_and_free(body);   /* the engine has its own copy */
         if (r < 0)
                 return r;
         tc->fetching = true;

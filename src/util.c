@@ -24,7 +24,7 @@ uint64_t mono_usec(void) {
 }
 
 /* The unit suffix of a duration, or 0 when it is not one we know. A missing suffix means
- * seconds, as PRODUCT §4 promises for bare numbers. */
+ * seconds, as nimbus-sync.yaml(5), VALUE TYPES promises for bare numbers. */
 static uint64_t duration_unit(const char *suffix) {
         static const struct {
                 const char *name;
@@ -179,4 +179,44 @@ size_t utf8_prefix(const char *s, size_t len, size_t max) {
         while (max > 0 && ((unsigned char) s[max] & 0xc0) == 0x80)
                 max--;
         return max;
+}
+
+void erase_string(char *s) {
+        if (s)
+                explicit_bzero(s, strlen(s));
+}
+
+void erase_and_free(char *s) {
+        erase_string(s);
+        free(s);
+}
+
+int array_grow(void **array, size_t *cap, size_t need, size_t size, size_t first) {
+        size_t ncap = *cap ? *cap : first;
+        void *n;
+
+        if (need <= *cap)
+                return 0;
+        while (ncap < need) {
+                if (ncap > SIZE_MAX / 2)
+                        return -ENOMEM;
+                ncap *= 2;
+        }
+        n = reallocarray(*array, ncap, size);
+        if (!n)
+                return -ENOMEM;
+        *array = n;
+        *cap = ncap;
+        return 0;
+}
+
+void fnv1a_bytes(uint64_t *h, const void *data, size_t len) {
+        const unsigned char *p = data;
+        uint64_t v = *h;
+
+        for (size_t i = 0; i < len; i++) {
+                v ^= p[i];
+                v *= UINT64_C(0x100000001b3);
+        }
+        *h = v;
 }

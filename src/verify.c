@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "answer.h"
+#include "audit.h"
 #include "util.h"
 
 #define VERIFY_AHEAD 4              /* GETs handed to the tenant at once: keeps its queue short */
@@ -35,13 +36,18 @@ typedef struct VerifyCall {
 static void feed(Verify *v);
 
 static void log_missing(const Verify *v, const Guid *id) {
-        char s[GUID_STRING_MAX];
+        char s[GUID_STRING_MAX], name[2 * AUDIT_NAME_MAX + 4];
         LogEvent ev = { .message_id = MID_USER_ACTION, .action = "verify", .result = "gone",
-                        .o365_id = id, .http_status = 404 };
+                        .http_status = 404 };
+        AuditUser who;
 
-        log_event(v->tenant->log, LOG_WARNING, &ev, "verify %s: not in Nimbus any more (404 twice; "
-                  "deleted outside nimbus-sync?); it is created again if the roster lists it",
-                  guid_format(id, s));
+        audit_user_describe(v->tenant->store, v->roster, v->roster ? roster_find(v->roster, id) : NULL,
+                            id, NULL, &who);
+        audit_user_event(&who, &ev);
+        audit_user_label(&who, name, sizeof(name));
+        log_event(v->tenant->log, LOG_WARNING, &ev, "verify %s%s%s%s: not in Nimbus any more (404 "
+                  "twice; deleted outside nimbus-sync?); it is created again if the roster lists it",
+                  guid_format(id, s), *name ? " (" : "", name, *name ? ")" : "");
 }
 
 /* First round: a 404 for a user we believe present becomes a suspect, asked again later. */

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Idle benchmark (PRODUCT.md section 10): what the daemon costs when nothing changes, and how
+"""Idle benchmark (tests/bench/README.md): what the daemon costs when nothing changes, and how
 soon it acts when a roster file lands. Runs the built nimbus-sync daemon against the bundled
 simulator (tests/sim) on loopback. Prints a table; asserts nothing.
 
@@ -29,11 +29,14 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(TOP, "tests", "sim"))
+sys.path.insert(0, os.path.join(TOP, "tests", "common"))
 
+from nstest import write_sim_setup  # noqa: E402
 from simclient import Sim  # noqa: E402
 
 OU = "3f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10"
@@ -49,27 +52,9 @@ def build(build_dir):
 
 
 def write_setup(d, sim):
-    for sub in ("roster.d", "state"):
-        os.makedirs(os.path.join(d, sub), exist_ok=True)
-    fd = os.open(os.path.join(d, "client-secret"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(sim.secret + "\n")
-    with open(os.path.join(d, "config.yaml"), "w") as f:
-        f.write(f"""tenant_id: {sim.tenant}
-client_id: {sim.client_id}
-client_secret_file: client-secret
-api_url: {sim.url}
-token_url: {sim.token_url}
-scope: {sim.scope}
-roster_dir: roster.d
-state_dir: state
-settle_time: {SETTLE:g}s
-scan_interval: 60s
-rate_limit: {{operations: {RATE}, window: 1s}}
-verify: {{interval: 0}}
-log: {{target: stderr, level: info}}
-""")
-    return os.path.join(d, "config.yaml")
+    return write_sim_setup(Path(d), sim, {
+        "settle_time": f"{SETTLE:g}s", "scan_interval": "60s",
+        "rate_limit": {"operations": RATE, "window": "1s"}, "log": {"target": "stderr", "level": "info"}})
 
 
 def drop_roster(d, name, ids):

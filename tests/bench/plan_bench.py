@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Plan benchmark (PRODUCT.md section 10): `nimbus-sync plan --json` over a roster of N users
+"""Plan benchmark (tests/bench/README.md): `nimbus-sync plan --json` over a roster of N users
 against a state store of N users, for YAML and CSV rosters, with a plain Python baseline doing
 the same diff. Prints a table; asserts nothing (a benchmark, not a test).
 

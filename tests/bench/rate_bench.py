@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Rate benchmark (PRODUCT.md sections 6.4 and 10): how close K operations come to the least time
+"""Rate benchmark (nimbus-sync.yaml(5), RATE LIMIT, and tests/bench/README.md): how close K operations come to the least time
 the sliding window allows, and whether any window ever held more than the limit. Runs the built
 nimbus-sync against the bundled simulator (tests/sim) on loopback, with the window scaled down
 so that a run takes seconds, not minutes. Prints a table; asserts nothing.
@@ -11,7 +11,7 @@ Environment: BUILD_DIR (default build/plain), RATE_K (operations, default 600), 
 the simulator, which answers 429 to any request over it.
 
 Scenarios: one `apply` of K creates; two `apply` processes back to back, K/2 creates each (the
-second must respect the window the first left behind, PRODUCT 6.4). Figures, from the
+second must respect the window the first left behind, nimbus-sync.yaml(5), RATE LIMIT). Figures, from the
 simulator's request log:
   span         first to last request arrival
   least        the least span the window allows for K operations: (ceil(K / ops) - 1) * window
@@ -28,11 +28,14 @@ import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(TOP, "tests", "sim"))
+sys.path.insert(0, os.path.join(TOP, "tests", "common"))
 
+from nstest import write_sim_setup  # noqa: E402
 from simclient import Sim  # noqa: E402
 
 OU = "3f2a7c4e-0c1d-4a8b-9e61-2d5f8b7a9c10"
@@ -46,25 +49,8 @@ def build(build_dir):
 
 
 def write_setup(d, sim, ops, window):
-    for sub in ("roster.d", "state"):
-        os.makedirs(os.path.join(d, sub), exist_ok=True)
-    fd = os.open(os.path.join(d, "client-secret"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(sim.secret + "\n")
-    with open(os.path.join(d, "config.yaml"), "w") as f:
-        f.write(f"""tenant_id: {sim.tenant}
-client_id: {sim.client_id}
-client_secret_file: client-secret
-api_url: {sim.url}
-token_url: {sim.token_url}
-scope: {sim.scope}
-roster_dir: roster.d
-state_dir: state
-rate_limit: {{operations: {ops}, window: {window}s}}
-verify: {{interval: 0}}
-log: {{target: stderr, level: warning}}
-""")
-    return os.path.join(d, "config.yaml")
+    return write_sim_setup(Path(d), sim, {"rate_limit": {"operations": ops, "window": f"{window}s"},
+                                          "log": {"target": "stderr", "level": "warning"}})
 
 
 def write_roster(d, ids):

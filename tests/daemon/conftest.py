@@ -15,7 +15,6 @@ a message that says so, instead of being skipped. Helpers live here so the test 
 test modules import them as `from .conftest import ...` (this folder is a package).
 """
 
-import copy
 import json
 import os
 import re
@@ -24,7 +23,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -32,27 +30,20 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "sim"))
+sys.path.insert(0, str(REPO / "tests" / "common"))
 
+from nstest import (SANITIZER_MARKERS, SimSetUp, deep_merge, guid, guids,  # noqa: E402,F401
+                    nimbus_binary, sim_config)
 from simclient import Sim  # noqa: E402  (needs the path above)
 
 SETTLE = 0.5             # settle_time of the test config, in seconds
 SCAN = 3                 # scan_interval
-STOP_TIMEOUT = 10        # PRODUCT §6.5: SIGTERM stops cleanly within 10 s
+STOP_TIMEOUT = 10        # nimbus-sync(8), SIGNALS: SIGTERM stops cleanly within 10 s
 RATE = {"operations": 200, "window": "1s"}
 RETRY = {"base": "50ms", "cap": "1s", "timeout": "5s"}
-SANITIZER_MARKERS = ("runtime error", "AddressSanitizer", "LeakSanitizer",
-                     "UndefinedBehaviorSanitizer")
 # Variables a CI runner under systemd may carry, which would change what the daemon does.
 SCRUBBED_ENV = ("NIMBUS_SYNC_CONFIG", "JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC",
                 "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID")
-
-
-def guid():
-    return str(uuid.uuid4())
-
-
-def guids(n):
-    return [guid() for _ in range(n)]
 
 
 def pytest_configure(config):
@@ -134,36 +125,13 @@ def creates(ids, ou):
     return [{"o365_id": i, "ou": ou} for i in ids]
 
 
-def _merge(base, patch):
-    """Deep-merge patch into base; a None value removes the key."""
-    for key, value in patch.items():
-        if value is None:
-            base.pop(key, None)
-        elif isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 # --- the daemon --------------------------------------------------------------------------------
 
-class Daemon:
+class Daemon(SimSetUp):
     """One nimbus-sync set-up under tmp_path, run as a daemon against a simulator."""
 
     def __init__(self, binary, tmp_path, sim):
-        self.binary = binary
-        self.sim = sim
-        self.dir = tmp_path
-        self.roster_dir = tmp_path / "roster.d"
-        self.state_dir = tmp_path / "state"
-        self.secret_file = tmp_path / "client-secret"
-        self.config_path = tmp_path / "config.yaml"
-        self.roster_dir.mkdir()
-        self.state_dir.mkdir()
-        fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(sim.secret + "\n")
+        super().__init__(binary, tmp_path, sim)
         self.proc = None
         self.err_path = None
         self.starts = 0
@@ -173,27 +141,13 @@ class Daemon:
     # --- files ---
 
     def base_config(self):
-        s = self.sim
-        return {
-            "tenant_id": s.tenant,
-            "client_id": s.client_id,
-            "client_secret_file": str(self.secret_file),
-            "api_url": s.url,
-            "token_url": s.token_url,
-            "scope": s.scope,
-            "roster_dir": str(self.roster_dir),
-            "state_dir": str(self.state_dir),
-            "settle_time": f"{int(SETTLE * 1000)}ms",
-            "scan_interval": f"{SCAN}s",
-            "rate_limit": dict(RATE),
-            "retry": dict(RETRY),
-            "verify": {"interval": 0},
-            "log": {"target": "stderr"},
-        }
+        return sim_config(self.sim, self.dir, {"settle_time": f"{int(SETTLE * 1000)}ms",
+                                               "scan_interval": f"{SCAN}s", "rate_limit": RATE,
+                                               "retry": RETRY})
 
     def configure(self, **overrides):
         """(Re)write the config: the defaults deep-merged with overrides (None removes a key)."""
-        self.config = _merge(copy.deepcopy(self.base_config()), overrides)
+        self.config = deep_merge(self.base_config(), overrides)
         write_atomic(self.config_path, yaml.safe_dump(self.config, sort_keys=False))
         return self.config
 
@@ -301,10 +255,10 @@ class Daemon:
         self.proc.wait()
         self._collect(check_sanitizers=False)
 
-    def run(self, *args, timeout=60):
+    def run(self, *args, timeout=60, env=None):
         """A one-shot command (status, approve-deletes, ...) with the same config."""
         p = subprocess.run(self.argv(*args), capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL, env=self.env())
+                           stdin=subprocess.DEVNULL, env=self.env(env))
         for out in (p.stdout, p.stderr):
             assert self.sim.secret not in out, f"the client secret appeared in `{args}` output"
             for marker in SANITIZER_MARKERS:
@@ -324,14 +278,7 @@ class Daemon:
 
 @pytest.fixture(scope="session")
 def nimbus_bin():
-    path = os.environ.get("NIMBUS_SYNC_BIN")
-    if not path:
-        pytest.fail("NIMBUS_SYNC_BIN is not set: point it at the built nimbus-sync binary "
-                    "(tests/run.sh does this), e.g. NIMBUS_SYNC_BIN=build/plain/src/nimbus-sync",
-                    pytrace=False)
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"NIMBUS_SYNC_BIN={path} is not an executable file", pytrace=False)
-    return os.path.abspath(path)
+    return nimbus_binary()
 
 
 @pytest.fixture

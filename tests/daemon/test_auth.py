@@ -1,4 +1,4 @@
-"""The daemon and a tenant whose API access is refused (PRODUCT §6.2, 401 row): the tenant pauses,
+"""The daemon and a tenant whose API access is refused (nimbus-sync.yaml(5), RETRIES: a refused token): the tenant pauses,
 `status` shows why, auth is retried with backoff (no request storm), and it recovers by itself."""
 
 import time

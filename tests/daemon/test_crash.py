@@ -1,4 +1,4 @@
-"""Crash safety of the daemon (PRODUCT §6.5): kill -9 at random moments, over and over, while it
+"""Crash safety of the daemon (nimbus-sync(8), SIGNALS): kill -9 at random moments, over and over, while it
 creates, copies and (after approval) deletes against a slow and faulty simulator; then let it
 converge. Nothing may be created twice, nothing deleted that was not approved, and the store must
 stay sound."""

@@ -1,10 +1,13 @@
-"""journald as the audit trail (PRODUCT §7): `log: {target: journal}` sends every event with its
-NIMBUS_* fields and a MESSAGE_ID from include/log.h, and no secret ever reaches it.
+"""journald as the audit trail (nimbus-sync(8), LOGS AND AUDIT): `log: {target: journal}` sends
+every event with its NIMBUS_* fields and a MESSAGE_ID from include/log.h, and no secret ever
+reaches it. The README's promises hold: every call entry carries NIMBUS_ROSTER_FILE, and
+`journalctl NIMBUS_ACTION=delete` lists held, skipped and approved deletes one user at a time.
 
 One daemon drives a create, a copy, a failed user (OU not allowed), held deletes that are then
-approved, a roster error and an auth failure; the tests below read the entries back with
-journalctl. Without a running journald the module starts /lib/systemd/systemd-journald itself
-(root only) and stops that process, and only it, at the end."""
+approved, an empty roster (deletes skipped), a roster error and an auth failure; the tests below
+read the entries back with journalctl. Without a running journald the module starts
+/lib/systemd/systemd-journald itself (root only) and stops that process, and only it, at the
+end."""
 
 import json
 import os
@@ -23,7 +26,9 @@ JOURNALD = "/lib/systemd/systemd-journald"
 OU_OK, OU_BAD = guid(), guid()
 A, B, C, D1, D2, E = (guid() for _ in range(6))
 ACTIONS = {"create", "copy", "delete", "verify", "licenses", "token", "roster", "run"}
-RESULTS = {"ok", "exists", "gone", "retry", "failed", "held", "skipped", "quarantined"}
+RESULTS = {"ok", "exists", "gone", "retry", "failed", "held", "skipped", "quarantined", "approved"}
+MID_DELETE_HELD = "0a85c132a5e14ab888f3e04d4c7f1490"
+MID_DELETE_APPROVED = "54905d0976db4295850b054d043e89ba"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -74,16 +79,16 @@ def journald():
 
 
 class Journal:
-    """The entries one process wrote, read back with journalctl."""
+    """The entries one process wrote (any process of ours, pid None), read back with journalctl."""
 
     def __init__(self, pid, since):
         self.pid = pid
         self.since = since
 
     def entries(self, *matches):
+        who = [f"_PID={self.pid}"] if self.pid else ["SYSLOG_IDENTIFIER=nimbus-sync"]
         p = subprocess.run(["journalctl", "-o", "json", "--no-pager", f"--since=@{self.since}",
-                            f"_PID={self.pid}", *matches], capture_output=True, text=True,
-                           timeout=30)
+                            *who, *matches], capture_output=True, text=True, timeout=30)
         assert p.returncode == 0, p.stderr
         return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
 
@@ -122,8 +127,11 @@ def scenario(journald, nimbus_bin, tmp_path_factory):
 
         write_atomic(path, roster(a, b, c))                       # 2 deletes > max_per_run 1
         j.wait(NIMBUS_ACTION="delete", NIMBUS_RESULT="held")
-        assert d.run("approve-deletes").returncode == 0
+        assert d.run("approve-deletes", env={"SUDO_USER": "auditor"}).returncode == 0
         wait_users(sim, [A, B], 10)
+
+        write_atomic(path, "users: []\n")                        # empty: deletes skipped
+        j.wait(NIMBUS_ACTION="delete", NIMBUS_RESULT="skipped", NIMBUS_O365_ID=B)
 
         broken = roster(a, b, c).splitlines()
         broken.insert(3, "  - o365_id: [unclosed")
@@ -206,17 +214,72 @@ def test_failed_user_fields(scenario):
 
 
 def test_deletes_are_listed_by_action(scenario):
-    """`journalctl NIMBUS_ACTION=delete` lists the held set and every delete made."""
+    """`journalctl NIMBUS_ACTION=delete` lists each held delete, its approval (and who gave it),
+    each delete made and each delete skipped, one user per entry, with name, OU and roster file."""
     j, sim = scenario
     deletes = j.entries("NIMBUS_ACTION=delete")
     held = [e for e in deletes if e["NIMBUS_RESULT"] == "held"]
-    assert len(held) == 1 and held[0]["MESSAGE_ID"] == "a3635efec21348e3982b8c0a7b3fde21"
-    assert held[0]["PRIORITY"] == "4" and "2 deletes held" in held[0]["MESSAGE"]
+    summary = [e for e in held if "NIMBUS_O365_ID" not in e]
+    assert len(summary) == 1 and summary[0]["MESSAGE_ID"] == "a3635efec21348e3982b8c0a7b3fde21"
+    assert summary[0]["PRIORITY"] == "4" and "2 deletes held" in summary[0]["MESSAGE"]
+    per_user = {e["NIMBUS_O365_ID"]: e for e in held if "NIMBUS_O365_ID" in e}
+    assert set(per_user) == {D1, D2}
+    for uid, e in per_user.items():
+        assert e["MESSAGE_ID"] == MID_DELETE_HELD and e["PRIORITY"] == "4"
+        assert e["NIMBUS_OU_ID"] == OU_OK and e["NIMBUS_ROSTER_FILE"].endswith("/roster.yaml")
+        assert f"delete held: {uid}" in e["MESSAGE"] and "max_per_run" in e["MESSAGE"]
+
     done = {e["NIMBUS_O365_ID"]: e for e in deletes if e["NIMBUS_RESULT"] == "ok"}
     assert set(done) == {D1, D2} == set(sim.state()["deleted_ok"])
     for e in done.values():
         assert e["NIMBUS_HTTP_STATUS"] == "200" and RUN_ID.match(e["NIMBUS_RUN_ID"])
-        assert "NIMBUS_ROSTER_FILE" not in e
+        assert e["NIMBUS_ROSTER_FILE"].endswith("/roster.yaml") and e["NIMBUS_OU_ID"] == OU_OK
+
+    skipped = {e["NIMBUS_O365_ID"]: e for e in deletes
+               if e["NIMBUS_RESULT"] == "skipped" and "NIMBUS_O365_ID" in e}
+    assert set(skipped) == {A, B}
+    assert skipped[A]["NIMBUS_USER_NAME"] == "Alice" and skipped[A]["MESSAGE_ID"] == MID_DELETE_HELD
+    assert all(e["NIMBUS_ROSTER_FILE"].endswith("/roster.yaml") for e in skipped.values())
+    assert any(e["NIMBUS_RESULT"] == "skipped" and "allow_empty" in e["MESSAGE"] and
+               "NIMBUS_O365_ID" not in e for e in deletes)
+
+
+def test_approvals_name_the_user_and_who_approved(scenario):
+    j, _ = scenario
+    approved = Journal(None, j.since).entries("NIMBUS_ACTION=delete", "NIMBUS_RESULT=approved")
+    per_user = {e["NIMBUS_O365_ID"]: e for e in approved if "NIMBUS_O365_ID" in e}
+    assert set(per_user) == {D1, D2}
+    for e in approved:
+        assert e["MESSAGE_ID"] == MID_DELETE_APPROVED and e["_PID"] != str(j.pid)
+        assert e["NIMBUS_UID"] == str(os.getuid()) and e["NIMBUS_SUDO_USER"] == "auditor"
+        login = open("/proc/self/loginuid").read().strip()
+        assert e["NIMBUS_LOGIN_UID"] == ("unset" if login == "4294967295" else login)
+        assert "auditor" in e["MESSAGE"]
+    assert all(e["NIMBUS_ROSTER_FILE"].endswith("/roster.yaml") and e["NIMBUS_OU_ID"] == OU_OK
+               for e in per_user.values())
+    assert any("2 of 2 held deletes approved" in e["MESSAGE"] for e in approved)
+
+
+def test_every_call_entry_names_its_roster_file(scenario):
+    """The README: every call entry carries NIMBUS_ROSTER_FILE (the file that listed the user)."""
+    j, _ = scenario
+    calls = [e for e in j.entries() if e.get("NIMBUS_ACTION") in ("create", "copy", "delete")
+             and "NIMBUS_HTTP_STATUS" in e]
+    assert {e["NIMBUS_ACTION"] for e in calls} == {"create", "copy", "delete"}
+    for e in calls:
+        assert e.get("NIMBUS_ROSTER_FILE", "").endswith("/roster.yaml"), e
+
+
+def test_roster_load_names_the_files_that_changed(scenario):
+    j, _ = scenario
+    loads = j.entries("NIMBUS_ACTION=roster", "NIMBUS_RESULT=ok")
+    first, later = loads[0], loads[1]
+    assert first["MESSAGE_ID"] == "cef34580482e41c89aa558df4bbacb71"
+    assert first["NIMBUS_FILES_ADDED"] == "1" and first["NIMBUS_USERS"] == "5"
+    assert "added roster.yaml (5 users)" in first["MESSAGE"]
+    assert later["NIMBUS_FILES_CHANGED"] == "1" and later["NIMBUS_FILES_ADDED"] == "0"
+    assert later["NIMBUS_ROSTER_FILE"].endswith("/roster.yaml")
+    assert "changed roster.yaml (3 users, was 5)" in later["MESSAGE"]
 
 
 def test_roster_error_fields(scenario):
@@ -245,3 +308,36 @@ def test_no_secret_or_token_in_the_journal(scenario):
             assert sim.secret not in text, f"the client secret is in {key}"
             assert "Bearer" not in text, f"a bearer token is in {key}"
             assert "access_token" not in text, f"a token answer is in {key}"
+
+
+def test_commands_by_hand_log_to_the_journal_too(journald, nimbus_bin, tmp_path):
+    """apply and approve-deletes run on a terminal (log target auto, stderr no journal stream)
+    keep their terminal lines and also leave the audit trail in the journal."""
+    since = int(time.time()) - 1
+    sim = Sim.start(tmp_path, ous=[OU_OK], rate_ops=200, rate_window=1)
+    d = Daemon(nimbus_bin, tmp_path, sim)
+    users = [{"o365_id": guid(), "ou": OU_OK, "name": f"Hand {n}"} for n in range(3)]
+    try:
+        d.configure(log={"target": "auto"}, deletes={"max_per_run": 1, "max_percent": 100})
+        d.write_roster(users)
+        p = d.run("apply")
+        assert p.returncode == 0, p.stderr
+        uid = users[0]["o365_id"]
+        assert f"create {uid} (Hand 0): ok" in p.stderr
+        e = Journal(None, since).wait(NIMBUS_O365_ID=uid, NIMBUS_ACTION="create")
+        assert e["NIMBUS_RESULT"] == "ok" and e["NIMBUS_ROSTER_FILE"].endswith("/roster.yaml")
+        assert e["NIMBUS_USER_NAME"] == "Hand 0"
+
+        d.write_roster(users[:1])
+        p = d.run("apply")
+        assert p.returncode == 2 and "delete held: " in p.stderr, p.stderr
+        p = d.run("approve-deletes")
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.startswith("Approved 2 held deletes")
+        assert p.stderr == ""                   # the audit entries went to the journal only
+        gone = users[2]["o365_id"]
+        e = Journal(None, since).wait(NIMBUS_O365_ID=gone, NIMBUS_RESULT="approved")
+        assert e["NIMBUS_USER_NAME"] == "Hand 2" and e["NIMBUS_UID"] == str(os.getuid())
+    finally:
+        d.close()
+        sim.stop()

@@ -1,4 +1,4 @@
-"""sd_notify (PRODUCT §8): READY=1, a STATUS= line kept current during a sync, RELOADING=1 then
+"""sd_notify (nimbus-sync(8), SYSTEMD): READY=1, a STATUS= line kept current during a sync, RELOADING=1 then
 READY=1 on SIGHUP, STOPPING=1 on SIGTERM, and WATCHDOG=1 keep-alives when systemd asks for them.
 The test plays systemd: it binds the datagram socket named by $NOTIFY_SOCKET."""
 

@@ -1,4 +1,4 @@
-"""Continuous reconcile (PRODUCT §3 approve-deletes, §6.3, §10 idle): approvals seen by a running
+"""Continuous reconcile (nimbus-sync(8), COMMANDS and DELETION SAFETY; the idle figure of tests/bench/README.md): approvals seen by a running
 daemon and approvals made while it is stopped, the verify sweep, a roster changed in the middle of
 a sync, and an idle daemon that stays quiet."""
 

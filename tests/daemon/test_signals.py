@@ -1,4 +1,4 @@
-"""Signals (PRODUCT §6.5): SIGHUP reloads the config (an invalid one is logged and the old one
+"""Signals (nimbus-sync(8), SIGNALS): SIGHUP reloads the config (an invalid one is logged and the old one
 stays), also in the middle of a busy sync; SIGTERM stops cleanly within 10 s even then."""
 
 import signal

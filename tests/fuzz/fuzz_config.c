@@ -1,6 +1,6 @@
-/* fuzz_config: one config file (PRODUCT §4) through config_parse(). Whatever the bytes, the parser
- * must neither crash nor leak, must say why it rejects a config, and an accepted config must be
- * complete: everything config.h says is always set is set, defaults filled in, derived URLs
+/* fuzz_config: one config file (nimbus-sync.yaml(5)) through config_parse(). Whatever the bytes,
+ * the parser must neither crash nor leak, must say why it rejects a config, and an accepted config
+ * must be complete: everything config.h says is always set is set, defaults filled in, derived URLs
  * built, and the name and id lookups the roster readers rely on answer correctly. */
 #include <errno.h>
 #include <stdbool.h>

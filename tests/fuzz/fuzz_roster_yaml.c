@@ -1,6 +1,7 @@
-/* fuzz_roster_yaml: one YAML roster file (PRODUCT §5) through roster_parse_buffer(). Whatever the
- * bytes, the reader must neither crash nor leak, must say why it rejects a file, and an accepted
- * roster must keep roster.h's promises (sorted unique ids, valid targets, clean names). */
+/* fuzz_roster_yaml: one YAML roster file (nimbus-sync.yaml(5), ROSTER FILES) through
+ * roster_parse_buffer(). Whatever the bytes, the reader must neither crash nor leak, must say why
+ * it rejects a file, and an accepted roster must keep roster.h's promises (sorted unique ids, valid
+ * targets, clean names). */
 #include <stddef.h>
 #include <stdint.h>
 

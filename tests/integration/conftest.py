@@ -15,7 +15,6 @@ The binary comes from $NIMBUS_SYNC_BIN (tests/run.sh and meson set it); without 
 fails with a message that says so, instead of being skipped.
 """
 
-import copy
 import csv
 import io
 import json
@@ -24,7 +23,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -32,23 +30,16 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "sim"))
+sys.path.insert(0, str(REPO / "tests" / "common"))
 
+from nstest import (SANITIZER_MARKERS, SimSetUp, deep_merge, guid, guids,  # noqa: E402,F401
+                    nimbus_binary, sim_config, write_secret)
 from simclient import DIALECT_OPTIONS, DIALECTS, Sim  # noqa: E402  (needs the path above)
 
 RUN_TIMEOUT = 120
-SANITIZER_MARKERS = ("runtime error", "AddressSanitizer", "LeakSanitizer",
-                     "UndefinedBehaviorSanitizer")
 # Fast tuning for tests; the simulator gets the same rate limit.
 DEFAULT_RATE = {"operations": 200, "window": "1s"}
 DEFAULT_RETRY = {"base": "50ms", "cap": "1s", "attempts": 8, "timeout": "5s"}
-
-
-def guid():
-    return str(uuid.uuid4())
-
-
-def guids(n):
-    return [guid() for _ in range(n)]
 
 
 def pytest_configure(config):
@@ -59,14 +50,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def nimbus_bin():
-    path = os.environ.get("NIMBUS_SYNC_BIN")
-    if not path:
-        pytest.fail("NIMBUS_SYNC_BIN is not set: point it at the built nimbus-sync binary "
-                    "(tests/run.sh does this), e.g. NIMBUS_SYNC_BIN=build/src/nimbus-sync",
-                    pytrace=False)
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"NIMBUS_SYNC_BIN={path} is not an executable file", pytrace=False)
-    return os.path.abspath(path)
+    return nimbus_binary()
 
 
 @pytest.fixture
@@ -128,65 +112,25 @@ def start_sim(tmp_path):
         s.stop()
 
 
-def _merge(base, patch):
-    """Deep-merge patch into base; a None value removes the key."""
-    for key, value in patch.items():
-        if value is None:
-            base.pop(key, None)
-        elif isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
-class NimbusSync:
+class NimbusSync(SimSetUp):
     """One nimbus-sync set-up under tmp_path, pointed at a simulator."""
 
     def __init__(self, binary, tmp_path, sim):
-        self.binary = binary
-        self.sim = sim
-        self.dir = tmp_path
-        self.roster_dir = tmp_path / "roster.d"
-        self.state_dir = tmp_path / "state"
-        self.secret_file = tmp_path / "client-secret"
-        self.config_path = tmp_path / "config.yaml"
-        self.roster_dir.mkdir()
-        self.state_dir.mkdir()
+        super().__init__(binary, tmp_path, sim)
         self.runs = []
-        self.write_secret(sim.secret)
         self.configure()
 
     # --- files -------------------------------------------------------------
 
     def write_secret(self, secret, mode=0o600):
-        if self.secret_file.exists():
-            self.secret_file.unlink()
-        fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secret + "\n")
-        os.chmod(self.secret_file, mode)
+        write_secret(self.secret_file, secret, mode)
 
     def base_config(self):
-        s = self.sim
-        return {
-            "tenant_id": s.tenant,
-            "client_id": s.client_id,
-            "client_secret_file": str(self.secret_file),
-            "api_url": s.url,
-            "token_url": s.token_url,
-            "scope": s.scope,
-            "roster_dir": str(self.roster_dir),
-            "state_dir": str(self.state_dir),
-            "rate_limit": dict(DEFAULT_RATE),
-            "retry": dict(DEFAULT_RETRY),
-            "verify": {"interval": 0},
-            "log": {"target": "stderr"},
-        }
+        return sim_config(self.sim, self.dir, {"rate_limit": DEFAULT_RATE, "retry": DEFAULT_RETRY})
 
     def configure(self, **overrides):
         """(Re)write the config: the defaults deep-merged with overrides (None removes a key)."""
-        self.config = _merge(copy.deepcopy(self.base_config()), overrides)
+        self.config = deep_merge(self.base_config(), overrides)
         self.write_text(self.config_path, yaml.safe_dump(self.config, sort_keys=False))
         return self.config
 

@@ -1,4 +1,4 @@
-"""apply, plan, status, licenses and user show on good input (PRODUCT §3, §6.1)."""
+"""apply, plan, status, licenses and user show on good input (nimbus-sync(8), COMMANDS and OWNERSHIP)."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""Crash safety, small version (PRODUCT §6.1, §6.5): kill -9 in the middle of apply, start again."""
+"""Crash safety, small version (nimbus-sync(8), OWNERSHIP; nimbus-sync(8), SIGNALS): kill -9 in the middle of apply, start again."""
 
 import sqlite3
 

@@ -1,4 +1,4 @@
-"""Deletion safety (PRODUCT §6.3): a bad export must not make nimbus-sync delete users."""
+"""Deletion safety (nimbus-sync.yaml(5), DELETION SAFETY): a bad export must not make nimbus-sync delete users."""
 
 import pytest
 

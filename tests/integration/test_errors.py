@@ -1,4 +1,4 @@
-"""The answers of PRODUCT §6.2 and what nimbus-sync does with each."""
+"""The answers of nimbus-sync.yaml(5), RETRIESwhat nimbus-sync does with each."""
 
 import re
 

@@ -39,7 +39,8 @@ def shared(ns):
         pytest.skip("needs root and setpriv to act as other users")
     top = Path(tempfile.mkdtemp(prefix="nimbus-group-", dir="/tmp"))
     os.chmod(top, 0o755)
-    ns.state_dir, ns.roster_dir = top / "state", top / "state" / "roster.d"
+    ns.dir = top                      # the config names the folders below it
+    ns.state_dir, ns.roster_dir = top / "state", top / "roster.d"
     ns.secret_file, ns.config_path = top / "client-secret", top / "config.yaml"
     ns.state_dir.mkdir(mode=0o750)
     os.chown(ns.state_dir, SERVICE_UID, GROUP_GID)

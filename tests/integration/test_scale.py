@@ -1,4 +1,4 @@
-"""A 2,000-user roster at the rate limit, cleanly and under injected faults (PRODUCT §6.2, §6.4)."""
+"""A 2,000-user roster at the rate limit, cleanly and under injected faults (nimbus-sync.yaml(5), RETRIES; nimbus-sync.yaml(5), RATE LIMIT)."""
 
 import pytest
 

@@ -15,11 +15,15 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "common"))
+
+from nstest import nimbus_binary  # noqa: E402  (needs the path above)
 
 
 def need(tool, package):
@@ -59,14 +63,7 @@ def help_commands(help_text):
 
 @pytest.fixture(scope="session")
 def nimbus_bin():
-    path = os.environ.get("NIMBUS_SYNC_BIN")
-    if not path:
-        pytest.fail("NIMBUS_SYNC_BIN is not set: point it at the built nimbus-sync binary "
-                    "(tests/run.sh does this), e.g. NIMBUS_SYNC_BIN=build/src/nimbus-sync",
-                    pytrace=False)
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"NIMBUS_SYNC_BIN={path} is not an executable file", pytrace=False)
-    return os.path.abspath(path)
+    return nimbus_binary()
 
 
 @pytest.fixture(scope="session")

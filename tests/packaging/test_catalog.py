@@ -56,6 +56,8 @@ def test_entries_tell_the_admin_what_to_do():
         "MID_USER_FAILED": ["nimbus-sync status", "failed_retry"],
         "MID_USER_QUARANT": ["retry.quarantine", "proxy"],
         "MID_DRIFT": ["Nimbus Admin Portal"],
+        "MID_DELETE_HELD": ["approve-deletes --dry-run", "--only", "--except", "NIMBUS_ROSTER_FILE"],
+        "MID_DELETE_APPROVED": ["NIMBUS_LOGIN_UID", "NIMBUS_SUDO_USER", "back in the roster"],
     }
     for name, phrases in expect.items():
         body = " ".join(cat[ids[name]][1].split())

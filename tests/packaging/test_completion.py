@@ -206,3 +206,14 @@ def test_bash_and_zsh_offer_the_same(tmp_path):
     for name in sorted(commands - {"help"}):
         bash, zsh = bash_complete([name, "-"], tmp_path), zsh_complete([name, "-"], tmp_path)
         assert bash == zsh, f"{name}: bash offers {sorted(bash)}, zsh {sorted(zsh)}"
+
+
+@shells
+def test_approve_deletes_options(complete, help_text):
+    """approve-deletes --dry-run, --only and --except are the binary's own now: offered, and
+    checked strictly (no xfail for being ahead of the build)."""
+    wanted = {"--dry-run", "--only", "--except"}
+    usage = help_commands(help_text)["approve-deletes"]
+    assert wanted <= set(re.findall(r"--[a-z-]+", usage)), usage
+    assert wanted <= complete("approve-deletes", "--")
+    assert complete("approve-deletes", "--d") == {"--dry-run"}

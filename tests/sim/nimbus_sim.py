@@ -2,11 +2,11 @@
 """Simulator of the Luware Nimbus Public API and of the Entra ID token endpoint.
 
 The integration tests and the README demo point nimbus-sync at this server
-instead of the real cloud. It implements the calls of PRODUCT.md section 2
+instead of the real cloud. It implements the calls of the Nimbus Public API documentation
 with the response shapes assumed there, a sliding-window rate limiter that
 either rejects (429) or delays, and scriptable faults (server errors, lost
 answers, dropped connections, garbage bodies, scripted answers) so that every
-row of PRODUCT.md section 6.2 can be provoked on purpose.
+answer of nimbus-sync.yaml(5), RETRIES can be provoked on purpose.
 
 Routes:
   POST /{tenant}/oauth2/v2.0/token    Entra client-credentials token endpoint: the client
@@ -27,7 +27,7 @@ connection without answering) and "after": true (process the call first, so
 the scripted answer replaces a real outcome); its "path" is a glob ("user/*").
 Each request-log entry also names the injected fault, if any ("fault").
 
-Dialects: the documentation leaves several points open (PRODUCT.md section 2),
+Dialects: the documentation leaves several points open (see docs/design.md, "What the API documentation leaves open"),
 so each has a switch, set on the command line (--duplicate-status 400) or at
 run time (POST /_sim/config {"duplicate_status": 400}); every default is the
 simulator's behaviour from before dialects existed:

@@ -61,7 +61,7 @@ MIN_USERS, MAX_USERS = 60, 150         # the churn keeps the roster between thes
 REJECT_TIMEOUT = 15                    # settle time + a rescan, with margin
 HOLD_TIMEOUT = 20
 CONVERGE_TIMEOUT = VERIFY_INTERVAL * 2 + 60
-STOP_TIMEOUT = 10                      # PRODUCT §6.5
+STOP_TIMEOUT = 10                      # nimbus-sync(8), SIGNALS
 RSS_GROWTH_MAX, RSS_GROWTH_MB_MAX, FD_DRIFT_MAX = 0.20, 10.0, 3
 SANITIZER_MARKERS = ("runtime error", "AddressSanitizer", "LeakSanitizer",
                      "UndefinedBehaviorSanitizer")
@@ -83,7 +83,7 @@ def guid():
 
 
 def write_atomic(path, text):
-    """Write a dot-file and rename it in, as roster writers should (PRODUCT §5)."""
+    """Write a dot-file and rename it in, as roster writers should (nimbus-sync(8), ROSTER FOLDER)."""
     tmp = path.with_name("." + path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -180,7 +180,7 @@ class Roster:
         other = next((i for n, e in self.files.items() if n != name for i in e), None)
         if other is None:
             return text + "  - o365_id: not-a-guid\n    ou: " + self.ous[0] + "\n"
-        # The same id with another target in two files is an error (PRODUCT §5).
+        # The same id with another target in two files is an error (nimbus-sync.yaml(5), ROSTER FILES).
         kind, target = self.files[next(n for n, e in self.files.items() if other in e)][other]
         wrong = self.ous[1] if (kind, target) != ("ou", self.ous[1]) else self.ous[0]
         return text + f"  - o365_id: {other}\n    ou: {wrong}\n"

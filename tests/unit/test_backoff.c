@@ -1,6 +1,6 @@
-/* test_backoff: exponential backoff with full jitter and Retry-After (PRODUCT §6.2). The delay
- * functions take the random value as input, so bounds are checked exactly at both ends of the
- * random range and against a 128-bit reference for values in between. */
+/* test_backoff: exponential backoff with full jitter and Retry-After (nimbus-sync.yaml(5),
+ * RETRIES). The delay functions take the random value as input, so bounds are checked exactly at
+ * both ends of the random range and against a 128-bit reference for values in between. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,7 +11,7 @@
 #include "util.h"
 
 #define SEC USEC_PER_SEC
-#define BASE (2 * SEC)          /* PRODUCT §6.2: 2 s base, 15 min cap */
+#define BASE (2 * SEC)          /* nimbus-sync.yaml(5), RETRIES: 2 s base, 15 min cap */
 #define CAP (900 * SEC)
 #define HOUR (3600 * SEC)
 

@@ -1,5 +1,5 @@
-/* test_config: the configuration file (PRODUCT §4): every key, the defaults, each class of error
- * with its exact file:line:col, the derived URLs and their overrides, relative paths, and the
+/* test_config: the configuration file (nimbus-sync.yaml(5)): every key, the defaults, each class
+ * of error with its exact file:line:col, the derived URLs and their overrides, relative paths, and the
  * checks of the client secret and of the certificate credential. Also parse_duration() and
  * read_file_bounded(), which config relies on. */
 #include <stdarg.h>
@@ -120,6 +120,20 @@ static void expect_error(const char *yaml, const char *expected) {
                 print_diag(&d);
                 fail();
         }
+        diag_clear(&d);
+}
+
+/* One error at line:col whose message contains `part` (for messages partly written by a library). */
+static void expect_error_containing(const char *yaml, unsigned line, unsigned col, const char *part) {
+        Diag d = DIAG_INIT;
+        Config *c = NULL;
+
+        assert_int_equal(config_parse("config.yaml", yaml, strlen(yaml), &c, &d), -EINVAL);
+        assert_null(c);
+        assert_int_equal(d.n_errors, 1);
+        assert_int_equal(d.entries[0].line, line);
+        assert_int_equal(d.entries[0].col, col);
+        assert_non_null(strstr(d.entries[0].msg, part));
         diag_clear(&d);
 }
 
@@ -508,18 +522,8 @@ static void test_bad_urls(void **state) {
                      "config.yaml:5:8: error: scope: scope may contain only printable ASCII");
 
         /* Not a URL at all: the message is curl's. */
-        {
-                Diag d = DIAG_INIT;
-                Config *c = NULL;
-                const char *yaml = MINIMAL "api_url: admin.ch-01.luware.cloud\n";
-
-                assert_int_equal(config_parse("config.yaml", yaml, strlen(yaml), &c, &d), -EINVAL);
-                assert_int_equal(d.n_errors, 1);
-                assert_int_equal(d.entries[0].line, 5);
-                assert_int_equal(d.entries[0].col, 10);
-                assert_non_null(strstr(d.entries[0].msg, "api_url: invalid URL \"admin.ch-01.luware.cloud\""));
-                diag_clear(&d);
-        }
+        expect_error_containing(MINIMAL "api_url: admin.ch-01.luware.cloud\n", 5, 10,
+                                "api_url: invalid URL \"admin.ch-01.luware.cloud\"");
 }
 
 /* ---- errors ------------------------------------------------------------------------------ */
@@ -707,18 +711,7 @@ static void test_yaml_syntax(void **state) {
                      "config.yaml:6:1: error: config must be one YAML document");
 
         /* Invalid UTF-8 is reported where it is. */
-        {
-                Diag d = DIAG_INIT;
-                Config *c = NULL;
-                const char *yaml = MINIMAL "scope: ab\xff\n";
-
-                assert_int_equal(config_parse("config.yaml", yaml, strlen(yaml), &c, &d), -EINVAL);
-                assert_int_equal(d.n_errors, 1);
-                assert_int_equal(d.entries[0].line, 5);
-                assert_int_equal(d.entries[0].col, 10);
-                assert_non_null(strstr(d.entries[0].msg, "YAML syntax"));
-                diag_clear(&d);
-        }
+        expect_error_containing(MINIMAL "scope: ab\xff\n", 5, 10, "YAML syntax");
 }
 
 static void test_several_errors_at_once(void **state) {
@@ -787,6 +780,52 @@ static void assert_no_secret(const Diag *d) {
         }
 }
 
+
+typedef int (*ReadPrivateFn)(const Config *c, Diag *d);
+
+/* The secret alone; nothing is handed out on failure. */
+static int read_secret_only(const Config *c, Diag *d) {
+        char *secret = NULL;
+        int r = credential_read_secret(c, &secret, d);
+
+        if (r < 0)
+                assert_null(secret);
+        free(secret);
+        return r;
+}
+
+/* Certificate and key; neither is handed out on failure. */
+static int read_credential_only(const Config *c, Diag *d) {
+        ClientCredential cred = { 0 };
+        int r = credential_read(c, &cred, d);
+
+        if (r < 0) {
+                assert_null(cred.key_pem);
+                assert_null(cred.cert_pem);
+        }
+        client_credential_clear(&cred);
+        return r;
+}
+
+/* A private file readable by group or others is refused with the chmod to run; an empty one
+ * is refused too. Three errors go to d. */
+static void check_refused_contents(const Config *c, Diag *d, ReadPrivateFn read, const char *path,
+                                   const char *what, const char *content) {
+        char expect[1024];
+
+        write_file(path, content, 0644);
+        assert_int_equal(read(c, d), -EPERM);
+        snprintf(expect, sizeof expect, "%s: error: %s is readable by group or others (mode 0644); "
+                 "run chmod 600 %s", path, what, path);
+        assert_true(diag_has(d, expect));
+        write_file(path, content, 0640);
+        assert_int_equal(read(c, d), -EPERM);
+        write_file(path, "\r\n", 0600);
+        assert_int_equal(read(c, d), -EINVAL);
+        snprintf(expect, sizeof expect, "%s: error: %s is empty", path, what);
+        assert_true(diag_has(d, expect));
+}
+
 static void test_secret_file(void **state) {
         Fixture *f = *state;
         char path[PATH_MAX], expect[3 * PATH_MAX];
@@ -810,22 +849,9 @@ static void test_secret_file(void **state) {
         free(secret);
         secret = NULL;
 
-        write_file(path, SECRET "\n", 0640);
-        assert_int_equal(credential_read_secret(c, &secret, &d), -EPERM);
-        assert_null(secret);
-        write_file(path, SECRET "\n", 0644);
-        assert_int_equal(credential_read_secret(c, &secret, &d), -EPERM);
-        assert_null(secret);
-        snprintf(expect, sizeof expect, "%s: error: secret file is readable by group or others (mode 0644); "
-                 "run chmod 600 %s", path, path);
-        assert_true(diag_has(&d, expect));
+        check_refused_contents(c, &d, read_secret_only, path, "secret file", SECRET "\n");
         write_file(path, SECRET "\n", 0604);
-        assert_int_equal(credential_read_secret(c, &secret, &d), -EPERM);
-
-        write_file(path, "\r\n", 0600);
-        assert_int_equal(credential_read_secret(c, &secret, &d), -EINVAL);
-        snprintf(expect, sizeof expect, "%s: error: secret file is empty", path);
-        assert_true(diag_has(&d, expect));
+        assert_int_equal(read_secret_only(c, &d), -EPERM);
 
         assert_int_equal(unlink(path), 0);
         assert_int_equal(credential_read_secret(c, &secret, &d), -ENOENT);
@@ -1021,20 +1047,7 @@ static void test_certificate_read(void **state) {
         assert_null(cred.key_pem);
         assert_null(cred.cert_pem);
 
-        write_file(key, KEY_TEXT "\n", 0644);
-        assert_int_equal(credential_read(c, &cred, &d), -EPERM);
-        assert_null(cred.key_pem);
-        assert_null(cred.cert_pem);
-        snprintf(expect, sizeof expect, "%s: error: key file is readable by group or others (mode 0644); "
-                 "run chmod 600 %s", key, key);
-        assert_true(diag_has(&d, expect));
-        write_file(key, KEY_TEXT "\n", 0640);
-        assert_int_equal(credential_read(c, &cred, &d), -EPERM);
-
-        write_file(key, "\n", 0600);
-        assert_int_equal(credential_read(c, &cred, &d), -EINVAL);
-        snprintf(expect, sizeof expect, "%s: error: key file is empty", key);
-        assert_true(diag_has(&d, expect));
+        check_refused_contents(c, &d, read_credential_only, key, "key file", KEY_TEXT "\n");
 
         assert_int_equal(unlink(key), 0);
         assert_int_equal(credential_read(c, &cred, &d), -ENOENT);

@@ -296,14 +296,10 @@ static void test_raw_keeps_other_answers_as_they_came(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_alternative_url),
-                cmocka_unit_test(test_api_verdict),
-                cmocka_unit_test(test_answer_summary),
-                cmocka_unit_test(test_hints),
-                cmocka_unit_test(test_user_shape),
-                cmocka_unit_test(test_license_shape),
-                cmocka_unit_test(test_shape_is_bounded),
-                cmocka_unit_test(test_raw_redacts_tokens),
+                cmocka_unit_test(test_alternative_url), cmocka_unit_test(test_api_verdict),
+                cmocka_unit_test(test_answer_summary), cmocka_unit_test(test_hints),
+                cmocka_unit_test(test_user_shape), cmocka_unit_test(test_license_shape),
+                cmocka_unit_test(test_shape_is_bounded), cmocka_unit_test(test_raw_redacts_tokens),
                 cmocka_unit_test(test_raw_keeps_other_answers_as_they_came),
         };
 

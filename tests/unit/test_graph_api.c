@@ -273,14 +273,10 @@ static void test_listing(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_urls),
-                cmocka_unit_test(test_pages),
-                cmocka_unit_test(test_member_limit),
-                cmocka_unit_test(test_long_names),
-                cmocka_unit_test(test_group),
-                cmocka_unit_test(test_links),
-                cmocka_unit_test(test_classify),
-                cmocka_unit_test(test_error_message),
+                cmocka_unit_test(test_urls), cmocka_unit_test(test_pages),
+                cmocka_unit_test(test_member_limit), cmocka_unit_test(test_long_names),
+                cmocka_unit_test(test_group), cmocka_unit_test(test_links),
+                cmocka_unit_test(test_classify), cmocka_unit_test(test_error_message),
                 cmocka_unit_test(test_listing),
         };
 

@@ -507,10 +507,8 @@ static void test_combined_pem_and_expiry(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_base64url),
-                cmocka_unit_test(test_assertion_parts),
-                cmocka_unit_test(test_signature_verifies),
-                cmocka_unit_test(test_pss_salt_length),
+                cmocka_unit_test(test_base64url), cmocka_unit_test(test_assertion_parts),
+                cmocka_unit_test(test_signature_verifies), cmocka_unit_test(test_pss_salt_length),
                 cmocka_unit_test(test_fresh_assertion_each_time),
                 cmocka_unit_test(test_mismatched_key_refused),
                 cmocka_unit_test(test_unusable_keys_refused),

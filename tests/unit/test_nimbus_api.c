@@ -1,7 +1,7 @@
-/* test_nimbus_api: requests, answer classification (PRODUCT §6.2) and tolerant parsing of the
- * Nimbus answers (the Entra token endpoint's are in test_oauth). Hostile inputs (garbage bytes, NUL
- * bytes, 1 MiB bodies, deep nesting, invalid UTF-8) must end in "unknown" or a clean message, never
- * in a crash or a leak. */
+/* test_nimbus_api: requests, answer classification (nimbus-sync.yaml(5), RETRIES) and tolerant
+ * parsing of the Nimbus answers (the Entra token endpoint's are in test_oauth). Hostile inputs
+ * (garbage bytes, NUL bytes, 1 MiB bodies, deep nesting, invalid UTF-8) must end in "unknown" or a
+ * clean message, never in a crash or a leak. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

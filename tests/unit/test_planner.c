@@ -1,5 +1,6 @@
-/* test_planner.c: the reconcile rules of PRODUCT §6.1 and the deletion safety rules of §6.3, each
- * on small hand-made rosters and stores, plus one plan over a million users on each side. */
+/* test_planner.c: the reconcile rules of nimbus-sync(8), OWNERSHIP and the deletion safety rules of
+ * nimbus-sync.yaml(5), DELETION SAFETY, each on small hand-made rosters and stores, plus one plan
+ * over a million users on each side. */
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -606,6 +607,38 @@ static void test_approved_with_new_held(void **state) {
         plan_free(p);
 }
 
+/* approve-deletes --only/--except approves part of a held set: the rest stays held, even when it
+ * alone no longer exceeds a threshold, until approved or back in the roster. */
+static void test_rest_of_partial_approval_stays_held(void **state) {
+        TestRoster r = { 0 };
+        TestStore s = { 0 };
+        Config c = config_default();
+        char buf[256];
+
+        c.deletes.max_per_run = 3;
+        c.deletes.max_percent = 100;
+        add_ou(&r, 0, 7);
+        add_user(&s, 0, 7);
+        add_user(&s, 1, 7)->hold = HOLD_APPROVED;
+        add_user(&s, 2, 7)->hold = HOLD_KEPT;
+        add_user(&s, 3, 7);                     /* a new candidate: under the threshold */
+        Plan *p = plan(&r, &s, &c);
+        assert_counts(p, 0, 0, 2, 1, 0);
+        assert_int_equal(p->guard, GUARD_NONE);
+        assert_int_equal(p->n_still_held, 1);
+        assert_guid(&p->actions[0].id, G(1));
+        assert_guid(&p->actions[1].id, G(3));
+        assert_int_equal(p->actions[2].kind, ACTION_HELD);
+        assert_guid(&p->actions[2].id, G(2));
+        assert_non_null(strstr(plan_hold_text(p, &p->actions[2], &c, buf, sizeof(buf)), "partial approval"));
+        plan_free(p);
+
+        add_ou(&r, 2, 7);                       /* back in the roster: no longer held */
+        p = plan(&r, &s, &c);
+        assert_counts(p, 0, 0, 2, 0, 0);
+        plan_free(p);
+}
+
 static void test_back_in_roster_not_deleted(void **state) {
         TestRoster r = { 0 };
         TestStore s = { 0 };
@@ -693,9 +726,77 @@ static void test_bad_input(void **state) {
         assert_false(plan_has_changes(NULL));
 }
 
-/* PRODUCT §10: a million on each side. Roster k ∈ [0, N): every tenth entry copies the one before
- * it, the rest create in OU 1. Store k ∈ [N/2, N/2 + N): all present, in OU 1 except every
- * hundredth (drift); those ≥ N left the roster. */
+/* Deletes and held deletes carry the OU the user is in (or was made in), for the audit trail. */
+static void test_delete_knows_its_ou(void **state) {
+        TestRoster r = { 0 };
+        TestStore s = { 0 };
+        Config c = config_default();
+        StoreUser *u;
+
+        add_ou(&r, 9, 7);
+        add_user(&s, 1, 5);                     /* Nimbus said OU 5 */
+        u = add_user(&s, 2, 6);                 /* made in OU 6, never read back */
+        u->ou = (Guid) { 0 };
+        u = add_user(&s, 3, 0);                 /* a copy: its OU is not known */
+        u->target = G(9);
+        u->target_kind = TARGET_TEMPLATE;
+        Plan *p = plan(&r, &s, &c);
+        assert_counts(p, 1, 0, 3, 0, 0);
+        assert_guid(&p->actions[0].actual, O(5));
+        assert_guid(&p->actions[1].actual, O(6));
+        assert_true(guid_is_null(&p->actions[2].actual));
+        plan_free(p);
+
+        c.deletes.max_per_run = 1;              /* held ones too */
+        p = plan(&r, &s, &c);
+        assert_counts(p, 1, 0, 0, 3, 0);
+        assert_guid(&p->actions[1].actual, O(5));
+        assert_guid(&p->actions[2].actual, O(6));
+        plan_free(p);
+}
+
+/* A guard that stops every delete lists the users it skipped (the first PLAN_SKIPPED_LISTED). */
+static void test_skipped_deletes_listed(void **state) {
+        TestRoster r = { 0 };
+        TestStore s = { 0 };
+        Config c = config_default();
+
+        add_user(&s, 1, 7);
+        add_user(&s, 2, 8);
+        Plan *p = plan(&r, &s, &c);
+        assert_int_equal(p->guard, GUARD_EMPTY_ROSTER);
+        assert_int_equal(p->n_delete_skipped, 2);
+        assert_guid(&p->skipped[0], G(1));
+        assert_guid(&p->skipped_ou[0], O(7));
+        assert_guid(&p->skipped[1], G(2));
+        assert_guid(&p->skipped_ou[1], O(8));
+        plan_free(p);
+}
+
+static void test_guard_and_hold_text(void **state) {
+        TestRoster r = { 0 };
+        TestStore s = { 0 };
+        Config c = config_default();
+        char buf[256];
+
+        c.deletes.max_per_run = 1;
+        add_ou(&r, 9, 7);
+        add_user(&s, 1, 7);
+        add_user(&s, 2, 7)->origin = ORIGIN_UNCERTAIN;
+        add_user(&s, 3, 7);
+        Plan *p = plan(&r, &s, &c);
+        assert_int_equal(p->guard, GUARD_MAX_PER_RUN);
+        assert_string_equal(plan_guard_text(p, &c, buf, sizeof(buf)), "more than deletes.max_per_run (1) in one run");
+        for (size_t i = 0; i < p->n; i++)
+                if (p->actions[i].kind == ACTION_HELD)
+                        assert_non_null(strstr(plan_hold_text(p, &p->actions[i], &c, buf, sizeof(buf)),
+                                               p->actions[i].uncertain ? "ownership uncertain" : "max_per_run"));
+        plan_free(p);
+}
+
+/* tests/bench/README.md: a million on each side. Roster k ∈ [0, N): every tenth entry copies the
+ * one before it, the rest create in OU 1. Store k ∈ [N/2, N/2 + N): all present, in OU 1 except
+ * every hundredth (drift); those ≥ N left the roster. */
 static void test_million(void **state) {
         const size_t N = 1000000, half = N / 2;
         Roster r = { .n = N, .entries = malloc(N * sizeof(RosterEntry)) };
@@ -760,10 +861,14 @@ int main(void) {
                 cmocka_unit_test(test_max_percent),
                 cmocka_unit_test(test_approved_deletes),
                 cmocka_unit_test(test_approved_with_new_held),
+                cmocka_unit_test(test_rest_of_partial_approval_stays_held),
                 cmocka_unit_test(test_back_in_roster_not_deleted),
                 cmocka_unit_test(test_failed_delete),
                 cmocka_unit_test(test_action_order),
                 cmocka_unit_test(test_bad_input),
+                cmocka_unit_test(test_delete_knows_its_ou),
+                cmocka_unit_test(test_skipped_deletes_listed),
+                cmocka_unit_test(test_guard_and_hold_text),
                 cmocka_unit_test(test_million),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -132,6 +132,16 @@ static Roster *load_ok(Fixture *f) {
         return r;
 }
 
+/* A folder holding just this file: it loads, with n entries. */
+static Roster *load_file_ok(Fixture *f, const char *name, const char *text, size_t n) {
+        Roster *r;
+
+        write_file(f, name, text);
+        r = load_ok(f);
+        assert_int_equal(r->n, n);
+        return r;
+}
+
 /* The folder must be rejected, leaving *ret untouched. */
 static void load_fails(Fixture *f) {
         Roster *sentinel = (Roster *) f, *r = sentinel;
@@ -139,6 +149,20 @@ static void load_fails(Fixture *f) {
         assert_int_equal(roster_load_dir(f->dir, f->config, &r, NULL, &f->diag), -EINVAL);
         assert_ptr_equal(r, sentinel);
         assert_true(f->diag.n_errors > 0);
+}
+
+/* One bad file on its own in the folder: the load fails and names this diagnostic. */
+static void expect_file_error(Fixture *f, const char *ext, size_t i, const char *text, const char *diag) {
+        char name[32], path[1024];
+
+        diag_clear(&f->diag);
+        snprintf(name, sizeof name, "case%02zu.%s", i, ext);
+        write_file(f, name, text);
+        load_fails(f);
+        if (!diag_has(f, name, diag))
+                fail_msg("case %zu", i);
+        snprintf(path, sizeof path, "%s/%s", f->dir, name);
+        assert_int_equal(unlink(path), 0);
 }
 
 static const RosterEntry *find(const Roster *r, const char *id) {
@@ -170,7 +194,7 @@ static void test_yaml_basic(void **state) {
         Fixture *f = *state;
         Roster *r;
 
-        write_file(f, "team.yaml",
+        r = load_file_ok(f, "team.yaml",
                    "# support team\n"
                    "users:\n"
                    "  - o365_id: " U3 "\n"
@@ -180,9 +204,7 @@ static void test_yaml_basic(void **state) {
                    "  - o365_id: " U1 "\n"
                    "    template: " U3 "\n"
                    "    upn: john@example.com\n"
-                   "  - {o365_id: " U2 ", ou: " OU_B ", name: Flow Style, upn: flow@example.com}\n");
-        r = load_ok(f);
-        assert_int_equal(r->n, 3);
+                   "  - {o365_id: " U2 ", ou: " OU_B ", name: Flow Style, upn: flow@example.com}\n", 3);
         assert_sorted(r);
         assert_entry(r, U3, TARGET_OU, OU_A, "Jane Doe", 3);
         assert_entry(r, U1, TARGET_TEMPLATE, U3, "john@example.com", 7);
@@ -350,19 +372,8 @@ static void test_yaml_errors(void **state) {
                   "collection that starts at line 2)" },
         };
 
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-                Fixture *f = *state;
-                char name[32], path[1024];
-
-                diag_clear(&f->diag);
-                snprintf(name, sizeof name, "case%02zu.yaml", i);
-                write_file(f, name, cases[i].text);
-                load_fails(f);
-                if (!diag_has(f, name, cases[i].diag))
-                        fail_msg("case %zu", i);
-                snprintf(path, sizeof path, "%s/%s", f->dir, name);
-                assert_int_equal(unlink(path), 0);
-        }
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+                expect_file_error(*state, "yaml", i, cases[i].text, cases[i].diag);
 }
 
 static void test_yaml_several_errors_reported(void **state) {
@@ -390,13 +401,11 @@ static void test_csv_basic(void **state) {
         Fixture *f = *state;
         Roster *r;
 
-        write_file(f, "export.csv",
+        r = load_file_ok(f, "export.csv",
                    "o365_id,ou,template,name\n"
                    U1 "," OU_A ",,Jane Doe\n"
                    U2 ",," U1 ",John\n"
-                   U3 ",support,,\n");
-        r = load_ok(f);
-        assert_int_equal(r->n, 3);
+                   U3 ",support,,\n", 3);
         assert_sorted(r);
         assert_entry(r, U1, TARGET_OU, OU_A, "Jane Doe", 2);
         assert_entry(r, U2, TARGET_TEMPLATE, U1, "John", 3);
@@ -408,13 +417,11 @@ static void test_csv_bom_semicolon_crlf(void **state) {
         Fixture *f = *state;
         Roster *r;
 
-        write_file(f, "excel.csv",
+        r = load_file_ok(f, "excel.csv",
                    "\xef\xbb\xbf" "ObjectId;OrganizationUnitId;Display Name;Department\r\n"
                    U1 ";" OU_B ";M\xc3\xbcller, Anna;Sales, EMEA\r\n"
                    "\r\n"
-                   U2 ";sales;Bob;\r\n");
-        r = load_ok(f);
-        assert_int_equal(r->n, 2);
+                   U2 ";sales;Bob;\r\n", 2);
         assert_entry(r, U1, TARGET_OU, OU_B, "M\xc3\xbcller, Anna", 2);
         assert_entry(r, U2, TARGET_OU, OU_B, "Bob", 4);
         roster_free(r);
@@ -425,12 +432,10 @@ static void test_csv_tab(void **state) {
         Roster *r;
 
         /* Empty cells between tabs must stay cells. */
-        write_file(f, "tab.csv",
+        r = load_file_ok(f, "tab.csv",
                    "Template_O365_Id\tObject ID\tOU\tDisplayName\n"
                    "\t" U1 "\t" OU_A "\tA, B\n"
-                   U1 "\t" U2 "\t\t\n");
-        r = load_ok(f);
-        assert_int_equal(r->n, 2);
+                   U1 "\t" U2 "\t\t\n", 2);
         assert_entry(r, U1, TARGET_OU, OU_A, "A, B", 2);
         assert_entry(r, U2, TARGET_TEMPLATE, U1, "", 3);
         roster_free(r);
@@ -440,16 +445,14 @@ static void test_csv_quoting_and_lines(void **state) {
         Fixture *f = *state;
         Roster *r;
 
-        write_file(f, "quoted.csv",
+        r = load_file_ok(f, "quoted.csv",
                    "\"userPrincipalName\",\"id\",\"displayName\",\"ou\"\n"
                    "\"a@x\",\"" U1 "\",\"Doe, Jane\",\"" OU_A "\"\n"
                    "\"b@x\",\"" U2 "\",\"two\nline \"\"name\"\"\",\"" OU_A "\"\n"
                    "\n"
                    ",,,\n"
                    "\"c@x\",  " U3 "  ,plain,  sales  \n"
-                   "\"d@x\"," U4 ",\"last, no newline\"," OU_A);
-        r = load_ok(f);
-        assert_int_equal(r->n, 4);
+                   "\"d@x\"," U4 ",\"last, no newline\"," OU_A, 4);
         assert_entry(r, U1, TARGET_OU, OU_A, "Doe, Jane", 2);
         /* Newlines in names become spaces; the record still counts from its first line. */
         assert_entry(r, U2, TARGET_OU, OU_A, "two line \"name\"", 3);
@@ -515,19 +518,8 @@ static void test_csv_errors(void **state) {
                   ":3:39: error: malformed CSV: a quote inside an unquoted field, or text after a closing quote" },
         };
 
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-                Fixture *f = *state;
-                char name[32], path[1024];
-
-                diag_clear(&f->diag);
-                snprintf(name, sizeof name, "case%02zu.csv", i);
-                write_file(f, name, cases[i].text);
-                load_fails(f);
-                if (!diag_has(f, name, cases[i].diag))
-                        fail_msg("case %zu", i);
-                snprintf(path, sizeof path, "%s/%s", f->dir, name);
-                assert_int_equal(unlink(path), 0);
-        }
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+                expect_file_error(*state, "csv", i, cases[i].text, cases[i].diag);
 }
 
 static void test_csv_sep_line(void **state) {
@@ -1011,6 +1003,62 @@ static void test_parse_buffer(void **state) {
         assert_null(roster_free(NULL));
 }
 
+/* ---- names, UPNs and per-file figures (the audit trail) --------------------------------------- */
+
+static void test_upn_kept_beside_the_name(void **state) {
+        Fixture *f = *state;
+        char label[128];
+        Roster *r;
+
+        write_file(f, "team.yaml",
+                   "users:\n"
+                   "  - {o365_id: " U1 ", ou: " OU_A ", upn: jane@example.com, name: Jane Doe}\n"
+                   "  - {o365_id: " U2 ", ou: " OU_A ", upn: john@example.com}\n"
+                   "  - {o365_id: " U3 ", ou: " OU_A ", name: Ann}\n"
+                   "  - {o365_id: " U4 ", ou: " OU_A "}\n");
+        write_file(f, "export.csv",
+                   "id,userPrincipalName,displayName,ou\n"
+                   "55555555-5555-4555-8555-555555555555,eve@example.com,Eve," OU_B "\n");
+        r = load_ok(f);
+        assert_string_equal(roster_entry_given_name(r, find(r, U1)), "Jane Doe");
+        assert_string_equal(roster_entry_upn(r, find(r, U1)), "jane@example.com");
+        assert_string_equal(roster_entry_label(r, find(r, U1), label, sizeof(label)), "Jane Doe (jane@example.com)");
+        assert_string_equal(roster_entry_given_name(r, find(r, U2)), "");
+        assert_string_equal(roster_entry_name(r, find(r, U2)), "john@example.com");
+        assert_string_equal(roster_entry_label(r, find(r, U2), label, sizeof(label)), "john@example.com");
+        assert_string_equal(roster_entry_upn(r, find(r, U3)), "");
+        assert_string_equal(roster_entry_label(r, find(r, U3), label, sizeof(label)), "Ann");
+        assert_string_equal(roster_entry_label(r, find(r, U4), label, sizeof(label)), "");
+        assert_string_equal(roster_entry_upn(r, find(r, U4)), "");
+        assert_string_equal(roster_entry_given_name(r, find(r, "55555555-5555-4555-8555-555555555555")), "Eve");
+        assert_string_equal(roster_entry_upn(r, find(r, "55555555-5555-4555-8555-555555555555")), "eve@example.com");
+        roster_free(r);
+}
+
+/* Each file's user count and content hash: what the roster-load entry compares. */
+static void test_file_stats(void **state) {
+        Fixture *f = *state;
+        uint64_t hash_a;
+        Roster *r;
+
+        write_file(f, "a.yaml", "users: [{o365_id: " U1 ", ou: " OU_A "}, {o365_id: " U2 ", ou: " OU_A "}]\n");
+        write_file(f, "b.csv", "o365_id,ou\n" U3 "," OU_A "\n");
+        r = load_ok(f);
+        assert_int_equal(r->n_files, 2);
+        assert_non_null(strstr(r->files[0], "a.yaml"));
+        assert_int_equal(r->file_stats[0].users, 2);
+        assert_int_equal(r->file_stats[1].users, 1);
+        assert_true(r->file_stats[0].hash != r->file_stats[1].hash);
+        hash_a = r->file_stats[0].hash;
+        roster_free(r);
+
+        write_file(f, "b.csv", "o365_id,ou\n" U3 "," OU_A "\n" U4 "," OU_A "\n");
+        r = load_ok(f);
+        assert_true(r->file_stats[0].hash == hash_a);   /* a.yaml did not change */
+        assert_int_equal(r->file_stats[1].users, 2);
+        roster_free(r);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
         const struct CMUnitTest tests[] = {
@@ -1021,6 +1069,8 @@ int main(void) {
                 T(test_guid_spellings_are_equal),
                 T(test_yaml_errors),
                 T(test_yaml_several_errors_reported),
+                T(test_upn_kept_beside_the_name),
+                T(test_file_stats),
                 T(test_csv_basic),
                 T(test_csv_bom_semicolon_crlf),
                 T(test_csv_tab),

@@ -118,6 +118,7 @@ static void test_merge(void **state) {
         SourceSet *set = NULL;
         Roster *fr = files(c, "users: [{o365_id: " U1 ", ou: " OU_B "}]\n"), *r = NULL;
         Diag d = DIAG_INIT;
+        char label[128];
         const RosterEntry *e;
         Guid u2 = guid(U2), u3 = guid(U3), u1 = guid(U1), ou_a = guid(OU_A);
 
@@ -131,7 +132,9 @@ static void test_merge(void **state) {
         assert_non_null(e);
         assert_true(guid_eq(&e->target, &ou_a) && e->kind == TARGET_OU && e->line == 0);
         assert_string_equal(roster_entry_file(r, e), "entra group \"Support Agents\"");
-        assert_string_equal(roster_entry_name(r, e), "User 0 (u0@example.test)");
+        assert_string_equal(roster_entry_given_name(r, e), "User 0");
+        assert_string_equal(roster_entry_upn(r, e), "u0@example.test");
+        assert_string_equal(roster_entry_label(r, e, label, sizeof(label)), "User 0 (u0@example.test)");
         assert_string_equal(roster_entry_file(r, roster_find(r, &u1)), "/r/files.yaml");
         roster_free(r);
         diag_clear(&d);

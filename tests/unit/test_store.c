@@ -769,16 +769,222 @@ static void set_user_version(const char *db, int version) {
         sqlite3_close(h);
 }
 
+/* ---- what the audit trail names a user by ---------------------------------------------------- */
+
+static void test_user_info_round_trip(void **state) {
+        Fixture *f = *state;
+        StoreUserInfo in = { .name = (char *) "Jane Doe", .upn = (char *) "jane@example.com",
+                             .source = (char *) "/srv/roster.d/team.yaml" }, out = { 0 };
+        Guid id = G(1), other = G(2);
+
+        assert_int_equal(store_get_user_info(f->s, &id, &out), -ENOENT);
+        assert_int_equal(store_put_user_info(f->s, &id, &in), 0);
+        assert_int_equal(store_put_user_info(f->s, &other, &(StoreUserInfo) {
+                .source = (char *) "entra group \"Support\"", .directory = true }), 0);
+        reopen(f, true);
+        assert_int_equal(store_get_user_info(f->s, &id, &out), 0);
+        assert_string_equal(out.name, "Jane Doe");
+        assert_string_equal(out.upn, "jane@example.com");
+        assert_string_equal(out.source, "/srv/roster.d/team.yaml");
+        assert_false(out.directory);
+        store_user_info_clear(&out);
+        assert_null(out.name);
+        assert_int_equal(store_get_user_info(f->s, &other, &out), 0);
+        assert_null(out.name);
+        assert_null(out.upn);
+        assert_string_equal(out.source, "entra group \"Support\"");
+        assert_true(out.directory);
+        store_user_info_clear(&out);
+        store_user_info_clear(NULL);
+}
+
+/* A later act on the user replaces what was known; a user record written afterwards (INSERT OR
+ * REPLACE of the users row) leaves it alone. */
+static void test_user_info_replaced_not_wiped(void **state) {
+        Fixture *f = *state;
+        StoreUser u = full_user(3);
+        StoreUserInfo out = { 0 };
+        Guid id = G(3);
+
+        assert_int_equal(store_put_user_info(f->s, &id, &(StoreUserInfo) { .name = (char *) "Old",
+                                                                           .source = (char *) "a.csv" }), 0);
+        assert_int_equal(store_put_user_info(f->s, &id, &(StoreUserInfo) { .name = (char *) "New",
+                                                                           .source = (char *) "b.yaml" }), 0);
+        assert_int_equal(store_put_user(f->s, &u), 0);
+        assert_int_equal(store_get_user_info(f->s, &id, &out), 0);
+        assert_string_equal(out.name, "New");
+        assert_string_equal(out.source, "b.yaml");
+        store_user_info_clear(&out);
+        assert_int_equal(store_put_user_info(f->s, &(Guid) { 0 }, &(StoreUserInfo) { 0 }), -EINVAL);
+}
+
+static void test_user_info_is_bounded(void **state) {
+        Fixture *f = *state;
+        size_t len = 100000;
+        char *big = malloc(len + 1);
+        StoreUserInfo out = { 0 };
+        Guid id = G(4);
+
+        assert_non_null(big);
+        memset(big, 'n', len);
+        big[len] = 0;
+        assert_int_equal(store_put_user_info(f->s, &id, &(StoreUserInfo) { .name = big }), 0);
+        assert_int_equal(store_get_user_info(f->s, &id, &out), 0);
+        assert_true(strlen(out.name) > 0 && strlen(out.name) <= 4096);
+        store_user_info_clear(&out);
+        free(big);
+}
+
+static void test_holds_load_and_approve_some(void **state) {
+        Fixture *f = *state;
+        StoreUser *u = NULL;
+        size_t n = 0, approved = 99;
+        char *v = NULL;
+        Guid ids[] = { G(2), G(4), G(9) };     /* 9 is not held: nothing happens to it */
+
+        put_with_hold(f->s, 1, HOLD_NONE);
+        put_with_hold(f->s, 2, HOLD_HELD);
+        put_with_hold(f->s, 3, HOLD_HELD);
+        put_with_hold(f->s, 4, HOLD_HELD);
+        put_with_hold(f->s, 5, HOLD_APPROVED);
+        put_with_hold(f->s, 9, HOLD_NONE);
+        assert_int_equal(store_load_holds(f->s, &u, &n), 0);
+        assert_int_equal(n, 4);
+        for (size_t i = 0; i < n; i++) {
+                Guid want = G(i + 2);
+                assert_true(guid_eq(&u[i].id, &want));
+        }
+        store_users_free(u, n);
+        assert_int_equal(store_approve_ids(f->s, ids, ELEMENTSOF(ids), &approved), 0);
+        assert_int_equal(approved, 2);
+        assert_int_equal(hold_of(f->s, 2), HOLD_APPROVED);
+        assert_int_equal(hold_of(f->s, 3), HOLD_HELD);
+        assert_int_equal(hold_of(f->s, 4), HOLD_APPROVED);
+        assert_int_equal(hold_of(f->s, 9), HOLD_NONE);
+        /* a running daemon notices an approval by this count */
+        assert_int_equal(store_meta_get(f->s, STORE_META_APPROVALS, &v), 0);
+        assert_string_equal(v, "1");
+        free(v);
+        assert_int_equal(store_approve_ids(f->s, ids, ELEMENTSOF(ids), &approved), 0);
+        assert_int_equal(approved, 0);
+        assert_int_equal(store_meta_get(f->s, STORE_META_APPROVALS, &v), 0);
+        assert_string_equal(v, "1");
+        free(v);
+}
+
+/* What a partial approval left out stays held (KEPT) through later syncs while it is held, is
+ * released when back in the roster, and the default approval includes it. */
+static void test_holds_kept(void **state) {
+        Fixture *f = *state;
+        Guid two = G(2), three = G(3), four = G(4), held[] = { G(2), G(3) };
+        size_t n = 0;
+
+        put_with_hold(f->s, 2, HOLD_HELD);
+        put_with_hold(f->s, 3, HOLD_HELD);
+        put_with_hold(f->s, 4, HOLD_APPROVED);
+        assert_int_equal(store_keep_ids(f->s, &two, 1), 0);
+        assert_int_equal(store_keep_ids(f->s, &four, 1), 0);    /* approved, not held: untouched */
+        assert_int_equal(hold_of(f->s, 2), HOLD_KEPT);
+        assert_int_equal(hold_of(f->s, 4), HOLD_APPROVED);
+        assert_int_equal(store_sync_holds(f->s, held, 2, NULL, 0), 0);
+        assert_int_equal(hold_of(f->s, 2), HOLD_KEPT);
+        assert_int_equal(hold_of(f->s, 3), HOLD_HELD);
+        assert_int_equal(store_sync_holds(f->s, &three, 1, NULL, 0), 0);        /* 2 is back */
+        assert_int_equal(hold_of(f->s, 2), HOLD_NONE);
+        assert_int_equal(store_keep_ids(f->s, &three, 1), 0);
+        assert_int_equal(store_approve_holds(f->s, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(hold_of(f->s, 3), HOLD_APPROVED);
+}
+
+#define SCHEMA_V1 \
+        "CREATE TABLE users (id BLOB PRIMARY KEY, target BLOB, target_kind INT, ou BLOB," \
+        " origin INT, presence INT, intent INT, status INT, hold INT, attempts INT," \
+        " http_status INT, next_attempt INT, updated INT, error TEXT) WITHOUT ROWID;" \
+        "CREATE INDEX users_hold ON users (hold) WHERE hold != 0;" \
+        "CREATE TABLE sends (t INTEGER NOT NULL);" \
+        "CREATE INDEX sends_t ON sends (t);" \
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);" \
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY, run_id TEXT, started INT, finished INT," \
+        " created INT, copied INT, deleted INT, adopted INT, failed INT, held INT, result INT);" \
+        "INSERT INTO users (id, origin, presence, hold) VALUES (x'5a000000000000000000000000000007', 1, 1, 1);" \
+        "PRAGMA user_version = 1;"
+
+static int query_int(const char *db, const char *sql) {
+        sqlite3 *h = NULL;
+        sqlite3_stmt *st = NULL;
+        int v = -1;
+
+        assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                v = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(h);
+        return v;
+}
+
+static int user_version(const char *db) {
+        return query_int(db, "PRAGMA user_version");
+}
+
+static void write_store(Fixture *f, const char *sql) {
+        sqlite3 *h = NULL;
+
+        f->s = store_close(f->s);
+        remove_store_files(f);
+        assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(h);
+}
+
+/* A store of version 1 (before names were kept) is upgraded in place, its users and holds kept;
+ * a reader before the upgrade sees the users and knows no names. */
+static void test_upgrade_from_v1_keeps_users(void **state) {
+        Fixture *f = *state;
+        StoreUserInfo out = { 0 };
+        Guid id = G(7);
+
+        write_store(f, SCHEMA_V1);
+        assert_int_equal(store_open(f->dir, true, &f->s), 0);
+        assert_int_equal(count_users(f->s), 1);
+        assert_int_equal(store_get_user_info(f->s, &id, &out), -ENOENT);
+        reopen(f, false);
+        assert_int_equal(user_version(f->db), 3);
+        assert_int_equal(count_users(f->s), 1);
+        assert_int_equal(hold_of(f->s, 7), HOLD_HELD);
+        assert_int_equal(store_put_user_info(f->s, &id, &(StoreUserInfo) { .name = (char *) "Ann" }), 0);
+        reopen(f, true);
+        assert_int_equal(store_get_user_info(f->s, &id, &out), 0);
+        assert_string_equal(out.name, "Ann");
+        store_user_info_clear(&out);
+}
+
+/* The upgrade is one transaction: when a step fails, the store stays a whole version 1. */
+static void test_upgrade_is_all_or_nothing(void **state) {
+        Fixture *f = *state;
+        Store *s = NULL;
+
+        write_store(f, SCHEMA_V1 "CREATE TABLE user_info (x INT);");
+        assert_true(store_open(f->dir, false, &s) < 0);
+        assert_null(s);
+        assert_int_equal(user_version(f->db), 1);
+        /* nor did the steps before the failing one stay */
+        assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'requests'"), 0);
+        assert_int_equal(store_open(f->dir, true, &f->s), 0);
+        assert_int_equal(count_users(f->s), 1);
+}
+
 static void test_newer_schema_refused(void **state) {
         Fixture *f = *state;
         Store *s = NULL;
 
         f->s = store_close(f->s);
-        set_user_version(f->db, 3);
+        set_user_version(f->db, 99);
         assert_int_equal(store_open(f->dir, false, &s), -EPROTO);
         assert_int_equal(store_open(f->dir, true, &s), -EPROTO);
         assert_null(s);
-        set_user_version(f->db, 2);
+        set_user_version(f->db, 3);
         assert_int_equal(store_open(f->dir, false, &f->s), 0);
 }
 
@@ -869,6 +1075,13 @@ int main(void) {
                 T(test_meta),
                 T(test_runs),
                 T(test_reopen_keeps_data),
+                T(test_user_info_round_trip),
+                T(test_user_info_replaced_not_wiped),
+                T(test_user_info_is_bounded),
+                T(test_holds_load_and_approve_some),
+                T(test_holds_kept),
+                T(test_upgrade_from_v1_keeps_users),
+                T(test_upgrade_is_all_or_nothing),
                 T(test_newer_schema_refused),
                 T(test_garbage_file),
                 T(test_damaged_pages),
