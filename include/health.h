@@ -1,6 +1,6 @@
 /* health.h: the verdict of `status --check` and of each line of `status --all`, as monitoring
  * systems (Nagios and its kin) read it: OK, WARNING (held deletes, failed or quarantined users,
- * nothing run yet) or CRITICAL (an instance that cannot work: bad config, unreadable store,
+ * Entra groups that could not be read, nothing run yet) or CRITICAL (an instance that cannot work: bad config, unreadable store,
  * credentials refused, roster rejected, daemon not running though one is expected). A pure
  * function of facts the caller gathered from the config, the state store and the host; see
  * nimbus-sync(8), MONITORING. */
@@ -27,6 +27,7 @@ typedef struct HealthFacts {
         bool unit_enabled;             /* the instance's systemd unit is enabled */
         const char *shares_state_with; /* another instance whose state_dir is the same */
         size_t held, failed, quarantined;
+        size_t sources_failed;         /* Entra groups whose last read failed (their last list stands) */
 } HealthFacts;
 
 /* The level, and in buf (always terminated, cut to size) its reasons, the critical ones first,

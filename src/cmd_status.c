@@ -623,6 +623,14 @@ static const char *instance_roster_error(const InstanceStatus *in) {
         return NULL;
 }
 
+static size_t sources_failed(const SourceSet *set) {
+        size_t n = 0;
+
+        for (size_t i = 0; set && i < set->n; i++)
+                n += set->sources[i].error != NULL;
+        return n;
+}
+
 static HealthLevel instance_health(const InstanceStatus *in, char *buf, size_t size) {
         const Summary *s = &in->s;
         HealthFacts f = {
@@ -639,6 +647,7 @@ static HealthLevel instance_health(const InstanceStatus *in, char *buf, size_t s
                 .held = s->held,
                 .failed = s->failed,
                 .quarantined = s->quarantined,
+                .sources_failed = sources_failed(s->sources),
         };
 
         return health_assess(&f, buf, size);

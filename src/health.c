@@ -94,6 +94,10 @@ static void assess_warning(const HealthFacts *f, Reasons *r) {
                 reason(r, HEALTH_WARNING, "%zu failed", f->failed);
         if (f->quarantined > 0)
                 reason(r, HEALTH_WARNING, "%zu quarantined", f->quarantined);
+        if (f->sources_failed > 0)
+                reason(r, HEALTH_WARNING, "%zu Entra %s not read (%s last complete list in force)",
+                       f->sources_failed, f->sources_failed == 1 ? "group" : "groups",
+                       f->sources_failed == 1 ? "its" : "their");
 }
 
 HealthLevel health_assess(const HealthFacts *f, char *buf, size_t size) {

@@ -158,6 +158,10 @@ def test_failed_page_deletes_nothing(ns, sim, fault):
     assert sim_ids(sim.state()) == set(ids)
     src = ns.status_json()["sources"][0]
     assert src["users"] == 1600 and "gave up after" in src["error"]
+    # A monitoring check warns of it: the list in force may be out of date.
+    check = ns.run("status", "--check")
+    assert check.returncode == 1 and "1 Entra group not read (its last complete list in force)" in check.stdout, \
+        describe(check)
 
     # Once every page arrives again, the removal is carried out.
     sim.graph_config(fail_next=[])

@@ -31,8 +31,11 @@ static const Case cases[] = {
         { "one held delete", { HEALTHY, .held = 1 }, HEALTH_WARNING, "1 delete held" },
         { "failed", { HEALTHY, .failed = 2 }, HEALTH_WARNING, "2 failed" },
         { "quarantined", { HEALTHY, .quarantined = 1 }, HEALTH_WARNING, "1 quarantined" },
-        { "all warnings", { HEALTHY, .held = 30, .failed = 2, .quarantined = 1 }, HEALTH_WARNING,
-          "30 deletes held; 2 failed; 1 quarantined" },
+        { "all warnings", { HEALTHY, .held = 30, .failed = 2, .quarantined = 1, .sources_failed = 2 },
+          HEALTH_WARNING, "30 deletes held; 2 failed; 1 quarantined; 2 Entra groups not read (their last "
+          "complete list in force)" },
+        { "an Entra group not read", { HEALTHY, .sources_failed = 1 }, HEALTH_WARNING,
+          "1 Entra group not read (its last complete list in force)" },
         { "never ran", { .has_state = false }, HEALTH_WARNING, "no state yet: nimbus-sync has not run" },
         { "auth failed", { RAN, .auth_state = "failed", .auth_error = "AADSTS7000215: Invalid client secret" },
           HEALTH_CRITICAL, "credentials refused, tenant paused: AADSTS7000215: Invalid client secret" },
