@@ -25,8 +25,7 @@ struct Report {
         int write_error;            /* of the last write: logged when it changes */
         int record_error;           /* of the last record in the store: the same */
         const SourceSet *sources;
-        RosterView view;
-        bool has_view;
+        RosterView view;            /* no read yet: no error, no users */
         Progress progress;
         uint64_t recorded_usec;     /* when the progress was last recorded */
         uint64_t last_success_usec;
@@ -207,7 +206,7 @@ static int collect(Report *r, MetricsFigures *f) {
         *f = (MetricsFigures) { .unit = r->unit, .now_usec = now_usec(), .api = &r->api,
                                 .rate_limit = t->config->rate_operations,
                                 .rate_window_usec = t->config->rate_window_usec, .auth = auth_of(t),
-                                .roster_ok = r->has_view && !r->view.error, .roster_users = r->view.users,
+                                .roster_ok = !r->view.error, .roster_users = r->view.users,
                                 .roster_files = r->view.n_files, .roster_newest_usec = r->view.newest_usec };
         k = store_user_kinds(t->store, &kinds, &n);
         if (k < 0)
@@ -250,17 +249,14 @@ void report_roster(Report *r, const Roster *desired, const Roster *files) {
         if (!r->tenant)
                 return;
         k = roster_view_accept(&r->view, desired, files, r->tenant->config->roster_dir, now_usec());
-        r->has_view = k >= 0;
         if (k >= 0)
                 record_view(r);
 }
 
 /* No run follows a rejection: the metrics say so now, not at the next tick. */
 void report_roster_rejected(Report *r, const char *error) {
-        if (roster_view_reject(&r->view, error, now_usec()) >= 0) {
-                r->has_view = true;
+        if (roster_view_reject(&r->view, error, now_usec()) >= 0)
                 record_view(r);
-        }
         report_metrics(r);
 }
 
