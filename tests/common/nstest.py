@@ -15,6 +15,12 @@ SANITIZER_MARKERS = ("runtime error", "AddressSanitizer", "LeakSanitizer",
                      "UndefinedBehaviorSanitizer")
 
 
+def scaled(seconds):
+    """A wait bound, stretched by $NIMBUS_TEST_TIME_SCALE (tests/valgrind/run.sh sets it: every
+    process runs many times slower under memcheck). Bounds only, never sleeps."""
+    return seconds * float(os.environ.get("NIMBUS_TEST_TIME_SCALE", "1"))
+
+
 def guid():
     return str(uuid.uuid4())
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "tests" / "sim"))
 sys.path.insert(0, str(REPO / "tests" / "common"))
 
 from nstest import (SANITIZER_MARKERS, SimSetUp, deep_merge, guid, guids,  # noqa: E402,F401
-                    nimbus_binary, sim_config, write_secret)
+                    nimbus_binary, scaled, sim_config, write_secret)
 from simclient import DIALECT_OPTIONS, DIALECTS, Sim  # noqa: E402  (needs the path above)
 
 RUN_TIMEOUT = 120

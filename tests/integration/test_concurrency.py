@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import describe, guid, guids, poll, roster_users
+from conftest import describe, guid, guids, poll, roster_users, scaled
 
 OU = guid()
 OPS, WINDOW = 20, 2
@@ -199,7 +199,7 @@ def test_apply_holds_the_lock_too(ns, sim, daemons):
     sim.config(delay_ms=300)
     first = ns.start("apply")
     lock = ns.state_dir / "state.lock"
-    assert poll(lambda: lock.exists() and lock.read_text().startswith(f"{first.pid} "), 10)
+    assert poll(lambda: lock.exists() and lock.read_text().startswith(f"{first.pid} "), scaled(10))
 
     p = ns.run("apply")
     assert p.returncode == 1, describe(p)
@@ -208,7 +208,7 @@ def test_apply_holds_the_lock_too(ns, sim, daemons):
     assert p.returncode == 1, describe(p)
     daemon = Daemon(ns)
     daemons.append(daemon)
-    assert daemon.proc.wait(timeout=10) == 1
+    assert daemon.proc.wait(timeout=scaled(10)) == 1
     assert f"in use by `nimbus-sync apply` (pid {first.pid})" in daemon.log()
 
     rc, out, err = ns.wait(first)

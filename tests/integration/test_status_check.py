@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import describe, guid, guids, poll, roster_users
+from conftest import describe, guid, guids, poll, roster_users, scaled
 
 OU = guid()
 OU_OTHER = guid()
@@ -97,7 +97,8 @@ def test_critical_on_an_invalid_config(ns, sim):
 def start_daemon(ns):
     ns.configure(settle_time="100ms", scan_interval="60s")
     proc = ns.start("daemon")
-    ok = poll(lambda: proc.poll() is not None or "daemon running" in ns.run("status", "--check").stdout, 30)
+    ok = poll(lambda: proc.poll() is not None or "daemon running" in ns.run("status", "--check").stdout,
+              scaled(30))
     assert ok and proc.poll() is None, "the daemon did not come up"
     return proc
 

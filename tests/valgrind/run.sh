@@ -54,6 +54,8 @@ VG_OPTS="$VG_OPTS --errors-for-leak-kinds=definite,indirect"
 supp=$PWD/tests/valgrind/nimbus-sync.supp
 [ -f "$supp" ] && VG_OPTS="$VG_OPTS --suppressions=$supp"
 
+# Tests that wait for a process to come up stretch their bounds by this (tests/common/nstest.py).
+export NIMBUS_TEST_TIME_SCALE=${NIMBUS_TEST_TIME_SCALE:-5}
 start=$(date +%s)
 echo "== valgrind: unit tests"
 # Generous timeouts: under memcheck test_jwt (RSA signing) alone takes about 20 s.
