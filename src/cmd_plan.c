@@ -200,15 +200,15 @@ static int print_plan(Cli *cli, const Config *c, const Roster *r, const Plan *p)
 }
 
 int cmd_plan(Cli *cli) {
-        Config *c = NULL;
-        Roster *r = NULL;
-        Plan *p = NULL;
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_(roster_freep) Roster *r = NULL;
+        _cleanup_(plan_freep) Plan *p = NULL;
         size_t stale = 0;
-        int k, ret = EXIT_ERROR;
+        int k;
 
         if (cli_load_config(cli, &c) < 0 || cli_load_roster(cli, c, &r) < 0 ||
             desired_add_sources(cli, c, NULL, &r, &stale) < 0)
-                goto out;
+                return EXIT_ERROR;
         k = build_plan(c, r, &p);
         if (k >= 0 && cli->refresh && plan_has_changes(p)) {
                 k = plan_refresh(cli, p, r);
@@ -218,15 +218,11 @@ int cmd_plan(Cli *cli) {
                 k = k < 0 ? k : build_plan(c, r, &p);
         }
         if (k < 0)
-                goto out;
+                return EXIT_ERROR;
         if (stale > 0 && !cli->json)
                 printf("%zu Entra groups could not be read now; their last complete member lists were "
                        "used (see the messages above).\n", stale);
-        k = print_plan(cli, c, r, p);
-        ret = k < 0 ? EXIT_ERROR : plan_has_changes(p) || plan_guard_skipped(p) ? EXIT_PENDING : EXIT_OK;
-out:
-        plan_free(p);
-        roster_free(r);
-        config_free(c);
-        return ret;
+        if (print_plan(cli, c, r, p) < 0)
+                return EXIT_ERROR;
+        return plan_has_changes(p) || plan_guard_skipped(p) ? EXIT_PENDING : EXIT_OK;
 }
