@@ -75,10 +75,15 @@ exec valgrind $VG_OPTS --track-fds=no --log-file="$logs/vg.%p.log" \\
 EOF
 chmod +x "$wrapper"
 
-echo "== valgrind: tests/integration"
+echo "== valgrind: tests/integration (less three tests that start a daemon and time its start)"
+# Under memcheck on a busy 2-CPU machine a daemon and the status commands polling it take
+# minutes to agree; these three run in the plain and ASan builds of tests/run.sh.
+slow="not test_apply_holds_the_lock_too"
+slow="$slow and not test_critical_when_the_daemon_rejects_the_roster"
+slow="$slow and not test_critical_when_the_daemon_dies_ok_when_it_stops"
 status=0
-NIMBUS_SYNC_BIN=$wrapper /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration "$@" ||
-        status=$?
+NIMBUS_SYNC_BIN=$wrapper /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration \
+        -k "$slow" "$@" || status=$?
 if [ "${VALGRIND_DAEMON:-0}" = 1 ]; then
         echo "== valgrind: tests/daemon (less three tests that time what memcheck slows)"
         timed="not test_random_kills_converge_without_unintended_deletes"
