@@ -603,13 +603,14 @@ static int read_users(sqlite3_stmt *st, StoreUser **u, size_t *n, size_t *cap) {
         return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
 }
 
-int store_load_users(Store *s, StoreUser **ret, size_t *ret_n) {
+/* Every user the prepared statement `id` selects, sorted as it sorts them. */
+static int load_users_by(Store *s, StmtId id, StoreUser **ret, size_t *ret_n) {
         _cleanup_reset_ sqlite3_stmt *st = NULL;
         StoreUser *u = NULL;
         size_t n = 0, cap = 0;
         int r;
 
-        if ((r = stmt_get(s, STMT_USER_LOAD, &st)) < 0)
+        if ((r = stmt_get(s, id, &st)) < 0)
                 return r;
         r = read_users(st, &u, &n, &cap);
         if (r < 0) {
@@ -619,6 +620,10 @@ int store_load_users(Store *s, StoreUser **ret, size_t *ret_n) {
         *ret = u;
         *ret_n = n;
         return 0;
+}
+
+int store_load_users(Store *s, StoreUser **ret, size_t *ret_n) {
+        return load_users_by(s, STMT_USER_LOAD, ret, ret_n);
 }
 
 int store_user_kinds(Store *s, StoreUserKind **ret, size_t *ret_n) {
@@ -780,21 +785,7 @@ int store_approve_holds(Store *s, size_t *ret_n) {
 }
 
 int store_load_holds(Store *s, StoreUser **ret, size_t *ret_n) {
-        _cleanup_reset_ sqlite3_stmt *st = NULL;
-        StoreUser *u = NULL;
-        size_t n = 0, cap = 0;
-        int r;
-
-        if ((r = stmt_get(s, STMT_HOLDS_LOAD, &st)) < 0)
-                return r;
-        r = read_users(st, &u, &n, &cap);
-        if (r < 0) {
-                store_users_free(u, n);
-                return r;
-        }
-        *ret = u;
-        *ret_n = n;
-        return 0;
+        return load_users_by(s, STMT_HOLDS_LOAD, ret, ret_n);
 }
 
 static int hold_one(Store *s, StmtId id_stmt, const Guid *id, size_t *ret_n) {

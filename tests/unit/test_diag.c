@@ -147,10 +147,8 @@ static void test_clear_null(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_format_parts),
-                cmocka_unit_test(test_one_line),
-                cmocka_unit_test(test_long_message_is_cut),
-                cmocka_unit_test(test_bounded),
+                cmocka_unit_test(test_format_parts), cmocka_unit_test(test_one_line),
+                cmocka_unit_test(test_long_message_is_cut), cmocka_unit_test(test_bounded),
                 cmocka_unit_test(test_first_error),
                 cmocka_unit_test(test_first_error_after_warnings_filled_the_list),
                 cmocka_unit_test(test_clear_null),

@@ -341,12 +341,9 @@ static void test_writer(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_figures_where_they_belong),
-                cmocka_unit_test(test_well_formed),
-                cmocka_unit_test(test_nothing_yet),
-                cmocka_unit_test(test_escaping),
-                cmocka_unit_test(test_user_kinds),
-                cmocka_unit_test(test_write_file),
-                cmocka_unit_test(test_writer),
+                cmocka_unit_test(test_well_formed), cmocka_unit_test(test_nothing_yet),
+                cmocka_unit_test(test_escaping), cmocka_unit_test(test_user_kinds),
+                cmocka_unit_test(test_write_file), cmocka_unit_test(test_writer),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
