@@ -146,8 +146,22 @@ check_user_and_folders() {
         got=$(stat -c '%U:%G %a' /var/lib/nimbus-sync/roster.d)
         [ "$got" = "nimbus-sync:nimbus-sync 2770" ] ||
                 fail "/var/lib/nimbus-sync/roster.d is $got, not nimbus-sync:nimbus-sync 2770"
-        # The example config is valid, and the service user can read the roster folder with it.
-        logged validate runuser -u nimbus-sync -- nimbus-sync -c /etc/nimbus-sync/config.yaml.example validate
+        # The unedited example is refused for its placeholder ids; with ids filled in it is valid,
+        # and the service user can read the roster folder with it.
+        if runuser -u nimbus-sync -- nimbus-sync -c /etc/nimbus-sync/config.yaml.example validate \
+                >"$work/placeholder.log" 2>&1; then
+                fail "validate accepted the example's all-zero tenant_id and client_id"
+        fi
+        grep -q "still the example's placeholder" "$work/placeholder.log" ||
+                { cat "$work/placeholder.log" >&2; fail "validate did not name the example's placeholders"; }
+        sed -e "s/^tenant_id: 0\{8\}-0\{4\}-0\{4\}-0\{4\}-0\{12\}/tenant_id: 9fce70af-a632-49ca-bc0d-53db5a21c5b3/" \
+            -e "s/^client_id: 0\{8\}-0\{4\}-0\{4\}-0\{4\}-0\{12\}/client_id: 0b5b2c1e-8f4d-4c3a-9b2e-7d6f5a4b3c2d/" \
+            /etc/nimbus-sync/config.yaml.example >"$work/filled.yaml"
+        filled=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-sync-example.XXXXXX")
+        chmod 755 "$filled"
+        install -m 644 "$work/filled.yaml" "$filled/config.yaml"
+        logged validate runuser -u nimbus-sync -- nimbus-sync -c "$filled/config.yaml" validate
+        rm -rf "$filled"
 }
 
 # Verifies one installed unit (a template as an instance of it) and checks its exposure level.
