@@ -77,13 +77,13 @@ EOF
 chmod +x "$wrapper"
 
 # The integration files that reach every module (parsers, planner, runner and answer rule,
-# store, HTTP and TLS, token and certificate, Graph, doctor, audit, metrics), each once: the
-# dialect matrices, the 2,000-user scale runs and the tests that time a daemon's start or a
-# terminal's redraw run the same code again and take most of the time under memcheck; they run
-# in the plain and ASan builds of tests/run.sh. VALGRIND_ALL=1 runs the whole folder.
+# store, HTTP and TLS, token, Graph, doctor, audit, metrics), each once: the dialect matrices,
+# the 2,000-user scale runs, the credential and certificate matrices (their code runs under
+# memcheck in the unit tests test_config, test_oauth and test_jwt) and the tests that time a
+# daemon's start or a terminal's redraw run the same code again and take most of the time under
+# memcheck; they run in the plain and ASan builds of tests/run.sh. VALGRIND_ALL=1 runs them all.
 files="test_basics test_bad_input test_csv test_errors test_ownership test_deletion_safety
-test_crash test_cert_auth test_credentials test_sources test_doctor test_validate
-test_roster_folder test_audit test_metrics"
+test_crash test_sources test_doctor test_roster_folder test_audit test_metrics"
 targets=tests/integration
 if [ "${VALGRIND_ALL:-0}" != 1 ]; then
         targets=""
