@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_record.h"
 #include "util.h"
 
 static const char *const kind_names[_PROGRESS_KIND_MAX] = {
@@ -23,13 +24,9 @@ uint64_t progress_eta(size_t open, unsigned operations, uint64_t window_usec) {
         return (uint64_t) ((double) open * (double) window_usec / operations);
 }
 
-static void add_u64(json_object *o, const char *key, uint64_t v) {
-        json_object_object_add(o, key, json_object_new_int64(v > INT64_MAX ? INT64_MAX : (int64_t) v));
-}
 
 int progress_format(const Progress *p, char **ret) {
         json_object *o = json_object_new_object(), *pending = json_object_new_object();
-        int r = 0;
 
         if (!o || !pending) {
                 json_object_put(o);
@@ -37,40 +34,27 @@ int progress_format(const Progress *p, char **ret) {
                 return -ENOMEM;
         }
         json_object_object_add(o, "run_id", json_object_new_string(p->run_id));
-        add_u64(o, "pid", p->pid > 0 ? (uint64_t) p->pid : 0);
+        json_record_put_u64(o, "pid", p->pid > 0 ? (uint64_t) p->pid : 0);
         json_object_object_add(o, "running", json_object_new_boolean(p->running));
-        add_u64(o, "started", p->started_usec);
-        add_u64(o, "updated", p->updated_usec);
-        add_u64(o, "done", p->done);
-        add_u64(o, "total", p->total);
+        json_record_put_u64(o, "started", p->started_usec);
+        json_record_put_u64(o, "updated", p->updated_usec);
+        json_record_put_u64(o, "done", p->done);
+        json_record_put_u64(o, "total", p->total);
         for (size_t k = 0; k < _PROGRESS_KIND_MAX; k++)
-                add_u64(pending, kind_names[k], p->pending[k]);
+                json_record_put_u64(pending, kind_names[k], p->pending[k]);
         json_object_object_add(o, "pending", pending);
-        add_u64(o, "held", p->held);
-        add_u64(o, "drift", p->drift);
-        add_u64(o, "failed", p->failed);
-        add_u64(o, "quarantined", p->quarantined);
-        add_u64(o, "eta", p->eta_usec);
-        if (!(*ret = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN))))
-                r = -ENOMEM;
-        json_object_put(o);
-        return r;
+        json_record_put_u64(o, "held", p->held);
+        json_record_put_u64(o, "drift", p->drift);
+        json_record_put_u64(o, "failed", p->failed);
+        json_record_put_u64(o, "quarantined", p->quarantined);
+        json_record_put_u64(o, "eta", p->eta_usec);
+        return json_record_finish(o, ret);
 }
 
-/* A number the record must have, not negative. */
-static int get_u64(json_object *o, const char *key, uint64_t *ret) {
-        json_object *v;
-
-        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int) ||
-            json_object_get_int64(v) < 0)
-                return -EINVAL;
-        *ret = (uint64_t) json_object_get_int64(v);
-        return 0;
-}
 
 static int get_size(json_object *o, const char *key, size_t *ret) {
         uint64_t v;
-        int r = get_u64(o, key, &v);
+        int r = json_record_get_u64(o, key, &v);
 
         if (r >= 0)
                 *ret = (size_t) v;
@@ -93,14 +77,14 @@ static int parse_fields(json_object *o, Progress *p) {
         p->running = json_object_get_boolean(running);
         for (size_t k = 0; r >= 0 && k < _PROGRESS_KIND_MAX; k++)
                 r = get_size(pending, kind_names[k], &p->pending[k]);
-        if (r >= 0 && (r = get_u64(o, "pid", &pid)) >= 0)
+        if (r >= 0 && (r = json_record_get_u64(o, "pid", &pid)) >= 0)
                 p->pid = pid > LONG_MAX ? 0 : (long) pid;
         if (r >= 0)
-                r = get_u64(o, "started", &p->started_usec);
+                r = json_record_get_u64(o, "started", &p->started_usec);
         if (r >= 0)
-                r = get_u64(o, "updated", &p->updated_usec);
+                r = json_record_get_u64(o, "updated", &p->updated_usec);
         if (r >= 0)
-                r = get_u64(o, "eta", &p->eta_usec);
+                r = json_record_get_u64(o, "eta", &p->eta_usec);
         return r;
 }
 

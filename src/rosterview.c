@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_record.h"
 #include "util.h"
 
 static void files_free(RosterViewFile *f, size_t n) {
@@ -80,54 +81,38 @@ int roster_view_reject(RosterView *v, const char *error, uint64_t now) {
         return 0;
 }
 
-static void add_u64(json_object *o, const char *key, uint64_t v) {
-        json_object_object_add(o, key, json_object_new_int64(v > INT64_MAX ? INT64_MAX : (int64_t) v));
-}
 
 int roster_view_format(const RosterView *v, char **ret) {
         json_object *o = json_object_new_object(), *files = json_object_new_array();
-        int r = 0;
 
         if (!o || !files) {
                 json_object_put(o);
                 json_object_put(files);
                 return -ENOMEM;
         }
-        add_u64(o, "read", v->read_usec);
+        json_record_put_u64(o, "read", v->read_usec);
         json_object_object_add(o, "error", v->error ? json_object_new_string(v->error) : NULL);
-        add_u64(o, "accepted", v->accepted_usec);
-        add_u64(o, "users", v->users);
-        add_u64(o, "newest", v->newest_usec);
+        json_record_put_u64(o, "accepted", v->accepted_usec);
+        json_record_put_u64(o, "users", v->users);
+        json_record_put_u64(o, "newest", v->newest_usec);
         for (size_t i = 0; i < v->n_files; i++) {
                 json_object *f = json_object_new_object();
 
                 json_object_object_add(f, "name", json_object_new_string(v->files[i].name));
-                add_u64(f, "users", v->files[i].users);
+                json_record_put_u64(f, "users", v->files[i].users);
                 json_object_array_add(files, f);
         }
         json_object_object_add(o, "files", files);
-        if (!(*ret = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN))))
-                r = -ENOMEM;
-        json_object_put(o);
-        return r;
+        return json_record_finish(o, ret);
 }
 
-static int get_u64(json_object *o, const char *key, uint64_t *ret) {
-        json_object *v;
-
-        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int) ||
-            json_object_get_int64(v) < 0)
-                return -EINVAL;
-        *ret = (uint64_t) json_object_get_int64(v);
-        return 0;
-}
 
 static int parse_file(json_object *o, RosterViewFile *ret) {
         json_object *name;
         uint64_t users;
 
         if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, "name", &name) ||
-            !json_object_is_type(name, json_type_string) || get_u64(o, "users", &users) < 0)
+            !json_object_is_type(name, json_type_string) || json_record_get_u64(o, "users", &users) < 0)
                 return -EINVAL;
         ret->users = (size_t) users;
         return (ret->name = strdup(json_object_get_string(name))) ? 0 : -ENOMEM;
@@ -158,8 +143,8 @@ static int parse_object(json_object *o, RosterView *v) {
             !(error == NULL || json_object_is_type(error, json_type_string)) ||
             !json_object_object_get_ex(o, "files", &files) || !json_object_is_type(files, json_type_array))
                 return -EINVAL;
-        if ((r = get_u64(o, "read", &v->read_usec)) < 0 || (r = get_u64(o, "accepted", &v->accepted_usec)) < 0 ||
-            (r = get_u64(o, "users", &users)) < 0 || (r = get_u64(o, "newest", &v->newest_usec)) < 0)
+        if ((r = json_record_get_u64(o, "read", &v->read_usec)) < 0 || (r = json_record_get_u64(o, "accepted", &v->accepted_usec)) < 0 ||
+            (r = json_record_get_u64(o, "users", &users)) < 0 || (r = json_record_get_u64(o, "newest", &v->newest_usec)) < 0)
                 return r;
         v->users = (size_t) users;
         if (error && !(v->error = strdup(json_object_get_string(error))))
