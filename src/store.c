@@ -802,7 +802,10 @@ static int hold_one(Store *s, StmtId id_stmt, const Guid *id, size_t *ret_n) {
         return 0;
 }
 
-int store_approve_ids(Store *s, const Guid *ids, size_t n, size_t *ret_n) {
+/* One statement over a list of users, in one transaction; *ret_n: rows it changed. With
+ * count_approvals, a change moves the approvals counter the daemon watches. */
+static int hold_each(Store *s, StmtId id_stmt, const Guid *ids, size_t n, bool count_approvals,
+                     size_t *ret_n) {
         size_t done = 0;
         bool own;
         int r;
@@ -812,8 +815,8 @@ int store_approve_ids(Store *s, const Guid *ids, size_t n, size_t *ret_n) {
         if ((r = op_begin(s, &own)) < 0)
                 return r;
         for (size_t i = 0; r >= 0 && i < n; i++)
-                r = hold_one(s, STMT_HOLD_APPROVE_ID, &ids[i], &done);
-        if (r >= 0 && done > 0)
+                r = hold_one(s, id_stmt, &ids[i], &done);
+        if (r >= 0 && done > 0 && count_approvals)
                 r = count_approval(s);
         r = op_end(s, own, r);
         if (r >= 0 && ret_n)
@@ -821,18 +824,12 @@ int store_approve_ids(Store *s, const Guid *ids, size_t n, size_t *ret_n) {
         return r;
 }
 
-int store_keep_ids(Store *s, const Guid *ids, size_t n) {
-        size_t done = 0;
-        bool own;
-        int r;
+int store_approve_ids(Store *s, const Guid *ids, size_t n, size_t *ret_n) {
+        return hold_each(s, STMT_HOLD_APPROVE_ID, ids, n, true, ret_n);
+}
 
-        if (n > 0 && !ids)
-                return -EINVAL;
-        if ((r = op_begin(s, &own)) < 0)
-                return r;
-        for (size_t i = 0; r >= 0 && i < n; i++)
-                r = hold_one(s, STMT_HOLD_KEEP_ID, &ids[i], &done);
-        return op_end(s, own, r);
+int store_keep_ids(Store *s, const Guid *ids, size_t n) {
+        return hold_each(s, STMT_HOLD_KEEP_ID, ids, n, false, NULL);
 }
 
 /* --- what the audit trail names a user by ---------------------------------------------------- */
