@@ -277,8 +277,8 @@ def test_plain_http_to_a_remote_host_is_refused(ns, sim):
 
 def test_bad_guid_in_config(ns, sim):
     ns.write_roster(roster_users(guids(1), OU))
-    ns.configure(deletes={"protected": [guid(), "abc"]})
-    line, errs = config_error(ns, sim, "- abc")
+    ns.configure(deletes={"protected": [guid(), "not-a-guid"]})
+    line, errs = config_error(ns, sim, "- not-a-guid")
     assert int(errs[0].group(1)) == line
 
 
