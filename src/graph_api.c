@@ -3,19 +3,17 @@
 #include "graph_api.h"
 
 #include <curl/curl.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+#include "json_cleanup.h"
 #include "nimbus_api.h"
 #include "util.h"
 
 #define JSON_MAX_DEPTH 32
 #define CODE_MAX 80
 
-static inline void json_object_putp(struct json_object **o) { json_object_put(*o); }
-#define _cleanup_json_ __attribute__((cleanup(json_object_putp)))
 
 /* ---- the member list --------------------------------------------------------------------- */
 

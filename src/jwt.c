@@ -9,7 +9,6 @@
 #include "jwt.h"
 
 #include <errno.h>
-#include <json-c/json.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -19,6 +18,7 @@
 #include <stdio.h>
 
 #include "guid.h"
+#include "json_cleanup.h"
 #include "util.h"
 
 #define JWT_FIELD_MAX 4096                  /* a client id or a token URL is far shorter */
@@ -30,8 +30,6 @@ struct JwtSigner {
         JwtAlg alg;
 };
 
-static inline void json_object_putp(struct json_object **o) { json_object_put(*o); }
-#define _cleanup_json_ __attribute__((cleanup(json_object_putp)))
 
 int jwt_base64url(const void *data, size_t len, char **ret) {
         char *out;

@@ -8,19 +8,17 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <json-c/json.h>
 #include <stdio.h>
 #include <strings.h>
 
 #include "encoding.h"
+#include "json_cleanup.h"
 #include "util.h"
 
 #define JSON_MAX_DEPTH 32                   /* answers are two or three levels deep */
 #define LICENSES_MAX 1000
 #define LICENSE_NAME_MAX 128
 
-static inline void json_object_putp(struct json_object **o) { json_object_put(*o); }
-#define _cleanup_json_ __attribute__((cleanup(json_object_putp)))
 
 const char *nimbus_call_name(NimbusCall call) {
         switch (call) {

@@ -8,12 +8,12 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <json-c/json.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <strings.h>
 
 #include "config.h"
+#include "json_cleanup.h"
 #include "util.h"
 
 #define JSON_MAX_DEPTH 32                   /* the token answer is one level deep */
@@ -27,8 +27,6 @@
 #define RETRY_AFTER_TEXT_MAX 128
 #define ASSERTION_TYPE_JWT_BEARER "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
-static inline void json_object_putp(struct json_object **o) { json_object_put(*o); }
-#define _cleanup_json_ __attribute__((cleanup(json_object_putp)))
 
 static inline void curl_freep(char **p) { curl_free(*p); }
 #define _cleanup_curl_free_ __attribute__((cleanup(curl_freep)))
