@@ -18,15 +18,24 @@ def status_users(daemon):
     return daemon.status_json()["users"]
 
 
+def between_sweeps(daemon, n):
+    """Return just after a sweep of n users has ended: the next is verify.interval (2 s) away.
+    Faults set now meet one whole sweep; set while a sweep runs, its GETs already answered would
+    leave faults over for the next sweep, which then tells another story."""
+    mark = daemon.mark()
+    daemon.wait_log(rf"verify sweep: {n} checked, 0 missing", 15, mark)
+
+
 def test_one_spurious_404_in_the_sweep_changes_nothing(daemon, sim):
     daemon.configure(verify={"interval": "2s"}, deletes={"max_percent": 100})
     ids = guids(5)
     daemon.write_roster(creates(ids, OU))
     daemon.start()
     wait_users(sim, ids, 10, daemon)
+    between_sweeps(daemon, 5)
     # One wrong 404 per user in the next sweep; a second GET after a pause sees them.
-    sim.config(fail_next=[{"method": "GET", "path": "user/*", "status": 404, "count": 5}])
     mark = daemon.mark()
+    sim.config(fail_next=[{"method": "GET", "path": "user/*", "status": 404, "count": 5}])
     daemon.wait_log(r"verify sweep: 5 checked, 0 missing", 15, mark)
     st = sim.state()
     assert all(st["created_ok"][i] == 1 for i in ids), "a user was created again"
@@ -41,6 +50,7 @@ def test_users_stay_ours_after_a_confirmed_404_and_exists(daemon, sim):
     daemon.write_roster(creates(ids, OU))
     daemon.start()
     wait_users(sim, ids, 10, daemon)
+    between_sweeps(daemon, 6)
     mark = daemon.mark()
     sim.config(fail_next=[{"method": "GET", "path": "user/*", "status": 404, "count": 12}])
     daemon.wait_log(r"verify sweep: 6 checked, 6 missing", 15, mark)
@@ -65,6 +75,10 @@ def test_roster_change_drops_calls_queued_for_users_it_no_longer_lists(daemon, s
     mark = daemon.mark()
     os.unlink(daemon.roster_dir / "dropped.yaml")
     daemon.wait_log(r"roster loaded: 5 users", 10, mark)
+    # The simulator logs a request when it arrives: one the daemon sent just before it read the
+    # roster may arrive after the line above was seen. Those have arrived half a second later;
+    # a daemon that kept its queue would go on sending (about 25 a second) and be caught below.
+    time.sleep(0.5)
     seen = time.time()
     sim.config(delay_ms=0)
     wait_for(lambda: set(keep) <= set(sim.state()["users"]), 20, "the kept users")

@@ -87,6 +87,10 @@ def metrics_of(path):
     return samples
 
 
+def names(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
 def value(samples, name, **labels):
     return samples[(name, frozenset(labels.items()))]
 
@@ -117,16 +121,20 @@ def test_daemon_writes_metrics(daemon, sim, tmp_path):
     assert os.stat(prom).st_mode & 0o777 == 0o644      # the collector runs as another user
 
     # Rewritten on the timer, with nothing else happening, and atomically: no temporary left.
+    # (A rewrite in progress has its temporary there for a moment, every 300 ms here: one left
+    # behind would stay for good.)
     first = os.stat(prom).st_mtime_ns
-    wait_for(lambda: os.stat(prom).st_mtime_ns != first, 5, "metrics_file rewritten by the timer")
-    assert sorted(p.name for p in folder.iterdir()) == ["nimbus_sync.prom"]
+    wait_for(lambda: os.stat(prom).st_mtime_ns != first, 10, "metrics_file rewritten by the timer")
+    wait_for(lambda: names(folder) == ["nimbus_sync.prom"], 10,
+             lambda: f"only nimbus_sync.prom in its folder: {names(folder)}")
 
     # A rejected roster is in the metrics at once.
     mark = daemon.mark()
     (daemon.roster_dir / "roster.yaml").write_text("users: [nonsense\n")
     daemon.wait_log(r"roster rejected", 10, mark)
-    wait_for(lambda: value(metrics_of(prom), "nimbus_sync_roster_ok") == 0, 5, "roster_ok 0")
+    wait_for(lambda: value(metrics_of(prom), "nimbus_sync_roster_ok") == 0, 10, "roster_ok 0")
     daemon.stop_clean()
+    assert names(folder) == ["nimbus_sync.prom"]      # no write in progress now
 
 
 def test_pending_between_runs_is_the_daemons_last_plan(daemon, sim):

@@ -196,7 +196,9 @@ def test_second_daemon_on_one_state_dir_exits(ns, sim, daemons):
 @pytest.mark.sim(ous=[OU])
 def test_apply_holds_the_lock_too(ns, sim, daemons):
     ns.write_roster(roster_users(guids(12), OU))
-    sim.config(delay_ms=300)
+    # Four calls in flight, each answered after 1 s: the apply holds the lock for 3 s or more,
+    # long enough for the three processes below to start and meet it (300 ms gave them 0.9 s).
+    sim.config(delay_ms=1000)
     first = ns.start("apply")
     lock = ns.state_dir / "state.lock"
     assert poll(lambda: lock.exists() and lock.read_text().startswith(f"{first.pid} "), scaled(10))
