@@ -61,6 +61,9 @@ Outcome nimbus_classify(NimbusCall call, long http_status, int transport_error,
  * "detail") of a JSON body, else the plain text; control characters replaced, one line, at most
  * NIMBUS_MAX_MESSAGE bytes. Never fails for content reasons: an empty body gives "HTTP <status>". */
 int nimbus_error_message(long http_status, const char *body, size_t len, char **ret);
+/* Whether a body is a web page (its first non-blank character is '<'): never an API answer. A
+ * 400, 404 or 409 carrying one is OUTCOME_NOT_API, as is a 2xx. */
+bool nimbus_body_is_html(const char *body, size_t len);
 /* Whether a 400 answer to create or copy says the user exists ("already exists", "duplicate"). */
 bool nimbus_says_duplicate(const char *body, size_t len);
 

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "nimbus_api.h"
 #include "roster.h"
 #include "tenant.h"
 
@@ -16,6 +17,7 @@ typedef struct Verify Verify;
 typedef struct VerifyStats {
         size_t checked, present, missing, moved, errors;
         bool auth_failed;
+        char first_error[NIMBUS_MAX_MESSAGE + 64]; /* why the first unanswered GET failed, or "" */
 } VerifyStats;
 
 typedef void (*VerifyDoneFn)(void *userdata, Verify *v);

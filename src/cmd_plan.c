@@ -106,6 +106,7 @@ static int print_plan_json(const Plan *p, PlanReport *rep) {
 typedef struct Refresh {
         Tenant *tenant;
         int result;
+        char why[sizeof(((VerifyStats *) 0)->first_error)];
 } Refresh;
 
 static void refresh_done(void *userdata, Verify *v) {
@@ -113,6 +114,7 @@ static void refresh_done(void *userdata, Verify *v) {
         const VerifyStats *st = verify_stats(v);
 
         rf->result = st->auth_failed ? -EACCES : st->errors > 0 ? -EIO : 0;
+        snprintf(rf->why, sizeof rf->why, "%s", st->first_error);
         verify_free(v);
         tenant_close(rf->tenant);
 }
@@ -132,7 +134,7 @@ static int refresh_ids(const Plan *p, Guid **ret, size_t *ret_n) {
 }
 
 /* Runs the GETs on a loop of its own; the config is handed to (and freed with) the tenant. */
-static int plan_refresh(Cli *cli, const Plan *p, const Roster *r) {
+static int plan_refresh(Cli *cli, const Plan *p, const Roster *r, char *why, size_t why_size) {
         Refresh rf = { .result = -EIO };
         Config *c = NULL;
         Verify *v = NULL;
@@ -160,6 +162,7 @@ static int plan_refresh(Cli *cli, const Plan *p, const Roster *r) {
                         tenant_close(rf.tenant);
                 (void) uv_run(&loop, UV_RUN_DEFAULT);
                 k = k < 0 ? k : rf.result;
+                snprintf(why, why_size, "%s", rf.why);
         }
         (void) uv_loop_close(&loop);
         return k;
@@ -211,9 +214,12 @@ int cmd_plan(Cli *cli) {
                 return EXIT_ERROR;
         k = build_plan(c, r, &p);
         if (k >= 0 && cli->refresh && plan_has_changes(p)) {
-                k = plan_refresh(cli, p, r);
+                char why[sizeof(((VerifyStats *) 0)->first_error)] = "";
+
+                k = plan_refresh(cli, p, r, why, sizeof why);
                 if (k < 0)
-                        fprintf(stderr, "error: plan --refresh: some users could not be checked\n");
+                        fprintf(stderr, "error: plan --refresh: some users could not be checked%s%s\n",
+                                *why ? ": " : "", why);
                 p = plan_free(p);
                 k = k < 0 ? k : build_plan(c, r, &p);
         }

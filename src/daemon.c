@@ -657,9 +657,11 @@ static void on_sweep_done(void *userdata, Verify *v) {
         d->verify = verify_free(v);
         if (d->stopping || !d->tenant)
                 return;
-        log_event(d->tenant->log, LOG_INFO, &(LogEvent) { .action = "verify", .result = "ok" },
-                  "verify sweep: %zu checked, %zu missing, %zu in another OU, %zu not answered",
-                  st.checked, st.missing, st.moved, st.errors);
+        log_event(d->tenant->log, st.errors ? LOG_WARNING : LOG_INFO,
+                  &(LogEvent) { .action = "verify", .result = st.errors ? "retry" : "ok" },
+                  "verify sweep: %zu checked, %zu missing, %zu in another OU, %zu not answered%s%s",
+                  st.checked, st.missing, st.moved, st.errors, st.errors ? "; first: " : "",
+                  st.first_error);
         snprintf(when, sizeof(when), "%" PRIu64, now_usec());
         (void) store_meta_set(d->tenant->store, "verify_last", when);
         if (st.missing + st.moved > 0)

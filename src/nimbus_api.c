@@ -315,9 +315,22 @@ static Outcome classify_success(NimbusCall call, const char *body, size_t len) {
         return OUTCOME_OK;
 }
 
+bool nimbus_body_is_html(const char *body, size_t len) {
+        size_t i = 0;
+
+        while (i < len && body[i] && strchr(" \t\r\n", body[i]))
+                i++;
+        return i < len && body[i] == '<';
+}
+
 static Outcome classify_4xx(NimbusCall call, long http_status, const char *body, size_t len) {
         bool creates = call == CALL_CREATE || call == CALL_COPY;
 
+        /* "Gone" and "already exists" are facts about a user that only the API can state. A web
+         * server's own page (api_url at the wrong host, a proxy in the way) says nothing of it. */
+        if ((http_status == 400 || http_status == 404 || http_status == 409) &&
+            nimbus_body_is_html(body, len))
+                return OUTCOME_NOT_API;
         switch (http_status) {
         case 400:
                 /* "Also relates to user duplication error": a GET confirms before it counts. */

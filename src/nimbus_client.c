@@ -110,7 +110,7 @@ static int odd_answer_message(Outcome o, const HttpResponse *resp, char **ret) {
                                 resp->location ? resp->location : "(no Location)") < 0 ? -ENOMEM : 0;
         return asprintf(ret, "HTTP %ld with a body that is not a Nimbus answer (%s): a proxy or "
                         "login page, or api_url points at the wrong host", resp->status,
-                        resp->body_len > 0 && resp->body[0] == '<' ? "an HTML page" : "not JSON")
+                        nimbus_body_is_html(resp->body, resp->body_len) ? "an HTML page" : "not JSON")
                 < 0 ? -ENOMEM : 0;
 }
 

@@ -3,6 +3,7 @@
  * spurious 404 must not make us create a user again (nimbus-sync(8), OWNERSHIP). */
 #include "verify.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "answer.h"
@@ -126,7 +127,10 @@ static void on_answer(void *userdata, const NimbusResult *res) {
                 v->stats.checked += !v->confirming;
                 record(v, &c->id, res);
         } else if (res->error != -ECANCELED) {
-                v->stats.errors++;
+                /* One reason is enough for the caller's one line: the others are alike. */
+                if (v->stats.errors++ == 0)
+                        snprintf(v->stats.first_error, sizeof v->stats.first_error, "%s",
+                                 res->message && *res->message ? res->message : outcome_name(res->outcome));
                 v->stats.auth_failed |= res->outcome == OUTCOME_AUTH;
         }
         free(c);

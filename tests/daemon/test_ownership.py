@@ -65,6 +65,26 @@ def test_users_stay_ours_after_a_confirmed_404_and_exists(daemon, sim):
     daemon.stop_clean()
 
 
+def test_a_web_servers_404_page_in_the_sweep_proves_nothing_missing(daemon, sim):
+    """A proxy or the wrong host answering the sweep's GETs with its own 404 page: said, with why,
+    and no user counts as missing (none is created again)."""
+    daemon.configure(verify={"interval": "2s"})
+    ids = guids(3)
+    daemon.write_roster(creates(ids, OU))
+    daemon.start()
+    wait_users(sim, ids, 10, daemon)
+    between_sweeps(daemon, 3)
+    mark = daemon.mark()
+    sim.config(fail_next=[{"method": "GET", "path": "user/*", "status": 404, "count": 3,
+                           "body": "<html><head><title>404 Not Found</title></head></html>"}])
+    daemon.wait_log(r"verify sweep: 0 checked, 0 missing, 0 in another OU, 3 not answered; first: "
+                    r"HTTP 404 with a body that is not a Nimbus answer \(an HTML page\)", 15, mark)
+    daemon.wait_log(r"verify sweep: 3 checked, 0 missing", 15, mark)
+    assert [r for r in api_posts(sim) if r["status"] != 200] == [], "a user was created again"
+    assert status_users(daemon)["created"] == 3
+    daemon.stop_clean()
+
+
 def test_roster_change_drops_calls_queued_for_users_it_no_longer_lists(daemon, sim):
     keep, dropped = guids(5), guids(60)
     daemon.write_roster(creates(keep, OU), name="keep.yaml")

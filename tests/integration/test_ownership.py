@@ -124,6 +124,49 @@ def test_html_200_on_refresh_confirms_nothing(ns, sim):
     assert ns.status_json()["users"]["present"] == 2
 
 
+def wrong_host_after_a_sync(ns, sim, ids, **config):
+    """ids synced at the host that serves the API; then api_url points at the other one, whose
+    web server answers every call 404 with its own HTML page (sim dialect api_host)."""
+    sim.dialect(api_host="admin")
+    ns.configure(api_url=sim.host_url("admin"), **config)
+    ns.write_roster(roster_users(ids, OU))
+    assert ns.run("apply").returncode == 0
+    ns.configure(api_url=sim.host_url("portal"), **config)
+
+
+def test_html_404_is_no_proof_that_a_user_is_gone(ns, sim):
+    """A delete answered by a web server's 404 page deleted nothing: nothing is recorded gone,
+    and once api_url is right again the user is deleted for real."""
+    ids = guids(3)
+    config = {"deletes": {"max_percent": 100}, "retry": {"attempts": 2, "quarantine": "1s"}}
+    wrong_host_after_a_sync(ns, sim, ids, **config)
+    ns.write_roster(roster_users(ids[:2], OU))
+    p = ns.run("apply")
+    assert p.returncode != 0, describe(p)
+    assert "not a Nimbus answer (an HTML page)" in p.stderr, describe(p)
+    assert ": gone" not in p.stderr and ": deleted" not in p.stderr, describe(p)
+    assert ns.status_json()["users"]["present"] == 3
+    assert sim_ids(sim.state()) == set(ids)
+
+    ns.configure(api_url=sim.host_url("admin"), **config)
+    time.sleep(1.1)                 # the user's quarantine after two failed attempts (1 s here)
+    p = ns.run("apply")
+    assert p.returncode == 0, describe(p)
+    assert f"delete {ids[2]}: ok" in p.stderr, describe(p)
+    assert sim_ids(sim.state()) == set(ids[:2])
+    assert ns.status_json()["users"]["present"] == 2
+
+
+def test_html_404_on_refresh_is_no_proof_that_users_are_missing(ns, sim):
+    ids = guids(2)
+    wrong_host_after_a_sync(ns, sim, ids, deletes={"max_percent": 100})
+    ns.write_roster(roster_users(ids[:1], OU))       # the plan would delete ids[1]: checked first
+    p = ns.run("plan", "--refresh")
+    assert p.returncode == 1, describe(p)
+    assert "not a Nimbus answer (an HTML page)" in p.stderr, describe(p)
+    assert ns.status_json()["users"]["present"] == 2
+
+
 def test_redirect_is_a_configuration_error_said_once(ns, sim):
     ids = guids(5)
     ns.write_roster(roster_users(ids, OU))

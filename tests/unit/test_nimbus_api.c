@@ -206,6 +206,14 @@ static const Row rows[] = {
         { CALL_CREATE, 404, 0, NULL, OUTCOME_PERMANENT },
         { CALL_COPY, 404, 0, "A source user with this SourceO365Id was not found", OUTCOME_PERMANENT },
         { CALL_LICENSES, 404, 0, NULL, OUTCOME_PERMANENT },
+        /* a web server's 404 page (api_url at the wrong host), or a proxy's page, says nothing
+         * of the user: neither gone nor already there */
+        { ALL, 404, 0, "<html><head><title>404 Not Found</title></head></html>", OUTCOME_NOT_API },
+        { ALL, 404, 0, "\r\n  <!DOCTYPE html><html></html>", OUTCOME_NOT_API },
+        { ALL, 409, 0, "<html>Conflict</html>", OUTCOME_NOT_API },
+        { ALL, 400, 0, "<html><body>The page does not exist</body></html>", OUTCOME_NOT_API },
+        { CALL_DELETE, 404, 0, "{\"message\":\"User not found\"}", OUTCOME_GONE },
+        { CALL_GET_USER, 404, 0, "User not found", OUTCOME_GONE },
         { ALL, 408, 0, NULL, OUTCOME_TRANSIENT },
         { ALL, 429, 0, NULL, OUTCOME_TRANSIENT },
         { CALL_CREATE, 409, 0, "User already exists", OUTCOME_EXISTS },
