@@ -297,16 +297,49 @@ static bool only_whitespace(const char *body, size_t len) {
         return true;
 }
 
+static Outcome classify_4xx(NimbusCall call, long http_status, const char *body, size_t len);
+
+/* Some APIs answer 200 and put the verdict in the body: {"isSuccess": false, "statusCode": 409,
+ * "message": "User already exists"}. The docs show no bodies, so a 2xx object whose success flag
+ * is false is read as the status it names (400 if none): 0 when it does not say it failed. */
+static long failure_in_body(struct json_object *j) {
+        static const char *const flags[] = { "isSuccess", "success", "succeeded" };
+        static const char *const codes[] = { "statusCode", "status", "httpStatus", "code" };
+        struct json_object *v;
+        bool failed = false;
+        int64_t code;
+
+        for (size_t i = 0; i < ELEMENTSOF(flags); i++) {
+                v = obj_get(j, flags[i]);
+                failed |= json_object_is_type(v, json_type_boolean) ? !json_object_get_boolean(v) :
+                          json_object_is_type(v, json_type_string) &&
+                          strcasecmp(json_object_get_string(v), "false") == 0;
+        }
+        if (!failed)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(codes); i++)
+                if (json_int64(obj_get(j, codes[i]), &code) && code >= 400 && code <= 599)
+                        return (long) code;
+        return 400;
+}
+
 /* A 2xx is a Nimbus answer only if it carries what the call promises: a user object for GET
  * user, license data for license usage, and JSON or nothing for a mutation (the docs show no
- * bodies). A login or proxy page with 200 is no proof that anything happened. */
+ * bodies). A login or proxy page with 200 is no proof that anything happened, nor is a body
+ * that says the call failed. */
 static Outcome classify_success(NimbusCall call, const char *body, size_t len) {
         _cleanup_json_ struct json_object *j = NULL;
+        long failed;
 
         if (call != CALL_GET_USER && call != CALL_LICENSES && (!body || only_whitespace(body, len)))
                 return OUTCOME_OK;
         if (json_parse_body(body, len, &j) < 0)
                 return OUTCOME_NOT_API;
+        failed = failure_in_body(j);
+        if (failed >= 500)
+                return OUTCOME_TRANSIENT;
+        if (failed > 0)
+                return classify_4xx(call, failed, body, len);
         if (call == CALL_GET_USER && !json_object_is_type(j, json_type_object))
                 return OUTCOME_NOT_API;
         if (call == CALL_LICENSES && !json_object_is_type(j, json_type_object) &&

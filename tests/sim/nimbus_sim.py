@@ -58,6 +58,11 @@ simulator's behaviour from before dialects existed:
                                      *.localhost to loopback; the TLS certificate names
                                      both). The other one answers 404 text/html; a Host
                                      that is neither (127.0.0.1) always reaches the API.
+  error_answer      status | envelope   how the API refuses a call: with the 4xx status
+                                     itself, or (envelope) 200 {"isSuccess": false,
+                                     "statusCode": 4xx, "message": ...}, the verdict in the
+                                     body; sign-in, rate limit and injected faults keep
+                                     their status either way
 Requests that never reach the API (wrong host, redirect, login page) are logged
 with their fault ("wrong_host", "redirect", "html") but take no rate-limit slot.
 
@@ -134,6 +139,7 @@ DIALECTS = {
     "basic_auth": (("lenient", "strict"), "lenient"),
     "assertion_alg": (("any", "PS256", "RS256"), "any"),
     "api_host": (("any", "admin", "portal"), "any"),
+    "error_answer": (("status", "envelope"), "status"),
 }
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 HOST_LABELS = ("admin", "portal")
@@ -736,12 +742,21 @@ def process_api(st, method, sub, headers, body, bad_json, entry):
     if bad_json:
         resp = err(400, "BadRequest", "The request body is not valid JSON")
     else:
-        resp = route_api(st, method, sub, body)
+        resp = enveloped(route_api(st, method, sub, body), st.settings["error_answer"])
     replaced, fault = faults_after(st, after_item)
     if replaced is not None:
         entry["fault"] = fault
         return replaced
     return resp
+
+
+def enveloped(resp, style):
+    """RESP as the error_answer dialect says: a refusal (4xx) with its verdict in a 200 body."""
+    if style != "envelope" or not 400 <= resp.status < 500 or not isinstance(resp.body, dict):
+        return resp
+    return Response(200, {"isSuccess": False, "statusCode": resp.status,
+                          "message": resp.body.get("message", resp.body.get("error", ""))},
+                    resp.headers)
 
 
 def parse_json_body(raw):

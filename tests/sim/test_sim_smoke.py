@@ -347,17 +347,18 @@ def test_dialect_defaults_are_the_old_behaviour(sim):
     assert {k: settings[k] for k in ("duplicate_status", "license_text", "unknown_user_status",
                                      "field_case", "basic_auth", "assertion_alg", "api_host",
                                      "rate_mode", "html_rate", "html_next",
-                                     "redirect_location", "redirect_status")} == {
+                                     "redirect_location", "redirect_status", "error_answer")} == {
         "duplicate_status": 409, "license_text": "licenses", "unknown_user_status": 404,
         "field_case": "camel", "basic_auth": "lenient", "assertion_alg": "any",
         "api_host": "any", "rate_mode": "reject", "html_rate": 0.0, "html_next": 0,
-        "redirect_location": None, "redirect_status": 302}
+        "redirect_location": None, "redirect_status": 302, "error_answer": "status"}
 
 
 @pytest.mark.parametrize("bad", [{"duplicate_status": 401}, {"field_case": "kebab"},
                                  {"api_host": "www"}, {"redirect_location": "ftp://x"},
                                  {"redirect_status": 200}, {"html_next": -1},
-                                 {"assertion_alg": "HS256"}, {"unknown_user_status": True}])
+                                 {"assertion_alg": "HS256"}, {"unknown_user_status": True},
+                                 {"error_answer": "json"}])
 def test_dialect_bad_values_refused(sim, bad):
     with pytest.raises(SimError):
         sim.config(**bad)
@@ -395,6 +396,20 @@ def test_dialect_unknown_user_status(start, status):
     u = guid()
     sim.add_users([user(u)])
     assert sim.api("GET", f"user/{u}", token=tok)[0] == 200
+
+
+def test_dialect_error_answer_envelope(start):
+    sim = start(error_answer="envelope", rate_ops=4)
+    tok, u = sim.token(), guid()
+    assert create(sim, tok, u)[0] == 200
+    status, _, body = create(sim, tok, u)
+    assert (status, body) == (200, {"isSuccess": False, "statusCode": 409,
+                                    "message": "User already exists"})
+    status, _, body = sim.api("DELETE", f"user/{guid()}", token=tok)
+    assert (status, body["isSuccess"], body["statusCode"]) == (200, False, 404)
+    # Refusals before the API (sign-in, the rate limit) keep their status.
+    assert sim.api("GET", f"user/{u}", token="not-a-token")[0] == 401
+    assert create(sim, tok, guid())[0] == 429
 
 
 @pytest.mark.parametrize("case, keys, error_key", [
