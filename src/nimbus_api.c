@@ -299,23 +299,47 @@ static bool only_whitespace(const char *body, size_t len) {
 
 static Outcome classify_4xx(NimbusCall call, long http_status, const char *body, size_t len);
 
+/* What an answer wrapped in a result object says of itself: 1 success, 0 failure, -1 when it
+ * carries no such flag ("isSuccess", "success" or "succeeded"; a boolean or "true"/"false"). */
+static int success_flag(struct json_object *j) {
+        static const char *const flags[] = { "isSuccess", "success", "succeeded" };
+        int flag = -1;
+
+        for (size_t i = 0; i < ELEMENTSOF(flags); i++) {
+                struct json_object *v = obj_get(j, flags[i]);
+                const char *s = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+
+                if (json_object_is_type(v, json_type_boolean))
+                        flag = flag == 0 ? 0 : json_object_get_boolean(v);
+                else if (strcasecmp(s, "true") == 0 || strcasecmp(s, "false") == 0)
+                        flag = flag == 0 ? 0 : strcasecmp(s, "true") == 0;
+        }
+        return flag;
+}
+
+/* The answer itself inside such a wrapper ({"isSuccess": true, "data": {...}}; also "result",
+ * "value" or "payload"); an answer without a success flag is its own payload. */
+static struct json_object *payload(struct json_object *j) {
+        static const char *const keys[] = { "data", "result", "value", "payload" };
+
+        if (success_flag(j) != 1)
+                return j;
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                struct json_object *v = obj_get(j, keys[i]);
+                if (json_object_is_type(v, json_type_object) || json_object_is_type(v, json_type_array))
+                        return v;
+        }
+        return j;
+}
+
 /* Some APIs answer 200 and put the verdict in the body: {"isSuccess": false, "statusCode": 409,
  * "message": "User already exists"}. The docs show no bodies, so a 2xx object whose success flag
  * is false is read as the status it names (400 if none): 0 when it does not say it failed. */
 static long failure_in_body(struct json_object *j) {
-        static const char *const flags[] = { "isSuccess", "success", "succeeded" };
         static const char *const codes[] = { "statusCode", "status", "httpStatus", "code" };
-        struct json_object *v;
-        bool failed = false;
         int64_t code;
 
-        for (size_t i = 0; i < ELEMENTSOF(flags); i++) {
-                v = obj_get(j, flags[i]);
-                failed |= json_object_is_type(v, json_type_boolean) ? !json_object_get_boolean(v) :
-                          json_object_is_type(v, json_type_string) &&
-                          strcasecmp(json_object_get_string(v), "false") == 0;
-        }
-        if (!failed)
+        if (success_flag(j) != 0)
                 return 0;
         for (size_t i = 0; i < ELEMENTSOF(codes); i++)
                 if (json_int64(obj_get(j, codes[i]), &code) && code >= 400 && code <= 599)
@@ -573,16 +597,17 @@ int nimbus_parse_user(const char *body, size_t len, NimbusUser *ret) {
         r = json_parse_body(body, len, &j);
         if (r < 0)
                 return r;
-        if (!json_object_is_type(j, json_type_object))
+        struct json_object *o = payload(j);
+        if (!json_object_is_type(o, json_type_object))
                 return -EBADMSG;
 
-        u.o365_id = json_guid(j, "o365Id");
-        u.ou = json_guid(j, "organizationUnitId");
-        if (json_string(obj_get(j, "userAssignmentType"), &s, &slen) && slen < sizeof u.assignment_type &&
+        u.o365_id = json_guid(o, "o365Id");
+        u.ou = json_guid(o, "organizationUnitId");
+        if (json_string(obj_get(o, "userAssignmentType"), &s, &slen) && slen < sizeof u.assignment_type &&
             is_identifier(s, slen))
                 memcpy(u.assignment_type, s, slen + 1);
 
-        r = user_licenses(obj_get(j, "licenses"), &u.licenses);
+        r = user_licenses(obj_get(o, "licenses"), &u.licenses);
         if (r < 0)
                 return r;
         *ret = u;
@@ -654,7 +679,8 @@ int nimbus_parse_licenses(const char *body, size_t len, NimbusLicense **ret, siz
         if (r < 0)
                 return r;
 
-        struct json_object *arr = json_object_is_type(j, json_type_array) ? j : obj_get(j, "licenses");
+        struct json_object *o = payload(j);
+        struct json_object *arr = json_object_is_type(o, json_type_array) ? o : obj_get(o, "licenses");
         if (!json_object_is_type(arr, json_type_array))
                 return -EBADMSG;
         return licenses_from_array(arr, ret, ret_n);

@@ -20,7 +20,7 @@ def existing(sim, o365=None, ou=OU):
 # --- duplicates: 409, or 400 "user duplication" --------------------------------------------------
 
 @pytest.mark.parametrize("sim_dialect", dialect_variants("duplicate_status", "field_case",
-                                                          "error_answer"))
+                                                          "answer_style"))
 def test_existing_user_is_adopted_under_every_duplicate_reading(ns, sim, sim_dialect):
     there, template = existing(sim), existing(sim)
     copy_of_there = existing(sim)
@@ -30,11 +30,11 @@ def test_existing_user_is_adopted_under_every_duplicate_reading(ns, sim, sim_dia
     assert p.returncode == 0, describe(p)
     s = ns.status_json()
     assert s["users"]["adopted"] == 3 and s["problems"] == []
-    refusals = (200,) if sim_dialect.get("error_answer") == "envelope" else (400, 409)
+    refusals = (200,) if sim_dialect.get("answer_style") == "envelope" else (400, 409)
     assert mutating(sim.state()) and all(r["status"] in refusals for r in mutating(sim.state()))
 
 
-@pytest.mark.parametrize("sim_dialect", dialect_variants("duplicate_status", "error_answer"))
+@pytest.mark.parametrize("sim_dialect", dialect_variants("duplicate_status", "answer_style"))
 def test_lost_answer_then_duplicate_is_uncertain_under_every_reading(ns, sim):
     user = guid()
     ns.write_roster(roster_users([user], OU))
@@ -50,7 +50,7 @@ def test_lost_answer_then_duplicate_is_uncertain_under_every_reading(ns, sim):
 
 @pytest.mark.sim(licenses=2)
 @pytest.mark.parametrize("sim_dialect", dialect_variants("license_text", "field_case",
-                                                          "error_answer"))
+                                                          "answer_style"))
 def test_out_of_licenses_pauses_under_every_reading(ns, sim):
     ids = guids(5)
     ns.write_roster(roster_users(ids, OU))
@@ -64,7 +64,9 @@ def test_out_of_licenses_pauses_under_every_reading(ns, sim):
 
 
 @pytest.mark.sim(ous=[OU])
-@pytest.mark.parametrize("sim_dialect", dialect_variants("license_text", "error_answer"))
+@pytest.mark.parametrize("sim_dialect", [
+    *dialect_variants("license_text", "answer_style"),
+    pytest.param({"license_text": "ou", "answer_style": "envelope"}, id="license_text=ou,envelope")])
 def test_ou_not_allowed_with_licenses_left_fails_the_user(ns, sim):
     ok, wrong = guid(), guid()
     ns.write_roster([{"o365_id": ok, "ou": OU}, {"o365_id": wrong, "ou": OU_OTHER}])
@@ -78,7 +80,7 @@ def test_ou_not_allowed_with_licenses_left_fails_the_user(ns, sim):
 
 # --- an unknown user: 404, or another status ------------------------------------------------------
 
-@pytest.mark.parametrize("sim_dialect", dialect_variants("unknown_user_status", "error_answer"))
+@pytest.mark.parametrize("sim_dialect", dialect_variants("unknown_user_status", "answer_style"))
 def test_user_deleted_out_of_band_is_never_guessed_back(ns, sim, sim_dialect):
     ids = guids(3)
     ns.configure(deletes={"max_percent": 100})
@@ -97,7 +99,7 @@ def test_user_deleted_out_of_band_is_never_guessed_back(ns, sim, sim_dialect):
 
 
 @pytest.mark.parametrize("sim_dialect", dialect_variants("unknown_user_status", "field_case",
-                                                          "error_answer"))
+                                                          "answer_style"))
 def test_user_show_under_every_reading(ns, sim, sim_dialect):
     there = existing(sim)
     p = ns.run("user", "show", there, "--json")
@@ -110,7 +112,7 @@ def test_user_show_under_every_reading(ns, sim, sim_dialect):
 
 # --- answer casing: drift is seen whatever the spelling -------------------------------------------
 
-@pytest.mark.parametrize("sim_dialect", dialect_variants("field_case"))
+@pytest.mark.parametrize("sim_dialect", dialect_variants("field_case", "answer_style"))
 def test_drift_is_seen_under_every_casing(ns, sim):
     moved = existing(sim, ou=OU_OTHER)
     ns.write_roster(roster_users([moved], OU))

@@ -58,11 +58,12 @@ simulator's behaviour from before dialects existed:
                                      *.localhost to loopback; the TLS certificate names
                                      both). The other one answers 404 text/html; a Host
                                      that is neither (127.0.0.1) always reaches the API.
-  error_answer      status | envelope   how the API refuses a call: with the 4xx status
-                                     itself, or (envelope) 200 {"isSuccess": false,
-                                     "statusCode": 4xx, "message": ...}, the verdict in the
-                                     body; sign-in, rate limit and injected faults keep
-                                     their status either way
+  answer_style      plain | envelope   the API's own answers as they are, or each in a
+                                     result object (envelope): a success as {"isSuccess":
+                                     true, "statusCode": 200, "data": ANSWER}, a refusal
+                                     (4xx) as 200 {"isSuccess": false, "statusCode": 4xx,
+                                     "message": ...}; sign-in, rate limit and injected
+                                     faults keep their status either way
 Requests that never reach the API (wrong host, redirect, login page) are logged
 with their fault ("wrong_host", "redirect", "html") but take no rate-limit slot.
 
@@ -139,7 +140,7 @@ DIALECTS = {
     "basic_auth": (("lenient", "strict"), "lenient"),
     "assertion_alg": (("any", "PS256", "RS256"), "any"),
     "api_host": (("any", "admin", "portal"), "any"),
-    "error_answer": (("status", "envelope"), "status"),
+    "answer_style": (("plain", "envelope"), "plain"),
 }
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 HOST_LABELS = ("admin", "portal")
@@ -742,7 +743,7 @@ def process_api(st, method, sub, headers, body, bad_json, entry):
     if bad_json:
         resp = err(400, "BadRequest", "The request body is not valid JSON")
     else:
-        resp = enveloped(route_api(st, method, sub, body), st.settings["error_answer"])
+        resp = enveloped(route_api(st, method, sub, body), st.settings["answer_style"])
     replaced, fault = faults_after(st, after_item)
     if replaced is not None:
         entry["fault"] = fault
@@ -751,12 +752,18 @@ def process_api(st, method, sub, headers, body, bad_json, entry):
 
 
 def enveloped(resp, style):
-    """RESP as the error_answer dialect says: a refusal (4xx) with its verdict in a 200 body."""
-    if style != "envelope" or not 400 <= resp.status < 500 or not isinstance(resp.body, dict):
+    """RESP as the answer_style dialect says: under envelope, a result object, the verdict in the
+    body (a refusal comes with 200) and a success's answer under "data"."""
+    if style != "envelope" or not isinstance(resp.body, (dict, list)):
         return resp
-    return Response(200, {"isSuccess": False, "statusCode": resp.status,
-                          "message": resp.body.get("message", resp.body.get("error", ""))},
-                    resp.headers)
+    if 200 <= resp.status < 300:
+        return Response(resp.status, {"isSuccess": True, "statusCode": resp.status, "data": resp.body},
+                        resp.headers)
+    if 400 <= resp.status < 500 and isinstance(resp.body, dict):
+        return Response(200, {"isSuccess": False, "statusCode": resp.status,
+                              "message": resp.body.get("message", resp.body.get("error", ""))},
+                        resp.headers)
+    return resp
 
 
 def parse_json_body(raw):

@@ -347,18 +347,18 @@ def test_dialect_defaults_are_the_old_behaviour(sim):
     assert {k: settings[k] for k in ("duplicate_status", "license_text", "unknown_user_status",
                                      "field_case", "basic_auth", "assertion_alg", "api_host",
                                      "rate_mode", "html_rate", "html_next",
-                                     "redirect_location", "redirect_status", "error_answer")} == {
+                                     "redirect_location", "redirect_status", "answer_style")} == {
         "duplicate_status": 409, "license_text": "licenses", "unknown_user_status": 404,
         "field_case": "camel", "basic_auth": "lenient", "assertion_alg": "any",
         "api_host": "any", "rate_mode": "reject", "html_rate": 0.0, "html_next": 0,
-        "redirect_location": None, "redirect_status": 302, "error_answer": "status"}
+        "redirect_location": None, "redirect_status": 302, "answer_style": "plain"}
 
 
 @pytest.mark.parametrize("bad", [{"duplicate_status": 401}, {"field_case": "kebab"},
                                  {"api_host": "www"}, {"redirect_location": "ftp://x"},
                                  {"redirect_status": 200}, {"html_next": -1},
                                  {"assertion_alg": "HS256"}, {"unknown_user_status": True},
-                                 {"error_answer": "json"}])
+                                 {"answer_style": "json"}])
 def test_dialect_bad_values_refused(sim, bad):
     with pytest.raises(SimError):
         sim.config(**bad)
@@ -398,10 +398,12 @@ def test_dialect_unknown_user_status(start, status):
     assert sim.api("GET", f"user/{u}", token=tok)[0] == 200
 
 
-def test_dialect_error_answer_envelope(start):
-    sim = start(error_answer="envelope", rate_ops=4)
+def test_dialect_answer_style_envelope(start):
+    sim = start(answer_style="envelope", rate_ops=5)
     tok, u = sim.token(), guid()
     assert create(sim, tok, u)[0] == 200
+    status, _, body = sim.api("GET", f"user/{u}", token=tok)
+    assert (status, body["isSuccess"], body["statusCode"], body["data"]["o365Id"]) == (200, True, 200, u)
     status, _, body = create(sim, tok, u)
     assert (status, body) == (200, {"isSuccess": False, "statusCode": 409,
                                     "message": "User already exists"})

@@ -417,6 +417,25 @@ static void test_user_partial(void **state) {
         nimbus_user_clear(&u);
 }
 
+/* An answer wrapped in a result object is read inside it; only a success flag makes it one. */
+static void test_user_wrapped(void **state) {
+        NimbusUser u;
+        assert_int_equal(PARSE_USER("{\"isSuccess\":true,\"statusCode\":200,\"data\":{\"o365Id\":\"" GUID_A_TEXT
+                                    "\",\"organizationUnitId\":\"" GUID_B_TEXT "\"}}", &u), 0);
+        assert_true(guid_eq(&u.o365_id, &GUID_A));
+        assert_true(guid_eq(&u.ou, &GUID_B));
+        nimbus_user_clear(&u);
+
+        assert_int_equal(PARSE_USER("{\"Succeeded\":\"true\",\"Result\":{\"O365Id\":\"" GUID_B_TEXT "\"}}", &u), 0);
+        assert_true(guid_eq(&u.o365_id, &GUID_B));
+        nimbus_user_clear(&u);
+
+        /* no success flag: "data" is just a member of the user */
+        assert_int_equal(PARSE_USER("{\"o365Id\":\"" GUID_A_TEXT "\",\"data\":{\"o365Id\":\"" GUID_B_TEXT "\"}}", &u), 0);
+        assert_true(guid_eq(&u.o365_id, &GUID_A));
+        nimbus_user_clear(&u);
+}
+
 static void test_user_wrong_types(void **state) {
         NimbusUser u;
         assert_int_equal(PARSE_USER("{\"o365Id\":5,\"organizationUnitId\":\"not-a-guid\",\"userAssignmentType\":7,"
@@ -554,6 +573,13 @@ static void test_licenses_bare_and_empty(void **state) {
         assert_int_equal(n, 0);
         assert_null(l);
         nimbus_licenses_free(NULL, 0);
+
+        /* wrapped in a result object */
+        assert_int_equal(PARSE_LIC("{\"isSuccess\":true,\"data\":[{\"name\":\"Enterprise\",\"available\":2}]}",
+                                   &l, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(l[0].available, 2);
+        nimbus_licenses_free(l, n);
 }
 
 static void test_licenses_bad(void **state) {
@@ -602,6 +628,7 @@ int main(void) {
                 cmocka_unit_test(test_user_full),
                 cmocka_unit_test(test_user_license_shapes),
                 cmocka_unit_test(test_user_partial),
+                cmocka_unit_test(test_user_wrapped),
                 cmocka_unit_test(test_user_wrong_types),
                 cmocka_unit_test(test_user_not_json),
                 cmocka_unit_test(test_user_size_limit),
