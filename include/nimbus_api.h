@@ -75,6 +75,9 @@ typedef struct NimbusUser {
 } NimbusUser;
 int nimbus_parse_user(const char *body, size_t len, NimbusUser *ret); /* -EBADMSG if not a JSON object */
 void nimbus_user_clear(NimbusUser *u);
+/* Whether a user answer names another user than the one asked for (a cache or proxy in the way):
+ * no proof of anything about the one asked for. An answer naming no user is not "another". */
+bool nimbus_user_is_another(const Guid *asked, const char *body, size_t len);
 
 typedef struct NimbusLicense {
         char *name;

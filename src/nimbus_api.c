@@ -614,6 +614,17 @@ int nimbus_parse_user(const char *body, size_t len, NimbusUser *ret) {
         return 0;
 }
 
+bool nimbus_user_is_another(const Guid *asked, const char *body, size_t len) {
+        NimbusUser u = { 0 };
+        bool another;
+
+        if (nimbus_parse_user(body, len, &u) < 0)
+                return false;
+        another = !guid_is_null(&u.o365_id) && !guid_eq(&u.o365_id, asked);
+        nimbus_user_clear(&u);
+        return another;
+}
+
 void nimbus_user_clear(NimbusUser *u) {
         if (!u)
                 return;

@@ -22,6 +22,7 @@ struct NimbusClient {
 typedef struct CallCtx {
         NimbusClient *nc;
         NimbusCall call;
+        Guid id;                /* the user asked about; null for license usage */
         const char *method;
         char *url;
         NimbusDoneFn done;
@@ -103,7 +104,11 @@ static void show_raw(NimbusClient *nc, const char *what, const char *method, con
 }
 
 /* What an admin must read when the answer is no Nimbus answer at all. */
-static int odd_answer_message(Outcome o, const HttpResponse *resp, char **ret) {
+static int odd_answer_message(Outcome o, const HttpResponse *resp, bool another, char **ret) {
+        if (another)
+                return asprintf(ret, "HTTP %ld about another user than the one asked for: a cache or "
+                                "proxy in the way, or api_url points at the wrong host", resp->status)
+                        < 0 ? -ENOMEM : 0;
         if (o == OUTCOME_REDIRECT)
                 return asprintf(ret, "HTTP %ld redirect to %s: api_url does not point at the Nimbus "
                                 "API (wrong host or cluster?)", resp->status,
@@ -121,15 +126,20 @@ static void call_answer(void *userdata, const HttpResponse *resp) {
                 .call = ctx->call, .http_status = resp->status, .error = resp->error,
                 .body = resp->body, .body_len = resp->body_len, .message = "",
         };
+        bool another;
         uint64_t ra;
         int k;
 
         show_raw(ctx->nc, nimbus_call_name(ctx->call), ctx->method, ctx->url, resp);
         res.outcome = nimbus_classify(ctx->call, resp->status, resp->error, resp->body, resp->body_len);
+        another = ctx->call == CALL_GET_USER && res.outcome == OUTCOME_OK &&
+                  nimbus_user_is_another(&ctx->id, resp->body, resp->body_len);
+        if (another)
+                res.outcome = OUTCOME_NOT_API;
         if (resp->status == 0)
                 res.message = resp->error_text;
         else if (res.outcome == OUTCOME_NOT_API || res.outcome == OUTCOME_REDIRECT) {
-                k = odd_answer_message(res.outcome, resp, &msg);
+                k = odd_answer_message(res.outcome, resp, another, &msg);
                 res.message = k < 0 ? (msg = NULL, "not a Nimbus answer") : msg;
         } else if (res.outcome != OUTCOME_OK &&
                    nimbus_error_message(resp->status, resp->body, resp->body_len, &msg) >= 0)
@@ -157,8 +167,8 @@ int nimbus_client_call(NimbusClient *nc, NimbusCall call, const Guid *id, const 
         ctx = malloc(sizeof(*ctx));
         if (!ctx)
                 return -ENOMEM;
-        *ctx = (CallCtx) { .nc = nc, .call = call, .method = req.method, .url = TAKE_PTR(url),
-                           .done = done, .userdata = userdata };
+        *ctx = (CallCtx) { .nc = nc, .call = call, .id = id ? *id : (Guid) { { 0 } }, .method = req.method,
+                           .url = TAKE_PTR(url), .done = done, .userdata = userdata };
         req.url = ctx->url;
         req.body = body;
         req.bearer = token_cache_bearer(nc->token);

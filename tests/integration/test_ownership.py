@@ -167,6 +167,23 @@ def test_html_404_on_refresh_is_no_proof_that_users_are_missing(ns, sim):
     assert ns.status_json()["users"]["present"] == 2
 
 
+def test_an_answer_about_another_user_confirms_nothing(ns, sim):
+    """A false "already exists", then a GET answered with another user's details (a cache in the
+    way): that proves nothing, the product says why and tries again; the create then made it."""
+    user, other = guid(), existing_user(sim)
+    ns.write_roster(roster_users([user], OU))
+    sim.config(fail_next=[
+        {"method": "POST", "path": "user", "status": 409, "count": 1},
+        {"method": "GET", "path": f"user/{user}", "status": 200, "count": 1,
+         "body": f'{{"o365Id": "{other}", "organizationUnitId": "{OU}"}}'}])
+    p = ns.run("apply")
+    assert p.returncode == 0, describe(p)
+    assert "about another user than the one asked for" in p.stderr, describe(p)
+    users = ns.status_json()["users"]
+    assert users["adopted"] == 0 and users["created"] == 1, describe(p)
+    assert user in sim_ids(sim.state())
+
+
 def test_redirect_is_a_configuration_error_said_once(ns, sim):
     ids = guids(5)
     ns.write_roster(roster_users(ids, OU))

@@ -436,6 +436,17 @@ static void test_user_wrapped(void **state) {
         nimbus_user_clear(&u);
 }
 
+static void test_user_is_another(void **state) {
+        static const char a[] = "{\"o365Id\":\"" GUID_A_TEXT "\"}";
+        static const char wrapped_b[] = "{\"isSuccess\":true,\"data\":{\"o365Id\":\"" GUID_B_TEXT "\"}}";
+
+        assert_false(nimbus_user_is_another(&GUID_A, a, strlen(a)));
+        assert_true(nimbus_user_is_another(&GUID_B, a, strlen(a)));
+        assert_true(nimbus_user_is_another(&GUID_A, wrapped_b, strlen(wrapped_b)));
+        assert_false(nimbus_user_is_another(&GUID_A, "{}", 2));           /* names nobody */
+        assert_false(nimbus_user_is_another(&GUID_A, "<html>", 6));       /* not a user answer */
+}
+
 static void test_user_wrong_types(void **state) {
         NimbusUser u;
         assert_int_equal(PARSE_USER("{\"o365Id\":5,\"organizationUnitId\":\"not-a-guid\",\"userAssignmentType\":7,"
@@ -629,6 +640,7 @@ int main(void) {
                 cmocka_unit_test(test_user_license_shapes),
                 cmocka_unit_test(test_user_partial),
                 cmocka_unit_test(test_user_wrapped),
+                cmocka_unit_test(test_user_is_another),
                 cmocka_unit_test(test_user_wrong_types),
                 cmocka_unit_test(test_user_not_json),
                 cmocka_unit_test(test_user_size_limit),
