@@ -18,21 +18,23 @@ def status_users(daemon):
     return daemon.status_json()["users"]
 
 
-def between_sweeps(daemon, n):
-    """Return just after a sweep of n users has ended: the next is verify.interval (2 s) away.
-    Faults set now meet one whole sweep; set while a sweep runs, its GETs already answered would
-    leave faults over for the next sweep, which then tells another story."""
-    mark = daemon.mark()
-    daemon.wait_log(rf"verify sweep: {n} checked, 0 missing", 15, mark)
-
-
-def test_one_spurious_404_in_the_sweep_changes_nothing(daemon, sim):
-    daemon.configure(verify={"interval": "2s"}, deletes={"max_percent": 100})
-    ids = guids(5)
+def synced_between_sweeps(daemon, sim, n, **config):
+    """Start the daemon on n new users with a verify sweep every 2 s; return their ids just after
+    a sweep of them has ended. Faults set now meet one whole sweep; set while a sweep runs, its
+    GETs already answered would leave faults over for the next sweep, which then tells another
+    story."""
+    daemon.configure(verify={"interval": "2s"}, **config)
+    ids = guids(n)
     daemon.write_roster(creates(ids, OU))
     daemon.start()
     wait_users(sim, ids, 10, daemon)
-    between_sweeps(daemon, 5)
+    mark = daemon.mark()
+    daemon.wait_log(rf"verify sweep: {n} checked, 0 missing", 15, mark)
+    return ids
+
+
+def test_one_spurious_404_in_the_sweep_changes_nothing(daemon, sim):
+    ids = synced_between_sweeps(daemon, sim, 5, deletes={"max_percent": 100})
     # One wrong 404 per user in the next sweep; a second GET after a pause sees them.
     mark = daemon.mark()
     sim.config(fail_next=[{"method": "GET", "path": "user/*", "status": 404, "count": 5}])
@@ -45,12 +47,7 @@ def test_one_spurious_404_in_the_sweep_changes_nothing(daemon, sim):
 
 def test_users_stay_ours_after_a_confirmed_404_and_exists(daemon, sim):
     """Both GETs wrongly say 404; the re-create answers 409: still ours, so deleted when removed."""
-    daemon.configure(verify={"interval": "2s"}, deletes={"max_percent": 100, "max_per_run": 100})
-    ids = guids(6)
-    daemon.write_roster(creates(ids, OU))
-    daemon.start()
-    wait_users(sim, ids, 10, daemon)
-    between_sweeps(daemon, 6)
+    ids = synced_between_sweeps(daemon, sim, 6, deletes={"max_percent": 100, "max_per_run": 100})
     mark = daemon.mark()
     sim.config(fail_next=[{"method": "GET", "path": "user/*", "status": 404, "count": 12}])
     daemon.wait_log(r"verify sweep: 6 checked, 6 missing", 15, mark)
@@ -68,12 +65,7 @@ def test_users_stay_ours_after_a_confirmed_404_and_exists(daemon, sim):
 def test_a_web_servers_404_page_in_the_sweep_proves_nothing_missing(daemon, sim):
     """A proxy or the wrong host answering the sweep's GETs with its own 404 page: said, with why,
     and no user counts as missing (none is created again)."""
-    daemon.configure(verify={"interval": "2s"})
-    ids = guids(3)
-    daemon.write_roster(creates(ids, OU))
-    daemon.start()
-    wait_users(sim, ids, 10, daemon)
-    between_sweeps(daemon, 3)
+    synced_between_sweeps(daemon, sim, 3)
     mark = daemon.mark()
     sim.config(fail_next=[{"method": "GET", "path": "user/*", "status": 404, "count": 3,
                            "body": "<html><head><title>404 Not Found</title></head></html>"}])
