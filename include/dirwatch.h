@@ -1,9 +1,11 @@
 /* dirwatch.h: watches the roster folder and says when its roster files have changed and then
- * stayed unchanged for the settle time. inotify (through uv_fs_event) gives the first hint; the
- * roster folder's fingerprint (roster_fingerprint(): names, inodes, sizes, mtimes, symlinks
- * followed) decides whether anything really changed and whether it has settled, so half-written
- * files are never read and an unchanged folder costs no work. A periodic rescan is the safety
- * net for missed events, and notices a symlink whose target went away. */
+ * stayed unchanged for the settle time, with no writer on this host still holding one open.
+ * inotify gives the first hint, and tells a file a writer has closed (IN_CLOSE_WRITE) from one
+ * whose writer merely paused; the roster folder's fingerprint (roster_fingerprint(): names,
+ * inodes, sizes, mtimes, symlinks followed) decides whether anything really changed and whether
+ * it has settled, so half-written files are never read and an unchanged folder costs no work. A
+ * periodic rescan is the safety net for missed events and network shares, and notices a symlink
+ * whose target went away. */
 #pragma once
 
 #include <stdbool.h>
@@ -22,6 +24,13 @@ typedef int (*DirWatchFn)(void *userdata, uint64_t *fingerprint);
  * files have settled. */
 int dirwatch_new(uv_loop_t *loop, const char *dir, uint64_t settle_usec, uint64_t rescan_usec,
                  const uint64_t *seen, DirWatchFn changed, void *userdata, DirWatch **ret);
+#define DIRWATCH_HELD_SETTLES 10
+
+/* Called once when a roster file has stayed modified and open in its writer's hands for
+ * DIRWATCH_HELD_SETTLES settle times (name: the file, or NULL when inotify lost track of which): the roster is not read
+ * until the writer closes it, and the admin should hear why. Again after the next read. */
+typedef void (*DirWatchHeldFn)(void *userdata, const char *name);
+void dirwatch_on_held(DirWatch *w, DirWatchHeldFn held);
 /* Frees from the handles' close callbacks: run the loop afterwards. Accepts NULL. */
 void dirwatch_close(DirWatch *w);
 /* False while a roster file in dir was modified within the last settle_usec (it may still be

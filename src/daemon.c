@@ -437,6 +437,15 @@ static void report_accepted(Daemon *d) {
 }
 
 /* Read the roster folder (a DirWatchFn); *fingerprint: of the folder as read. */
+static void on_roster_held(void *userdata, const char *name) {
+        Daemon *d = userdata;
+        const Config *c = d->tenant->config;
+
+        log_msg(d->tenant->log, LOG_WARNING, "%s/%s: changed, and still open in its writer's hands "
+                "after %.0f s; the roster is read once the writer closes it", c->roster_dir,
+                name ? name : "(a roster file)", (double) (DIRWATCH_HELD_SETTLES * c->settle_time_usec) / USEC_PER_SEC);
+}
+
 static int on_roster_changed(void *userdata, uint64_t *fingerprint) {
         Daemon *d = userdata;
         const Roster *current = d->sources ? d->files : d->next_roster ? d->next_roster : d->roster;
@@ -583,6 +592,8 @@ static int daemon_open(Daemon *d, Config *c) {
                          read ? &seen : NULL, on_roster_changed, d, &d->watch);
         if (k < 0)
                 log_msg(&d->cli->log, LOG_ERR, "cannot watch %s: %s", c->roster_dir, strerror(-k));
+        else
+                dirwatch_on_held(d->watch, on_roster_held);
         record_presence(d);
         (void) store_data_version(d->tenant->store, &d->data_version);
         arm_sweep(d);

@@ -2,26 +2,39 @@
 #include "dirwatch.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "roster.h"
 #include "util.h"
 
+/* Roster files a local writer modified and has not closed yet: more than this many at once and
+ * the names are forgotten, the folder counting as being written until the next IN_CLOSE_WRITE. */
+#define WRITING_MAX 32
+
 struct DirWatch {
-        uv_fs_event_t event;
+        uv_poll_t poll;          /* on the inotify descriptor */
         uv_timer_t settle;       /* runs while files are changing */
         uv_timer_t rescan;       /* the safety net */
+        int inotify_fd;          /* -1 when inotify is not available: the rescan alone then */
+        int wd;                  /* the folder's watch, -1 when none */
         char *dir;
         uint64_t settle_usec;
         uint64_t reported;       /* fingerprint of the folder as last read */
         uint64_t candidate;      /* fingerprint seen when the settle timer was started */
         bool have_reported;
-        bool watching;           /* uv_fs_event started */
-        dev_t dev;               /* ... on this folder */
+        dev_t dev;               /* the folder watched */
         ino_t ino;
+        char *writing[WRITING_MAX]; /* modified, not yet closed by their writer */
+        size_t n_writing;
+        bool writing_lost;       /* more than WRITING_MAX, or the kernel's queue overflowed */
+        uint64_t held_since;     /* monotonic time the settled folder was first held back, or 0 */
+        bool held_told;
+        DirWatchHeldFn held;
         unsigned open_handles;
         DirWatchFn changed;
         void *userdata;
@@ -52,7 +65,58 @@ bool dirwatch_settled(const char *dir, uint64_t settle_usec) {
 }
 
 static void on_settle(uv_timer_t *t);
-static void on_event(uv_fs_event_t *e, const char *name, int events, int status);
+
+/* ---- files held open by their writer ----------------------------------------------------------- */
+
+static void writing_clear(DirWatch *w) {
+        for (size_t i = 0; i < w->n_writing; i++)
+                free(w->writing[i]);
+        w->n_writing = 0;
+}
+
+static ssize_t writing_find(const DirWatch *w, const char *name) {
+        for (size_t i = 0; i < w->n_writing; i++)
+                if (streq(w->writing[i], name))
+                        return (ssize_t) i;
+        return -1;
+}
+
+static void writing_add(DirWatch *w, const char *name) {
+        char *copy;
+
+        if (writing_find(w, name) >= 0)
+                return;
+        if (w->n_writing == WRITING_MAX || !(copy = strdup(name))) {
+                writing_clear(w);
+                w->writing_lost = true;
+                return;
+        }
+        w->writing[w->n_writing++] = copy;
+}
+
+/* Closed after writing, removed or renamed: whatever it holds now is complete. */
+static void writing_remove(DirWatch *w, const char *name) {
+        ssize_t i = writing_find(w, name);
+
+        w->writing_lost = false;        /* a writer closing is the best sign we get after a loss */
+        if (i < 0)
+                return;
+        free(w->writing[i]);
+        w->writing[i] = w->writing[--w->n_writing];
+}
+
+/* ---- inotify --------------------------------------------------------------------------------------- */
+
+#define WATCH_MASK (IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | \
+                    IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+
+static void unwatch(DirWatch *w) {
+        if (w->wd >= 0)
+                (void) inotify_rm_watch(w->inotify_fd, w->wd);
+        w->wd = -1;
+        writing_clear(w);
+        w->writing_lost = false;
+}
 
 /* A watch dies with its folder, and none starts on a folder that is missing: whenever we look,
  * watch the folder that is there now, so inotify is back as soon as the folder is. */
@@ -60,16 +124,14 @@ static void watch_folder(DirWatch *w) {
         struct stat st;
 
         if (stat(w->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-                if (w->watching)
-                        (void) uv_fs_event_stop(&w->event);
-                w->watching = false;
+                unwatch(w);
                 return;
         }
-        if (w->watching && st.st_dev == w->dev && st.st_ino == w->ino)
+        if (w->wd >= 0 && st.st_dev == w->dev && st.st_ino == w->ino)
                 return;
-        if (w->watching)
-                (void) uv_fs_event_stop(&w->event);
-        w->watching = uv_fs_event_start(&w->event, on_event, w->dir, 0) >= 0;
+        unwatch(w);
+        if (w->inotify_fd >= 0)
+                w->wd = inotify_add_watch(w->inotify_fd, w->dir, WATCH_MASK);
         w->dev = st.st_dev;
         w->ino = st.st_ino;
 }
@@ -89,6 +151,18 @@ static void check(DirWatch *w) {
         (void) uv_timer_start(&w->settle, on_settle, w->settle_usec / USEC_PER_MSEC, 0);
 }
 
+static void hold_back(DirWatch *w) {
+        uint64_t now = mono_usec();
+
+        if (w->held_since == 0)
+                w->held_since = now;
+        if (w->held_told || now - w->held_since < DIRWATCH_HELD_SETTLES * w->settle_usec)
+                return;
+        w->held_told = true;
+        if (w->held)
+                w->held(w->userdata, w->n_writing > 0 ? w->writing[0] : NULL);
+}
+
 static void settle_again(DirWatch *w, uint64_t fp) {
         w->candidate = fp;
         (void) uv_timer_start(&w->settle, on_settle, w->settle_usec / USEC_PER_MSEC, 0);
@@ -104,6 +178,15 @@ static void on_settle(uv_timer_t *t) {
                 settle_again(w, fp);
                 return;
         }
+        /* Quiet, but still open in its writer's hands (a script that pauses between pages of an
+         * export): what it wrote so far may be a valid roster of fewer users. */
+        if (w->n_writing > 0 || w->writing_lost) {
+                hold_back(w);
+                settle_again(w, fp);
+                return;
+        }
+        w->held_since = 0;
+        w->held_told = false;
         /* The read tells which state of the folder it saw: that is the one to compare with. */
         w->reported = fp;
         w->have_reported = w->changed(w->userdata, &w->reported) != -EAGAIN;
@@ -114,24 +197,67 @@ static void on_settle(uv_timer_t *t) {
         }
 }
 
-static void on_event(uv_fs_event_t *e, const char *name, int events, int status) {
-        DirWatch *w = e->data;
-
-        /* Names we ignore (swap files, *.tmp) cannot change the fingerprint, so no work follows. */
-        if (status >= 0 && name && !roster_is_candidate_name(name))
-                return;
-        check(w);
+/* One event; true if it may have changed the roster files. Names we ignore (swap files, *.tmp)
+ * cannot change the fingerprint, so no work follows. */
+static bool note_event(DirWatch *w, const struct inotify_event *ev) {
+        if (ev->mask & IN_Q_OVERFLOW) {
+                writing_clear(w);
+                w->writing_lost = true;
+                return true;
+        }
+        if (ev->wd != w->wd)    /* a watch we removed: its last events are of no interest */
+                return false;
+        if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
+                unwatch(w);     /* the folder went: watch_folder() finds the new one */
+                return true;
+        }
+        if (ev->len == 0 || !roster_is_candidate_name(ev->name))
+                return false;
+        if (ev->mask & IN_MODIFY)
+                writing_add(w, ev->name);
+        if (ev->mask & (IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO))
+                writing_remove(w, ev->name);
+        return true;
 }
 
-/* The safety net also renews the watch: a folder removed and made again often gets the same
- * inode number back, so identity alone cannot tell that the old watch died with it. */
-static void on_rescan(uv_timer_t *t) {
-        DirWatch *w = t->data;
+static void on_inotify(uv_poll_t *p, int status, int events) {
+        DirWatch *w = p->data;
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        bool changed = status < 0;
+        ssize_t n;
 
-        if (w->watching)
-                (void) uv_fs_event_stop(&w->event);
-        w->watching = false;
-        check(w);
+        while ((n = read(w->inotify_fd, buf, sizeof buf)) > 0)
+                for (char *at = buf; at < buf + n;) {
+                        const struct inotify_event *ev = (const struct inotify_event *) at;
+
+                        changed |= note_event(w, ev);
+                        at += sizeof(*ev) + ev->len;
+                }
+        if (changed)
+                check(w);
+}
+
+/* The safety net: a change inotify did not report (a network share, a lost event), and a
+ * folder made again after it was removed (its watch ended with IN_IGNORED). */
+static void on_rescan(uv_timer_t *t) {
+        check(t->data);
+}
+
+/* An inotify descriptor of our own, not uv_fs_event: its events name the writer's close
+ * (IN_CLOSE_WRITE), which tells a finished file from one whose writer merely paused. */
+static void inotify_open(DirWatch *w, uv_loop_t *loop) {
+        w->wd = -1;
+        w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (w->inotify_fd < 0)
+                return;         /* none left (max_user_instances): the rescan alone sees changes */
+        if (uv_poll_init(loop, &w->poll, w->inotify_fd) < 0) {
+                (void) close(w->inotify_fd);
+                w->inotify_fd = -1;
+                return;
+        }
+        w->open_handles++;
+        w->poll.data = w;
+        (void) uv_poll_start(&w->poll, UV_READABLE, on_inotify);
 }
 
 int dirwatch_new(uv_loop_t *loop, const char *dir, uint64_t settle_usec, uint64_t rescan_usec,
@@ -148,15 +274,14 @@ int dirwatch_new(uv_loop_t *loop, const char *dir, uint64_t settle_usec, uint64_
         w->have_reported = seen != NULL;
         w->changed = changed;
         w->userdata = userdata;
-        /* Handles are initialized unconditionally so dirwatch_close() can close all three. */
-        if (uv_fs_event_init(loop, &w->event) < 0 || uv_timer_init(loop, &w->settle) < 0 ||
-            uv_timer_init(loop, &w->rescan) < 0) {
+        if (uv_timer_init(loop, &w->settle) < 0 || uv_timer_init(loop, &w->rescan) < 0) {
                 free(w->dir);
                 free(w);
                 return -EIO;
         }
-        w->open_handles = 3;
-        w->event.data = w->settle.data = w->rescan.data = w;
+        w->open_handles = 2;
+        w->settle.data = w->rescan.data = w;
+        inotify_open(w, loop);
         if (rescan_ms > 0)
                 (void) uv_timer_start(&w->rescan, on_rescan, rescan_ms, rescan_ms);
         check(w);       /* starts the watch; without `seen` the first read follows the settle rule */
@@ -164,10 +289,17 @@ int dirwatch_new(uv_loop_t *loop, const char *dir, uint64_t settle_usec, uint64_
         return 0;
 }
 
+void dirwatch_on_held(DirWatch *w, DirWatchHeldFn held) {
+        w->held = held;
+}
+
 static void handle_closed(uv_handle_t *h) {
         DirWatch *w = h->data;
 
         if (--w->open_handles == 0) {
+                writing_clear(w);
+                if (w->inotify_fd >= 0)
+                        (void) close(w->inotify_fd);   /* after its poll handle is closed */
                 free(w->dir);
                 free(w);
         }
@@ -176,7 +308,8 @@ static void handle_closed(uv_handle_t *h) {
 void dirwatch_close(DirWatch *w) {
         if (!w)
                 return;
-        uv_close((uv_handle_t *) &w->event, handle_closed);
+        if (w->inotify_fd >= 0)
+                uv_close((uv_handle_t *) &w->poll, handle_closed);
         uv_close((uv_handle_t *) &w->settle, handle_closed);
         uv_close((uv_handle_t *) &w->rescan, handle_closed);
 }

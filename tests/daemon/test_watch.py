@@ -72,6 +72,36 @@ def test_slowly_written_file_is_not_read_half_written(daemon, sim):
     daemon.stop_clean()
 
 
+def test_file_its_writer_holds_open_is_not_read_while_the_writer_pauses(daemon, sim):
+    """An export script rewrites the roster in place and pauses (a slow directory page) longer
+    than the settle time with the file still open. What it wrote so far is a valid roster of
+    half the users: read, it would delete the other half. Nothing happens until the writer
+    closes the file (which then also lists a newcomer)."""
+    daemon.configure(deletes={"max_percent": 100})
+    ids, new = guids(8), guid()
+    entries = [roster_text(creates([i], OU)).split("users:\n", 1)[1] for i in ids + [new]]
+    write_atomic(daemon.roster_dir / "roster.yaml", "users:\n" + "".join(entries[:8]))
+    daemon.start()
+    wait_users(sim, ids, 10, daemon)
+    sim.reset_log()
+
+    mark = daemon.mark()
+    with open(daemon.roster_dir / "roster.yaml", "w") as f:
+        f.write("users:\n" + "".join(entries[:4]))
+        f.flush()
+        # Unchanged for ten settle times, but still open for writing: the admin is told why
+        # nothing happens.
+        daemon.wait_log(r"roster.yaml: changed, and still open in its writer's hands after 5 s; "
+                        r"the roster is read once the writer closes it", 10 * SETTLE + 5, mark)
+        assert "roster loaded" not in daemon.log()[mark:]
+        assert not mutations(sim.state()), "acted on a file its writer still held open"
+        f.write("".join(entries[4:]))
+    daemon.wait_log(r"roster loaded: 9 users", 10, mark)
+    wait_users(sim, ids + [new], 10, daemon)
+    assert [(r["method"], r["id"]) for r in mutations(sim.state())] == [("POST", new)]
+    daemon.stop_clean()
+
+
 def test_removed_roster_file_deletes_its_users(daemon, sim):
     daemon.configure(deletes={"max_percent": 100})
     keep, drop = guids(5), guids(5)
