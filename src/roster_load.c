@@ -276,6 +276,20 @@ static int report_read_error(RosterBuilder *b, int r) {
         return 0;
 }
 
+/* Whether another process holds the file open for writing: a writer that paused, what it wrote
+ * so far perhaps a valid roster of fewer users. The kernel refuses a read lease then. Known only
+ * where we may take one (a file of our own, or CAP_LEASE, as root has) on a local filesystem;
+ * elsewhere false, and the settle time and the fingerprints are all there is. The lease is given
+ * back at once; a writer opening the file meanwhile waits that long, and the SIGIO it sends us is
+ * ignored (cli_main()). */
+static bool held_open_for_writing(int fd) {
+        if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+                (void) fcntl(fd, F_SETLEASE, F_UNLCK);
+                return false;
+        }
+        return errno == EAGAIN;
+}
+
 /* Read the open file, which must still be the one stamped and stay so while it is read. */
 static int read_stamped(Loader *ld, int fd, const char *path, const struct stat *st, char **buf,
                         size_t *len) {
@@ -286,6 +300,8 @@ static int read_stamped(Loader *ld, int fd, const char *path, const struct stat 
                 return -errno;
         if (!stamp_same(st, &now))
                 return changed(ld, path, "the file was replaced or written to");
+        if (held_open_for_writing(fd))
+                return changed(ld, path, "another process holds it open for writing (still writing it?)");
         r = read_fd_bounded(fd, ld->b.limits.max_file_size, buf, len);
         if (r < 0)
                 return r;

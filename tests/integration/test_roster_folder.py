@@ -12,6 +12,7 @@ import os
 import signal
 
 import pytest
+import yaml
 
 from conftest import api_requests, describe, guids, poll, roster_users, sim_ids
 
@@ -114,3 +115,25 @@ def test_apply_gives_up_when_the_folder_keeps_changing(ns, sim, two_files, monke
     assert "kept changing" in err and "nothing was changed" in err, err
     st = sim.state()
     assert api_requests(st) == [] and sim_ids(st) == two_files
+
+
+@pytest.mark.parametrize("command", ["apply", "plan", "validate"])
+def test_file_a_writer_holds_open_is_not_read(ns, sim, command):
+    """An export that rewrites the roster in place and pauses: what it wrote so far is a valid
+    roster of half the users. While its writer holds the file open, it is not read."""
+    ids = guids(6)
+    ns.configure(deletes={"max_percent": 100})
+    ns.write_roster(roster_users(ids, OU))
+    assert ns.run("apply").returncode == 0
+    with open(ns.roster_dir / "roster.yaml", "w") as f:
+        f.write(yaml.safe_dump({"users": roster_users(ids[:3], OU)}, sort_keys=False))
+        f.flush()
+        p = ns.run(command)
+    assert p.returncode == 1, describe(p)
+    assert "roster.yaml: error: changed while it was read: another process holds it open for " \
+           "writing (still writing it?)" in p.stderr, describe(p)
+    assert sim_ids(sim.state()) == set(ids)
+    # Closed by its writer: now it is the roster.
+    p = ns.run("apply")
+    assert p.returncode == 0, describe(p)
+    assert sim_ids(sim.state()) == set(ids[:3])
