@@ -1,7 +1,7 @@
 /* dirwatch.h: watches the roster folder and says when its roster files have changed and then
- * stayed unchanged for the settle time, with no writer on this host still holding one open.
- * inotify gives the first hint, and tells a file a writer has closed (IN_CLOSE_WRITE) from one
- * whose writer merely paused; the roster folder's fingerprint (roster_fingerprint(): names,
+ * stayed unchanged for the settle time, with no writer on this host seen holding one open.
+ * inotify gives the first hint, and tells a file a writer has closed from one whose writer
+ * merely paused (openfiles.h); the roster folder's fingerprint (roster_fingerprint(): names,
  * inodes, sizes, mtimes, symlinks followed) decides whether anything really changed and whether
  * it has settled, so half-written files are never read and an unchanged folder costs no work. A
  * periodic rescan is the safety net for missed events and network shares, and notices a symlink
@@ -16,7 +16,8 @@ typedef struct DirWatch DirWatch;
 
 /* Called from the loop when the folder's roster files changed and have settled: read the folder
  * and set *fingerprint to the fingerprint of what was read (roster_load_dir() gives it). Return
- * -EAGAIN when the folder changed while it was read: it is read again after the settle time. */
+ * -EAGAIN when the folder changed while it was read, -EBUSY when a file's writer still holds it
+ * open: it is read again after the settle time. */
 typedef int (*DirWatchFn)(void *userdata, uint64_t *fingerprint);
 
 /* seen: the fingerprint of the folder as the caller has just read it, so that only a change

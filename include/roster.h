@@ -55,6 +55,11 @@ typedef struct Roster {
 
 #define ROSTER_READ_ATTEMPTS 3   /* reads of a folder that keeps changing before a command gives up */
 
+/* Whether another process holds the open file fd open for writing (a read lease is refused);
+ * false where the kernel cannot tell: a network share, or a file we may take no lease on (another
+ * user's, without CAP_LEASE). */
+bool roster_file_held_open(int fd);
+
 /* Is this directory entry a roster file? (*.yaml, *.yml, *.csv, not starting with '.') */
 bool roster_is_candidate_name(const char *name);
 
@@ -69,7 +74,9 @@ int roster_fingerprint(const char *dir, uint64_t *ret);
  * regular file (a dangling symlink, a FIFO, a directory) or that is empty is an error.
  * -EAGAIN: the folder changed while it was read (a listed file vanished or was replaced, or a
  * file changed); diag then holds only that reason, and no roster is returned, never one
- * without that file: read again. ret_fingerprint (may be NULL) gets the fingerprint of the
+ * without that file: read again. -EBUSY: another process holds a roster file open for writing
+ * (roster_file_held_open()); diag names it; read again once its writer closes it.
+ * ret_fingerprint (may be NULL) gets the fingerprint of the
  * folder the read saw, also when the roster is rejected, or 0 when the folder cannot be opened. */
 int roster_load_dir(const char *dir, const Config *c, Roster **ret, uint64_t *ret_fingerprint, Diag *diag);
 /* Read the given files (as `validate FILE...` does). */

@@ -186,9 +186,6 @@ int cli_main(int argc, char **argv) {
         const Command *c;
 
         cli_signals_block(&cli.saved_mask);
-        /* A writer opening a roster file while we hold our moment's read lease on it (see
-         * roster_load.c) sends us SIGIO, whose default is to end the process. */
-        (void) signal(SIGIO, SIG_IGN);
         if (!cli.config_path || !*cli.config_path)
                 cli.config_path = CONFIG_DEFAULT_PATH;
         log_init(&cli.log, LOG_TARGET_STDERR, LOG_INFO);

@@ -72,6 +72,7 @@ typedef struct Daemon {
         uint64_t next_due;       /* earliest retry time of a skipped user, 0 = none */
         size_t last_held;        /* held deletes in the last plan */
         size_t last_notes[3];    /* held, empty-roster skipped and drift counts last logged */
+        char held_file[256];     /* the roster file last found held open by its writer */
         char last_result[64];
         uv_signal_t sigterm, sigint, sighup, sigwake;
         uv_timer_t due, poll, watchdog, sweep, metrics;
@@ -436,16 +437,22 @@ static void report_accepted(Daemon *d) {
                 report_roster(d->report, desired, d->sources ? d->files : desired);
 }
 
-/* Read the roster folder (a DirWatchFn); *fingerprint: of the folder as read. */
+/* Said once per hold (dirwatch.h): by then the writer is more than slow. */
 static void on_roster_held(void *userdata, const char *name) {
         Daemon *d = userdata;
         const Config *c = d->tenant->config;
+        char path[PATH_MAX];
 
-        log_msg(d->tenant->log, LOG_WARNING, "%s/%s: changed, and still open in its writer's hands "
-                "after %.0f s; the roster is read once the writer closes it", c->roster_dir,
-                name ? name : "(a roster file)", (double) (DIRWATCH_HELD_SETTLES * c->settle_time_usec) / USEC_PER_SEC);
+        if (name)
+                snprintf(path, sizeof path, "%s/%s", c->roster_dir, name);
+        else
+                snprintf(path, sizeof path, "%s", *d->held_file ? d->held_file : c->roster_dir);
+        log_msg(d->tenant->log, LOG_WARNING, "%s: changed, and still open in its writer's hands "
+                "after %.0f s; the roster is read once the writer closes it", path,
+                (double) (DIRWATCH_HELD_SETTLES * c->settle_time_usec) / USEC_PER_SEC);
 }
 
+/* Read the roster folder (a DirWatchFn); *fingerprint: of the folder as read. */
 static int on_roster_changed(void *userdata, uint64_t *fingerprint) {
         Daemon *d = userdata;
         const Roster *current = d->sources ? d->files : d->next_roster ? d->next_roster : d->roster;
@@ -454,7 +461,10 @@ static int on_roster_changed(void *userdata, uint64_t *fingerprint) {
         int k;
 
         k = roster_load_dir(d->tenant->config->roster_dir, d->tenant->config, &r, fingerprint, &diag);
-        if (k == -EAGAIN)
+        if (k == -EBUSY)        /* said once, by on_roster_held(), not at every settle time */
+                snprintf(d->held_file, sizeof d->held_file, "%s",
+                         diag.n > 0 && diag.entries[0].file ? diag.entries[0].file : "");
+        else if (k == -EAGAIN)
                 roster_changed_meanwhile(d, &diag);
         else if (k < 0)
                 roster_rejected(d, &diag);
@@ -583,7 +593,7 @@ static int daemon_open(Daemon *d, Config *c) {
         if (k < 0)
                 return k;
         if (dirwatch_settled(c->roster_dir, c->settle_time_usec))
-                read = on_roster_changed(d, &seen) != -EAGAIN;
+                read = (k = on_roster_changed(d, &seen)) != -EAGAIN && k != -EBUSY;
         else
                 log_msg(d->tenant->log, LOG_NOTICE, "%s: a roster file changed within the last "
                         "%.1f s; the roster is read once it has settled", c->roster_dir,

@@ -9,12 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "openfiles.h"
 #include "roster.h"
 #include "util.h"
-
-/* Roster files a local writer modified and has not closed yet: more than this many at once and
- * the names are forgotten, the folder counting as being written until the next IN_CLOSE_WRITE. */
-#define WRITING_MAX 32
 
 struct DirWatch {
         uv_poll_t poll;          /* on the inotify descriptor */
@@ -29,9 +26,7 @@ struct DirWatch {
         bool have_reported;
         dev_t dev;               /* the folder watched */
         ino_t ino;
-        char *writing[WRITING_MAX]; /* modified, not yet closed by their writer */
-        size_t n_writing;
-        bool writing_lost;       /* more than WRITING_MAX, or the kernel's queue overflowed */
+        OpenFiles open;          /* roster files a writer here holds open (openfiles.h) */
         uint64_t held_since;     /* monotonic time the settled folder was first held back, or 0 */
         bool held_told;
         DirWatchHeldFn held;
@@ -66,56 +61,16 @@ bool dirwatch_settled(const char *dir, uint64_t settle_usec) {
 
 static void on_settle(uv_timer_t *t);
 
-/* ---- files held open by their writer ----------------------------------------------------------- */
-
-static void writing_clear(DirWatch *w) {
-        for (size_t i = 0; i < w->n_writing; i++)
-                free(w->writing[i]);
-        w->n_writing = 0;
-}
-
-static ssize_t writing_find(const DirWatch *w, const char *name) {
-        for (size_t i = 0; i < w->n_writing; i++)
-                if (streq(w->writing[i], name))
-                        return (ssize_t) i;
-        return -1;
-}
-
-static void writing_add(DirWatch *w, const char *name) {
-        char *copy;
-
-        if (writing_find(w, name) >= 0)
-                return;
-        if (w->n_writing == WRITING_MAX || !(copy = strdup(name))) {
-                writing_clear(w);
-                w->writing_lost = true;
-                return;
-        }
-        w->writing[w->n_writing++] = copy;
-}
-
-/* Closed after writing, removed or renamed: whatever it holds now is complete. */
-static void writing_remove(DirWatch *w, const char *name) {
-        ssize_t i = writing_find(w, name);
-
-        w->writing_lost = false;        /* a writer closing is the best sign we get after a loss */
-        if (i < 0)
-                return;
-        free(w->writing[i]);
-        w->writing[i] = w->writing[--w->n_writing];
-}
-
 /* ---- inotify --------------------------------------------------------------------------------------- */
 
-#define WATCH_MASK (IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | \
-                    IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+#define WATCH_MASK (IN_MODIFY | IN_OPEN | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_CREATE | IN_DELETE | \
+                    IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
 static void unwatch(DirWatch *w) {
         if (w->wd >= 0)
                 (void) inotify_rm_watch(w->inotify_fd, w->wd);
         w->wd = -1;
-        writing_clear(w);
-        w->writing_lost = false;
+        openfiles_clear(&w->open);
 }
 
 /* A watch dies with its folder, and none starts on a folder that is missing: whenever we look,
@@ -160,7 +115,12 @@ static void hold_back(DirWatch *w) {
                 return;
         w->held_told = true;
         if (w->held)
-                w->held(w->userdata, w->n_writing > 0 ? w->writing[0] : NULL);
+                w->held(w->userdata, openfiles_held(&w->open));
+}
+
+static void hold_over(DirWatch *w) {
+        w->held_since = 0;
+        w->held_told = false;
 }
 
 static void settle_again(DirWatch *w, uint64_t fp) {
@@ -171,6 +131,7 @@ static void settle_again(DirWatch *w, uint64_t fp) {
 static void on_settle(uv_timer_t *t) {
         DirWatch *w = t->data;
         uint64_t fp = 0;
+        int r;
 
         watch_folder(w);
         (void) roster_fingerprint(w->dir, &fp);
@@ -180,16 +141,19 @@ static void on_settle(uv_timer_t *t) {
         }
         /* Quiet, but still open in its writer's hands (a script that pauses between pages of an
          * export): what it wrote so far may be a valid roster of fewer users. */
-        if (w->n_writing > 0 || w->writing_lost) {
+        if (openfiles_held(&w->open)) {
                 hold_back(w);
                 settle_again(w, fp);
                 return;
         }
-        w->held_since = 0;
-        w->held_told = false;
         /* The read tells which state of the folder it saw: that is the one to compare with. */
         w->reported = fp;
-        w->have_reported = w->changed(w->userdata, &w->reported) != -EAGAIN;
+        r = w->changed(w->userdata, &w->reported);
+        w->have_reported = r != -EAGAIN && r != -EBUSY;
+        if (r == -EBUSY)                /* a writer holds a file open (roster_file_held_open()) */
+                hold_back(w);
+        else
+                hold_over(w);
         if (!w->have_reported) {        /* a writer is still at work: give it another settle time */
                 fp = 0;
                 (void) roster_fingerprint(w->dir, &fp);
@@ -197,12 +161,12 @@ static void on_settle(uv_timer_t *t) {
         }
 }
 
-/* One event; true if it may have changed the roster files. Names we ignore (swap files, *.tmp)
- * cannot change the fingerprint, so no work follows. */
+/* One event; true if it may have changed the roster files or ended a writer's hold. Names we
+ * ignore (swap files, *.tmp) cannot change the fingerprint, and a reader's open and close
+ * change nothing: no work follows. */
 static bool note_event(DirWatch *w, const struct inotify_event *ev) {
         if (ev->mask & IN_Q_OVERFLOW) {
-                writing_clear(w);
-                w->writing_lost = true;
+                (void) openfiles_event(&w->open, ev->mask, "");
                 return true;
         }
         if (ev->wd != w->wd)    /* a watch we removed: its last events are of no interest */
@@ -213,11 +177,8 @@ static bool note_event(DirWatch *w, const struct inotify_event *ev) {
         }
         if (ev->len == 0 || !roster_is_candidate_name(ev->name))
                 return false;
-        if (ev->mask & IN_MODIFY)
-                writing_add(w, ev->name);
-        if (ev->mask & (IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO))
-                writing_remove(w, ev->name);
-        return true;
+        (void) openfiles_event(&w->open, ev->mask, ev->name);  /* one not followed: settle alone */
+        return (ev->mask & ~(uint32_t) (IN_OPEN | IN_CLOSE_NOWRITE)) != 0;
 }
 
 static void on_inotify(uv_poll_t *p, int status, int events) {
@@ -297,7 +258,7 @@ static void handle_closed(uv_handle_t *h) {
         DirWatch *w = h->data;
 
         if (--w->open_handles == 0) {
-                writing_clear(w);
+                openfiles_clear(&w->open);
                 if (w->inotify_fd >= 0)
                         (void) close(w->inotify_fd);   /* after its poll handle is closed */
                 free(w->dir);

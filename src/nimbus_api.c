@@ -300,9 +300,10 @@ static bool only_whitespace(const char *body, size_t len) {
 static Outcome classify_4xx(NimbusCall call, long http_status, const char *body, size_t len);
 
 /* What an answer wrapped in a result object says of itself: 1 success, 0 failure, -1 when it
- * carries no such flag ("isSuccess", "success" or "succeeded"; a boolean or "true"/"false"). */
+ * carries no such flag ("isSuccess" or "success"; a boolean or "true"/"false"). Not
+ * "succeeded": a long-running operation's status says false while it is still under way. */
 static int success_flag(struct json_object *j) {
-        static const char *const flags[] = { "isSuccess", "success", "succeeded" };
+        static const char *const flags[] = { "isSuccess", "success" };
         int flag = -1;
 
         for (size_t i = 0; i < ELEMENTSOF(flags); i++) {
@@ -373,7 +374,7 @@ static Outcome classify_success(NimbusCall call, const char *body, size_t len) {
 }
 
 bool nimbus_body_is_html(const char *body, size_t len) {
-        size_t i = 0;
+        size_t i = len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;    /* a UTF-8 BOM */
 
         while (i < len && body[i] && strchr(" \t\r\n", body[i]))
                 i++;

@@ -7,6 +7,7 @@
  * followed; every file opened must be the one listed and must not change while it is read; and
  * when all are read, the folder's fingerprint must still be the listing's. A listed file that
  * is gone, or any difference, means a writer was at work: -EAGAIN, and the caller reads again.
+ * A file another process still holds open for writing is not read at all: -EBUSY.
  * A file that vanished is never taken as "no longer in the roster", which would delete its
  * users. Files are read one at a time and the second look is a stat walk, so a snapshot costs
  * no extra copy of a large roster. */
@@ -18,6 +19,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "encoding.h"
@@ -276,18 +278,51 @@ static int report_read_error(RosterBuilder *b, int r) {
         return 0;
 }
 
+/* Network and userspace filesystems refuse a lease for reasons of their own (no oplock, no
+ * delegation), with the same EAGAIN: there it would say nothing about a writer. */
+static bool leases_tell_writers(int fd) {
+        static const unsigned long remote[] = {
+                0x6969,         /* NFS */
+                0xFF534D42,     /* CIFS */
+                0xFE534D42,     /* SMB2 */
+                0x517B,         /* SMB */
+                0x00C36400,     /* Ceph */
+                0x01021997,     /* 9p */
+                0x65735546,     /* FUSE */
+                0x5346414F,     /* AFS */
+        };
+        struct statfs sf;
+
+        if (fstatfs(fd, &sf) < 0)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(remote); i++)
+                if ((unsigned long) sf.f_type == remote[i])
+                        return false;
+        return true;
+}
+
 /* Whether another process holds the file open for writing: a writer that paused, what it wrote
  * so far perhaps a valid roster of fewer users. The kernel refuses a read lease then. Known only
  * where we may take one (a file of our own, or CAP_LEASE, as root has) on a local filesystem;
  * elsewhere false, and the settle time and the fingerprints are all there is. The lease is given
- * back at once; a writer opening the file meanwhile waits that long, and the SIGIO it sends us is
- * ignored (cli_main()). */
-static bool held_open_for_writing(int fd) {
+ * back at once; a writer opening the file meanwhile waits that long, and the signal it sends us
+ * is SIGURG, which is ignored unless a program asks for it (SIGIO would end the process). */
+bool roster_file_held_open(int fd) {
+        if (!leases_tell_writers(fd) || fcntl(fd, F_SETSIG, SIGURG) < 0)
+                return false;
         if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
                 (void) fcntl(fd, F_SETLEASE, F_UNLCK);
                 return false;
         }
         return errno == EAGAIN;
+}
+
+/* The file's writer has not closed it: not read now, said apart from a change. */
+static int held_open(Loader *ld, const char *path) {
+        free(ld->changed_file);
+        ld->changed_file = strdup(path);
+        ld->changed_how = NULL;
+        return -EBUSY;
 }
 
 /* Read the open file, which must still be the one stamped and stay so while it is read. */
@@ -300,8 +335,8 @@ static int read_stamped(Loader *ld, int fd, const char *path, const struct stat 
                 return -errno;
         if (!stamp_same(st, &now))
                 return changed(ld, path, "the file was replaced or written to");
-        if (held_open_for_writing(fd))
-                return changed(ld, path, "another process holds it open for writing (still writing it?)");
+        if (roster_file_held_open(fd))
+                return held_open(ld, path);
         r = read_fd_bounded(fd, ld->b.limits.max_file_size, buf, len);
         if (r < 0)
                 return r;
@@ -333,7 +368,7 @@ static int load_file(Loader *ld, int dfd, const char *name, const char *path, co
                                          report_read_error(&ld->b, -errno);
         r = read_stamped(ld, fd, path, &s->st, &buf, &len);
         close(fd);
-        if (r == -EAGAIN)
+        if (r == -EAGAIN || r == -EBUSY)
                 return r;
         if (r < 0)
                 return report_read_error(&ld->b, r);
@@ -446,6 +481,9 @@ static int hand_over(Loader *ld, int r, Diag *found, Diag *diag) {
         if (r == -EAGAIN)
                 diag_add(diag, DIAG_ERROR, ld->changed_file, 0, 0, "changed while it was read: %s",
                          ld->changed_how);
+        else if (r == -EBUSY)
+                diag_add(diag, DIAG_ERROR, ld->changed_file, 0, 0, "another process holds it open for "
+                         "writing (still writing it?): not read until its writer closes it");
         else
                 diag_take(diag, found);
         diag_clear(found);

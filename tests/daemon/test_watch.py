@@ -102,6 +102,26 @@ def test_file_its_writer_holds_open_is_not_read_while_the_writer_pauses(daemon, 
     daemon.stop_clean()
 
 
+def test_file_held_open_since_before_the_start_is_not_read(daemon, sim):
+    """A writer opened the roster before the daemon started, and paused: no inotify event tells,
+    but the kernel refuses a read lease while the file is open for writing (the tests run as
+    root, who may take one on any file)."""
+    ids = guids(4)
+    path = daemon.roster_dir / "roster.yaml"
+    with open(path, "w") as f:
+        f.write(roster_text(creates(ids[:2], OU)))
+        f.flush()
+        os.utime(path, (time.time() - 3600,) * 2)     # settled long ago, by its time
+        daemon.start()
+        daemon.wait_log(r"roster.yaml: changed, and still open in its writer's hands after 5 s",
+                        10 * SETTLE + 5)
+        assert "roster loaded" not in daemon.log()
+        assert sim.state()["requests"] == []
+        f.write(roster_text(creates(ids[2:], OU)).split("users:\n", 1)[1])
+    wait_users(sim, ids, 10, daemon)
+    daemon.stop_clean()
+
+
 def test_removed_roster_file_deletes_its_users(daemon, sim):
     daemon.configure(deletes={"max_percent": 100})
     keep, drop = guids(5), guids(5)

@@ -173,7 +173,8 @@ static const Row rows[] = {
         { ADD, 200, 0, "{\"isSuccess\":false,\"statusCode\":409,\"message\":\"User already exists\"}",
           OUTCOME_EXISTS },
         { ADD, 200, 0, "{\"IsSuccess\":false,\"StatusCode\":\"409\"}", OUTCOME_EXISTS },
-        { ADD, 201, 0, "{\"succeeded\":\"False\",\"message\":\"User duplication error\"}", OUTCOME_EXISTS },
+        { ADD, 201, 0, "{\"success\":\"False\",\"message\":\"User duplication error\"}", OUTCOME_EXISTS },
+        { ALL, 202, 0, "{\"status\":\"Running\",\"succeeded\":false}", OUTCOME_OK },
         { ALL, 200, 0, "{\"success\":false,\"message\":\"SourceO365Id is required\"}", OUTCOME_PERMANENT },
         { ALL, 200, 0, "{\"success\":false,\"statusCode\":200}", OUTCOME_PERMANENT },
         { CALL_DELETE, 200, 0, "{\"is_success\":false,\"status_code\":404}", OUTCOME_GONE },
@@ -225,6 +226,7 @@ static const Row rows[] = {
          * of the user: neither gone nor already there */
         { ALL, 404, 0, "<html><head><title>404 Not Found</title></head></html>", OUTCOME_NOT_API },
         { ALL, 404, 0, "\r\n  <!DOCTYPE html><html></html>", OUTCOME_NOT_API },
+        { ALL, 404, 0, "\xEF\xBB\xBF<html><body>Not Found</body></html>", OUTCOME_NOT_API },
         { ALL, 409, 0, "<html>Conflict</html>", OUTCOME_NOT_API },
         { ALL, 400, 0, "<html><body>The page does not exist</body></html>", OUTCOME_NOT_API },
         { CALL_DELETE, 404, 0, "{\"message\":\"User not found\"}", OUTCOME_GONE },
@@ -426,7 +428,7 @@ static void test_user_wrapped(void **state) {
         assert_true(guid_eq(&u.ou, &GUID_B));
         nimbus_user_clear(&u);
 
-        assert_int_equal(PARSE_USER("{\"Succeeded\":\"true\",\"Result\":{\"O365Id\":\"" GUID_B_TEXT "\"}}", &u), 0);
+        assert_int_equal(PARSE_USER("{\"Success\":\"true\",\"Result\":{\"O365Id\":\"" GUID_B_TEXT "\"}}", &u), 0);
         assert_true(guid_eq(&u.o365_id, &GUID_B));
         nimbus_user_clear(&u);
 
