@@ -15,15 +15,8 @@ int review_add(Review *rv, const Guid *id, const Guid *ou, const char *label, co
         ReviewItem *it;
         int r;
 
-        if (rv->n == rv->cap) {
-                size_t cap = rv->cap ? rv->cap * 2 : 64;
-                ReviewItem *items = reallocarray(rv->items, cap, sizeof(ReviewItem));
-
-                if (!items)
-                        return -ENOMEM;
-                rv->items = items;
-                rv->cap = cap;
-        }
+        if (array_grow((void **) &rv->items, &rv->cap, rv->n + 1, sizeof(ReviewItem), 64) < 0)
+                return -ENOMEM;
         it = &rv->items[rv->n];
         *it = (ReviewItem) { .id = *id, .ou = *ou, .uncertain = uncertain };
         r = tally_add(&rv->sources, source, 0, &it->source);

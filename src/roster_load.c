@@ -164,15 +164,8 @@ static void listing_done(Listing *l) {
 }
 
 static int listing_add(Listing *l, const char *name, const Stamp *s) {
-        if (l->n == l->cap) {
-                size_t cap = l->cap ? l->cap * 2 : 16;
-                Stamp *n = reallocarray(l->items, cap, sizeof(Stamp));
-
-                if (!n)
-                        return -ENOMEM;
-                l->items = n;
-                l->cap = cap;
-        }
+        if (array_grow((void **) &l->items, &l->cap, l->n + 1, sizeof(Stamp), 16) < 0)
+                return -ENOMEM;
         l->items[l->n] = *s;
         if (strdup_checked(name, &l->items[l->n].name) < 0)
                 return -ENOMEM;

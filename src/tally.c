@@ -41,15 +41,8 @@ static int rehash(Tally *t) {
 }
 
 static int row_new(Tally *t, const char *key, size_t *slot) {
-        if (t->n == t->cap) {
-                size_t cap = t->cap ? t->cap * 2 : 16;
-                TallyRow *rows = reallocarray(t->rows, cap, sizeof(TallyRow));
-
-                if (!rows)
-                        return -ENOMEM;
-                t->rows = rows;
-                t->cap = cap;
-        }
+        if (array_grow((void **) &t->rows, &t->cap, t->n + 1, sizeof(TallyRow), 16) < 0)
+                return -ENOMEM;
         t->rows[t->n] = (TallyRow) { 0 };
         if (strdup_checked(key, &t->rows[t->n].key) < 0)
                 return -ENOMEM;
