@@ -52,7 +52,6 @@ typedef struct RosterItem {
         size_t upn_len;
 } RosterItem;
 
-
 int roster_builder_init(RosterBuilder *b, const Config *c, const RosterLimits *limits, Diag *diag);
 void roster_builder_done(RosterBuilder *b);
 /* From now on diagnostics name this file and entries belong to it. */

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 /* Longer messages are cut; a message quotes user input, which must not decide our memory use. */
 #define DIAG_MAX_MSG 1024
 

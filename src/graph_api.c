@@ -14,7 +14,6 @@
 #define JSON_MAX_DEPTH 32
 #define CODE_MAX 80
 
-
 /* ---- the member list --------------------------------------------------------------------- */
 
 int graph_listing_new(size_t max_members, GraphListing **ret) {

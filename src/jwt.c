@@ -30,7 +30,6 @@ struct JwtSigner {
         JwtAlg alg;
 };
 
-
 int jwt_base64url(const void *data, size_t len, char **ret) {
         char *out;
         size_t n;

@@ -19,7 +19,6 @@
 #define LICENSES_MAX 1000
 #define LICENSE_NAME_MAX 128
 
-
 const char *nimbus_call_name(NimbusCall call) {
         switch (call) {
         case CALL_CREATE:   return "create";

@@ -27,7 +27,6 @@
 #define RETRY_AFTER_TEXT_MAX 128
 #define ASSERTION_TYPE_JWT_BEARER "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
-
 static inline void curl_freep(char **p) { curl_free(*p); }
 #define _cleanup_curl_free_ __attribute__((cleanup(curl_freep)))
 

@@ -24,7 +24,6 @@ uint64_t progress_eta(size_t open, unsigned operations, uint64_t window_usec) {
         return (uint64_t) ((double) open * (double) window_usec / operations);
 }
 
-
 int progress_format(const Progress *p, char **ret) {
         json_object *o = json_object_new_object(), *pending = json_object_new_object();
 
@@ -50,7 +49,6 @@ int progress_format(const Progress *p, char **ret) {
         json_record_put_u64(o, "eta", p->eta_usec);
         return json_record_finish(o, ret);
 }
-
 
 static int get_size(json_object *o, const char *key, size_t *ret) {
         uint64_t v;

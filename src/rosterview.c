@@ -81,7 +81,6 @@ int roster_view_reject(RosterView *v, const char *error, uint64_t now) {
         return 0;
 }
 
-
 int roster_view_format(const RosterView *v, char **ret) {
         json_object *o = json_object_new_object(), *files = json_object_new_array();
 
@@ -105,7 +104,6 @@ int roster_view_format(const RosterView *v, char **ret) {
         json_object_object_add(o, "files", files);
         return json_record_finish(o, ret);
 }
-
 
 static int parse_file(json_object *o, RosterViewFile *ret) {
         json_object *name;

@@ -11,7 +11,6 @@
 #include "roster_internal.h"
 #include "util.h"
 
-
 static int label_set(Source *s, const char *group_name) {
         char id[GUID_STRING_MAX];
         char *label = NULL;
